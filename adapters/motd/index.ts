@@ -1,0 +1,44 @@
+import { rmSync } from 'node:fs';
+import { writeFileAtomic } from '../../src/fs/atomic.js';
+import type { AdapterFactory, ChannelAdapter, PendingNotice } from '../types.js';
+
+const WIDTH = 72;
+
+function box(lines: string[]): string {
+  const rule = `+${'-'.repeat(WIDTH + 2)}+`;
+  const body = lines.map((l) => `| ${l.length > WIDTH ? `${l.slice(0, WIDTH - 1)}…` : l.padEnd(WIDTH)} |`);
+  return [rule, ...body, rule].join('\n');
+}
+
+/** The short boxed notice shown at login. */
+export function motdText(p: PendingNotice): string {
+  const lines = [
+    `NixOS update available on ${p.host}`,
+    `  ${p.input}${p.branch ? ` (${p.branch})` : ''}: ${short(p.current.rev)} ${p.current.date ?? ''} -> ${short(p.available.rev)} ${p.available.date ?? ''}`.trimEnd(),
+  ];
+  if (p.releases.length) lines.push(`  newer release: ${p.releases.join(', ')}`);
+  lines.push(`Test it (not persisted):  ${p.next}`, `Details: ${p.detailsFile}`);
+  return `${box(lines)}\n`;
+}
+
+function short(rev: string | undefined): string {
+  return rev ? rev.slice(0, 10) : '?';
+}
+
+/** The motd channel: a file that login shows (pam_motd reads /etc/motd.d). */
+export const motd: AdapterFactory = {
+  type: 'motd',
+  create(channel, ctx): ChannelAdapter {
+    const file = ctx.config.paths.motd;
+    return {
+      name: channel.name ?? 'motd',
+      type: 'motd',
+      // Events change nothing by themselves: the file mirrors what is pending.
+      async deliver() {},
+      async reconcile(pending) {
+        if (pending) writeFileAtomic(file, motdText(pending));
+        else rmSync(file, { force: true });
+      },
+    };
+  },
+};

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { AbsPath, channelBase } from '../../src/config/fields.js';
+
+/** Slack through @slack/bolt: Socket Mode (default, outbound only) or HTTP mode. */
+export const SlackChannel = z
+  .strictObject({
+    type: z.literal('slack'),
+    ...channelBase,
+    mode: z.enum(['socket', 'http']).default('socket'),
+    botTokenFile: AbsPath,
+    appTokenFile: AbsPath.optional(),
+    signingSecretFile: AbsPath.optional(),
+    port: z.number().int().min(1).max(65535).default(3000),
+    /** Channel ID that receives notifications. */
+    channel: z.string().min(1),
+    /** Web API base URL, e.g. https://slack.com/api/ (point at a local peer in tests). */
+    apiUrl: z.string().url().optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.mode === 'socket' && !c.appTokenFile)
+      ctx.addIssue({ code: 'custom', path: ['appTokenFile'], message: 'is required when mode is "socket"' });
+    if (c.mode === 'http' && !c.signingSecretFile)
+      ctx.addIssue({ code: 'custom', path: ['signingSecretFile'], message: 'is required when mode is "http"' });
+  });
+export type SlackChannel = z.infer<typeof SlackChannel>;

@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import type { PendingNotice } from '../adapters/types.js';
+import { type CheckResult, checkUpdates } from '../src/engine/check.js';
+import { Exit, errorMessage, isHvError } from '../src/errors.js';
+import type { HvEvent } from '../src/events.js';
+import { writeFileAtomic } from '../src/fs/atomic.js';
+import { makeEvent } from '../src/notify/events.js';
+import { removeFiles, writeJsonAtomic } from '../src/state.js';
+import type { Command, CommandResult } from './types.js';
+
+const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
+
+export function updateTitle(r: CheckResult): string {
+  const release = r.releases.length ? ` (newer release: ${r.releases.map((x) => x.branch).join(', ')})` : '';
+  return `NixOS update available: ${r.branch ?? r.input} ${r.available.date ?? short(r.available.rev)}${release}`;
+}
+
+function detailsText(r: CheckResult): string {
+  const lines = [
+    `NixOS update available for ${r.host}`,
+    '',
+    `Input:      ${r.input} (${r.source})`,
+    `Branch:     ${r.branch ?? '(default)'}`,
+    `Installed:  ${r.current.rev ?? '?'} (${r.current.date ?? 'date unknown'})`,
+    `Available:  ${r.available.rev ?? '?'} (${r.available.date ?? 'date unknown'})`,
+  ];
+  if (r.releases.length) lines.push(`Newer releases: ${r.releases.map((x) => x.branch).join(', ')}`);
+  lines.push(
+    `Checked:    ${r.checkedAt}`,
+    '',
+    'Next steps:',
+    '  hv upgrade-test      build it and activate it without persisting; reverts on failure',
+    '  hv system-upgrade    then apply exactly what was tested',
+    '',
+  );
+  return lines.join('\n');
+}
+
+function summary(r: CheckResult): string {
+  if (r.pinned) return `${r.input} is pinned to ${short(r.current.rev)} in flake.nix; there is nothing to track.`;
+  const lines =
+    r.status === 'update-available'
+      ? [
+          `Update available for ${r.input} (${r.branch ?? 'default branch'}): ${short(r.current.rev)} (${r.current.date ?? '?'}) -> ${short(r.available.rev)} (${r.available.date ?? '?'})`,
+          'Next: hv upgrade-test',
+        ]
+      : [`Up to date: ${r.input} (${r.branch ?? 'default branch'}) at ${short(r.current.rev)} (${r.current.date ?? '?'})`];
+  if (r.releases.length) lines.push(`Newer release available: ${r.releases.map((x) => x.branch).join(', ')}`);
+  return lines.join('\n');
+}
+
+export const checkUpdatesCommand: Command<Record<string, never>> = {
+  name: 'check-updates',
+  summary: 'check whether the tracked input has an update or a newer release',
+  usage: 'hv check-updates [--json]',
+  role: 'viewer',
+  exclusive: true,
+  flags: {},
+  args: z.strictObject({}),
+  async run({ config, services, progress }): Promise<CommandResult> {
+    const { paths, now } = services;
+    const log = services.opLog('update-checker');
+    log.info('check started');
+    progress.step('checking upstream');
+    let r: CheckResult;
+    try {
+      r = await checkUpdates({ config, runner: services.runner, now, log });
+    } catch (e) {
+      const error = errorMessage(e);
+      log.error('check failed', { error });
+      writeJsonAtomic(paths.lastCheck, { at: now().toISOString(), ok: false, error });
+      const hub = await services.hub();
+      await hub.publish([
+        makeEvent(
+          'check.failed',
+          { host: config.host, key: `${now().toISOString().slice(0, 10)}:${error}`, title: 'Update check failed', data: { error }, next: 'hv check-updates' },
+          now(),
+        ),
+      ]);
+      if (!isHvError(e)) throw e;
+      return { status: 'error', exitCode: Exit.failed, message: `Update check failed: ${error}`, data: { error, code: e.code } };
+    }
+
+    const events: HvEvent[] = [];
+    let pending: PendingNotice | null = null;
+    if (r.status === 'update-available') {
+      writeFileAtomic(paths.updateText, detailsText(r));
+      writeJsonAtomic(paths.updateJson, r);
+      pending = {
+        host: r.host,
+        input: r.input,
+        branch: r.branch,
+        current: { rev: r.current.rev, date: r.current.date },
+        available: { rev: r.available.rev, date: r.available.date },
+        releases: r.releases.map((x) => x.branch),
+        next: 'hv upgrade-test',
+        detailsFile: paths.updateText,
+      };
+      events.push(
+        makeEvent(
+          'update.available',
+          {
+            host: r.host,
+            key: `${r.input}@${r.available.rev ?? r.available.lastModified}${r.releases.length ? `+${r.releases.map((x) => x.branch).join(',')}` : ''}`,
+            title: updateTitle(r),
+            data: { ...r },
+            next: 'hv upgrade-test',
+            detailsFile: paths.updateText,
+          },
+          now(),
+        ),
+      );
+    } else {
+      removeFiles(paths.updateText, paths.updateJson);
+    }
+    // One announcement per check: a newer release rides along with a pending update (and is part of
+    // its key, so a new release re-announces it); alone, it is its own event.
+    if (r.releases.length && r.status !== 'update-available') {
+      const names = r.releases.map((x) => x.branch).join(', ');
+      events.push(
+        makeEvent(
+          'release.available',
+          { host: r.host, key: names, title: `Newer NixOS release available: ${names}`, data: { releases: r.releases, tracked: r.branch } },
+          now(),
+        ),
+      );
+    }
+    writeJsonAtomic(paths.lastCheck, { at: r.checkedAt, ok: true, result: r });
+    const hub = await services.hub();
+    await hub.reconcile(pending);
+    const reports = await hub.publish(events);
+    log.info('check finished', { status: r.status, notified: reports.filter((x) => x.outcome === 'delivered').length });
+    return {
+      status: r.status,
+      exitCode: r.status === 'update-available' ? Exit.updateAvailable : Exit.ok,
+      message: summary(r),
+      data: { ...r, notifications: reports },
+    };
+  },
+};

@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { z } from 'zod';
+import type { CheckResult } from '../src/engine/check.js';
+import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
+import { listGenerations, rebootParts, systemPath, versionOf } from '../src/engine/system.js';
+import { Exit, errorMessage } from '../src/errors.js';
+import { readJson } from '../src/state.js';
+import type { Command, CommandResult } from './types.js';
+
+/** `nixos-version --json` when the tool exists (NixOS), else undefined. Fast path: no execa. */
+function nixosVersionJson(tool: string): Promise<Record<string, string> | undefined> {
+  return new Promise((resolve) => {
+    execFile(tool, ['--json'], { timeout: 3000 }, (err, stdout) => {
+      if (err) return resolve(undefined);
+      try {
+        resolve(JSON.parse(stdout) as Record<string, string>);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
+}
+
+interface LastCheck {
+  at: string;
+  ok: boolean;
+  error?: string;
+  result?: CheckResult;
+}
+
+/** Delivery figures, filled in by the notification outbox when present. */
+export type DeliveryStats = Record<string, { pending: number; retrying: number; dead: number }>;
+
+export const statusCommand: Command<Record<string, never>> = {
+  name: 'status',
+  summary: 'what the system runs, pending updates, last test, generations',
+  usage: 'hv status [--json]',
+  role: 'viewer',
+  flags: {},
+  args: z.strictObject({}),
+  async run({ config, services }): Promise<CommandResult> {
+    const { paths } = services;
+    const current = systemPath(config.paths.currentSystem);
+    const booted = systemPath(config.paths.bootedSystem);
+    const nv = await nixosVersionJson(config.tools.nixosVersion);
+    let tracked: Record<string, unknown> = { input: config.flake.input };
+    try {
+      const node = lockedInput(readFlakeLock(config.flake.dir), config.flake.input);
+      tracked = { input: node.name, ref: node.original.ref, rev: node.locked.rev, lastModified: node.locked.lastModified };
+    } catch (e) {
+      tracked.error = errorMessage(e);
+    }
+    const lastCheck = readJson<LastCheck>(paths.lastCheck);
+    const pending = readJson<CheckResult>(paths.updateJson);
+    const lastTest = readJson<Record<string, unknown>>(paths.testJson);
+    const lastUpgrade = readJson<Record<string, unknown>>(paths.lastUpgrade);
+    const generations = listGenerations(config.paths.profile);
+    const reboot = rebootParts(current, booted);
+    const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
+    const data = {
+      host: config.host,
+      system: { path: current, version: nv?.nixosVersion ?? versionOf(current), nixpkgsRevision: nv?.nixpkgsRevision },
+      tracked,
+      lastCheck: lastCheck ? { at: lastCheck.at, ok: lastCheck.ok, error: lastCheck.error, status: lastCheck.result?.status } : null,
+      pendingUpdate: pending ? { rev: pending.available.rev, date: pending.available.date, branch: pending.branch } : null,
+      newerReleases: releases,
+      lastTest: lastTest
+        ? { status: lastTest.status, finishedAt: lastTest.finishedAt, toplevel: lastTest.toplevel, reason: lastTest.reason }
+        : null,
+      lastUpgrade,
+      generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),
+      rebootRequired: reboot.length > 0,
+      rebootReason: reboot.length ? `${reboot.join(', ')} differ from the booted system` : undefined,
+    };
+    const lines = [
+      `Host:        ${config.host}`,
+      `System:      ${data.system.version ?? 'unknown'}${current ? ` (${current})` : ''}`,
+      `Tracking:    ${config.flake.input}${tracked.ref ? ` ${tracked.ref}` : ''} at ${String(tracked.rev ?? '?').slice(0, 12)}`,
+      `Last check:  ${lastCheck ? `${lastCheck.at} ${lastCheck.ok ? (lastCheck.result?.status ?? '') : `FAILED: ${lastCheck.error}`}` : 'never'}`,
+      `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run hv upgrade-test` : 'none'}`,
+    ];
+    if (releases.length) lines.push(`Newer release: ${releases.join(', ')}`);
+    lines.push(
+      `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}` : 'none'}`,
+      `Generations: ${generations.map((g) => (g.current ? `[${g.number}]` : String(g.number))).join(' ') || 'none found'}`,
+    );
+    if (reboot.length) lines.push(`Reboot required: ${data.rebootReason}`);
+    return { status: 'ok', exitCode: Exit.ok, message: lines.join('\n'), data };
+  },
+};

@@ -1,0 +1,72 @@
+import type { z } from 'zod';
+import type { Actor } from '../src/audit.js';
+import type { Config, Role } from '../src/config/schema.js';
+import type { ExitCode } from '../src/errors.js';
+import type { Services } from '../src/services.js';
+
+/** The `status` field of `--json` output and of chat results (SPEC "CLI"). */
+export type ResultStatus =
+  | 'ok'
+  | 'up-to-date'
+  | 'update-available'
+  | 'passed'
+  | 'failed'
+  | 'applied'
+  | 'refused'
+  | 'rolled-back'
+  | 'busy'
+  | 'error';
+
+/** What a command hands back to whichever front end asked (CLI, chat, email). */
+export interface CommandResult {
+  status: ResultStatus;
+  exitCode: ExitCode;
+  /** Human summary, a few lines of plain text. */
+  message: string;
+  /** Facts for `--json` and rich chat messages. */
+  data: Record<string, unknown>;
+}
+
+/** Progress of a long operation, rendered by the front end (terminal line, chat thread edit). */
+export interface Progress {
+  step(name: string, detail?: string): void;
+}
+
+export interface CommandContext {
+  config: Config;
+  actor: Actor;
+  services: Services;
+  progress: Progress;
+  /** The actor explicitly confirmed (CLI `--yes`, a chat confirm button). */
+  confirmed: boolean;
+  requestId?: string;
+}
+
+export type FlagType = 'boolean' | 'string';
+
+/**
+ * A command, defined once and served by the CLI, chat and email alike. `args` validates what the
+ * front end parsed (flags by name, positionals in order).
+ */
+export interface Command<A = Record<string, unknown>> {
+  name: string;
+  summary: string;
+  /** Minimum chat role; the CLI is guarded by unix permissions (root). */
+  role: Role;
+  /** Needs an explicit confirmation before it runs (system-upgrade, rollback). */
+  confirm?: boolean;
+  /** Takes the host's operation lock. */
+  exclusive?: boolean;
+  /** Only from the shell (daemon, audit verification): chat and email refuse it. */
+  cliOnly?: boolean;
+  /** Runs without root even when allowNonRoot is false (pure computations). */
+  unprivileged?: boolean;
+  flags: Record<string, FlagType>;
+  positionals?: string[];
+  usage: string;
+  args: z.ZodType<A, z.ZodTypeDef, unknown>;
+  run(ctx: CommandContext, args: A): Promise<CommandResult>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds commands of every argument type
+export type AnyCommand = Command<any>;

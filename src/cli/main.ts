@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline/promises';
+import { commands, findCommand } from '../../commands/index.js';
+import type { CommandResult } from '../../commands/types.js';
+import { loadConfig } from '../config/load.js';
+import { Exit, HvError, errorMessage, isHvError } from '../errors.js';
+import { execute } from '../execute.js';
+import { createServices } from '../services.js';
+import { parseCommandArgs, parseGlobal, validateArgs } from './args.js';
+import { terminalProgress } from './progress.js';
+
+function print(result: CommandResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ status: result.status, message: result.message, ...result.data })}\n`);
+    return;
+  }
+  const out = result.exitCode === Exit.ok || result.exitCode === Exit.updateAvailable ? process.stdout : process.stderr;
+  out.write(`${result.message}\n`);
+}
+
+function fail(e: unknown, json: boolean): number {
+  const code = isHvError(e) ? e.exitCode : Exit.failed;
+  const message = isHvError(e) ? e.message : `internal error: ${errorMessage(e)}`;
+  if (json) {
+    const status = isHvError(e) && e.code === 'busy' ? 'busy' : 'error';
+    process.stdout.write(`${JSON.stringify({ status, message, code: isHvError(e) ? e.code : 'internal' })}\n`);
+  }
+  process.stderr.write(`hv: ${message}\n`);
+  return code;
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** The `hv` command line. Returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let json = argv.includes('--json');
+  try {
+    const g = parseGlobal(argv);
+    json = g.json;
+    const name = g.command ?? 'help';
+    const cmd = findCommand(name);
+    if (!cmd)
+      throw new HvError('usage', `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`);
+    const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
+    const { config } = loadConfig(g.config, env);
+    if (!cmd.unprivileged && process.getuid?.() !== 0 && !config.allowNonRoot)
+      throw new HvError('not-root', `"hv ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`);
+    let confirmed = g.yes;
+    if (cmd.confirm && !confirmed) {
+      if (!process.stdin.isTTY)
+        throw new HvError('usage', `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`);
+      confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
+      if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
+    }
+    const progress = terminalProgress();
+    const services = createServices(config, {
+      log: (level, msg, fields) => {
+        if (level !== 'info') process.stderr.write(`hv: ${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+      },
+    });
+    const user = (() => {
+      try {
+        return userInfo().username;
+      } catch {
+        return String(process.getuid?.() ?? 'unknown');
+      }
+    })();
+    const result = await execute(cmd, args, {
+      config,
+      actor: { channel: 'cli', id: env.SUDO_USER ? `${env.SUDO_USER} (as ${user})` : user },
+      services,
+      progress,
+      confirmed,
+    });
+    progress.done();
+    print(result, json);
+    return result.exitCode;
+  } catch (e) {
+    return fail(e, json);
+  }
+}
+
+/** Entry for the bin aliases: `hv-check-updates` is `hv check-updates`. */
+export function runAs(command: string | undefined): void {
+  const argv = process.argv.slice(2);
+  main(command ? [command, ...argv] : argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`hv: ${errorMessage(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && realpathSync(process.argv[1]) === self) runAs(undefined);

@@ -1,0 +1,27 @@
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { EVENT_TYPES } from '../events.js';
+
+/** An absolute filesystem path. */
+export const AbsPath = z
+  .string()
+  .min(1)
+  .refine((p) => isAbsolute(p), { message: 'must be an absolute path (starting with "/")' });
+
+/** A command as an argv array (never a shell string). */
+export const Argv = z.array(z.string().min(1)).min(1, 'must be a non-empty argv array, e.g. ["wall", "-g", "wheel"]');
+
+export const EventFilter = z.array(z.enum(EVENT_TYPES)).min(1).optional();
+
+/** Fields every notification channel has. */
+export const channelBase = {
+  /** Unique name of the channel; defaults to its type. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'must contain only letters, digits, ".", "_" and "-"')
+    .optional(),
+  /** Which events this channel receives; all when absent. */
+  events: EventFilter,
+  /** Seconds one delivery attempt may take before it counts as failed. */
+  timeoutSec: z.number().positive().max(600).optional(),
+};

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import type { ZodIssue } from 'zod';
+import { HvError } from '../errors.js';
+import { Config } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/hv/config.json';
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or null when built-in defaults apply. */
+  path: string | null;
+}
+
+/** `--config`, else `$HV_CONFIG`, else /etc/hv/config.json. */
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? env.HV_CONFIG ?? DEFAULT_CONFIG_PATH;
+}
+
+function keyPath(path: (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
+  return out || '(top level)';
+}
+
+/** One line per problem, each naming the key path and what is allowed. */
+export function formatIssues(issues: ZodIssue[]): string {
+  return issues
+    .map((i) => {
+      if (i.code === 'unrecognized_keys') {
+        const where = keyPath(i.path);
+        return i.keys.map((k) => `${where === '(top level)' ? k : `${where}.${k}`}: unknown key`).join('\n');
+      }
+      if (i.code === 'invalid_enum_value')
+        return `${keyPath(i.path)}: ${JSON.stringify(i.received)} is not allowed; must be one of ${i.options.join(', ')}`;
+      if (i.code === 'invalid_type')
+        return `${keyPath(i.path)}: ${i.received === 'undefined' ? 'is required' : `must be ${i.expected}, got ${i.received}`}`;
+      return `${keyPath(i.path)}: ${i.message}`;
+    })
+    .join('\n');
+}
+
+/** Validate a parsed JSON value; throws HvError('config-invalid') naming every offending key. */
+export function parseConfig(raw: unknown, source = 'config'): Config {
+  const parsed = Config.safeParse(raw);
+  if (!parsed.success) {
+    throw new HvError('config-invalid', `invalid ${source}:\n${formatIssues(parsed.error.issues)}`);
+  }
+  return parsed.data;
+}
+
+/** Load and validate the config file; built-in defaults when the default path does not exist. */
+export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = configPath(flag, env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && path === DEFAULT_CONFIG_PATH) return { config: parseConfig({}), path: null };
+    throw new HvError('config-unreadable', `cannot read config ${path}: ${code ?? String(e)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new HvError('config-invalid', `invalid config ${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return { config: parseConfig(raw, `config ${path}`), path };
+}

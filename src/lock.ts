@@ -1,0 +1,116 @@
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HvError } from './errors.js';
+
+/** Who holds the operation lock of a host. */
+export interface LockOwner {
+  pid: number;
+  operation: string;
+  since: string;
+  by: string;
+}
+
+export interface Lock {
+  readonly owner: LockOwner;
+  /** Hand the lock to another process (an operation that continues in a child). */
+  transfer(pid: number): void;
+  release(): void;
+}
+
+export const LOCK_FILE = 'operation.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The current holder of the lock in `dir`, or null when free or stale. */
+export function lockHolder(dir: string, name = LOCK_FILE): LockOwner | null {
+  const text = readText(join(dir, name));
+  if (text === null) return null;
+  try {
+    const owner = JSON.parse(text) as LockOwner;
+    return alive(owner.pid) ? owner : null;
+  } catch {
+    return null;
+  }
+}
+
+export function describeOwner(o: LockOwner): string {
+  return `${o.operation} since ${o.since} by ${o.by} (pid ${o.pid})`;
+}
+
+/**
+ * Take the one-operation-per-host lock `<dir>/<name>`. The lock file appears atomically with its
+ * content (written to a temp file, then hard-linked into place), so a reader never sees it half
+ * written. A lock whose process is gone is stale and recovered.
+ */
+export function acquireLock(dir: string, operation: string, by: string, name = LOCK_FILE): Lock {
+  const path = join(dir, name);
+  const owner: LockOwner = { pid: process.pid, operation, since: new Date().toISOString(), by };
+  const tmp = join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  writeFileSync(tmp, JSON.stringify(owner));
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        linkSync(tmp, path);
+        return makeLock(path, owner);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const text = readText(path);
+      if (text === null) continue; // released meanwhile
+      let held: LockOwner | null = null;
+      try {
+        held = JSON.parse(text) as LockOwner;
+      } catch {
+        held = null;
+      }
+      if (held && alive(held.pid)) {
+        throw new HvError('busy', `another operation holds the lock: ${describeOwner(held)}`, { owner: held });
+      }
+      // Stale: remove it only if it is still the very file we judged dead.
+      if (readText(path) === text) rmSync(path, { force: true });
+    }
+    throw new HvError('busy', `could not take the lock ${path}; try again`);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function makeLock(path: string, owner: LockOwner): Lock {
+  let released = false;
+  return {
+    owner,
+    transfer(pid: number) {
+      owner.pid = pid;
+      const tmp = `${path}.${process.pid}.transfer`;
+      writeFileSync(tmp, JSON.stringify(owner));
+      renameSync(tmp, path); // readers see either the old or the new owner
+    },
+    release() {
+      if (released) return;
+      released = true;
+      const text = readText(path);
+      if (text === null) return;
+      try {
+        const held = JSON.parse(text) as LockOwner;
+        if (held.pid === owner.pid && held.since === owner.since) rmSync(path, { force: true });
+      } catch {
+        // not ours to remove
+      }
+    },
+  };
+}
