@@ -11,6 +11,9 @@ export const adapterLoaders = new Map<string, () => Promise<AdapterFactory>>([
 
 export async function loadAdapter(type: string): Promise<AdapterFactory> {
   const load = adapterLoaders.get(type);
-  if (!load) throw new Error(`unknown channel type "${type}"; must be one of ${[...adapterLoaders.keys()].join(', ')}`);
+  if (!load)
+    throw new Error(
+      `unknown channel type "${type}"; must be one of ${[...adapterLoaders.keys()].join(', ')}`,
+    );
   return load();
 }

@@ -15,7 +15,12 @@ export const auditCommand: Command<{ verify: boolean }> = {
       return { status: 'error', exitCode: Exit.usage, message: 'usage: hv audit --verify', data: {} };
     const v = services.audit.verify();
     return v.ok
-      ? { status: 'ok', exitCode: Exit.ok, message: `audit log intact: ${v.records} records (${services.audit.file})`, data: v }
+      ? {
+          status: 'ok',
+          exitCode: Exit.ok,
+          message: `audit log intact: ${v.records} records (${services.audit.file})`,
+          data: v,
+        }
       : {
           status: 'failed',
           exitCode: Exit.failed,

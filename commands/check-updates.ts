@@ -37,14 +37,17 @@ function detailsText(r: CheckResult): string {
 }
 
 function summary(r: CheckResult): string {
-  if (r.pinned) return `${r.input} is pinned to ${short(r.current.rev)} in flake.nix; there is nothing to track.`;
+  if (r.pinned)
+    return `${r.input} is pinned to ${short(r.current.rev)} in flake.nix; there is nothing to track.`;
   const lines =
     r.status === 'update-available'
       ? [
           `Update available for ${r.input} (${r.branch ?? 'default branch'}): ${short(r.current.rev)} (${r.current.date ?? '?'}) -> ${short(r.available.rev)} (${r.available.date ?? '?'})`,
           'Next: hv upgrade-test',
         ]
-      : [`Up to date: ${r.input} (${r.branch ?? 'default branch'}) at ${short(r.current.rev)} (${r.current.date ?? '?'})`];
+      : [
+          `Up to date: ${r.input} (${r.branch ?? 'default branch'}) at ${short(r.current.rev)} (${r.current.date ?? '?'})`,
+        ];
   if (r.releases.length) lines.push(`Newer release available: ${r.releases.map((x) => x.branch).join(', ')}`);
   return lines.join('\n');
 }
@@ -73,12 +76,23 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
       await hub.publish([
         makeEvent(
           'check.failed',
-          { host: config.host, key: `${now().toISOString().slice(0, 10)}:${error}`, title: 'Update check failed', data: { error }, next: 'hv check-updates' },
+          {
+            host: config.host,
+            key: `${now().toISOString().slice(0, 10)}:${error}`,
+            title: 'Update check failed',
+            data: { error },
+            next: 'hv check-updates',
+          },
           now(),
         ),
       ]);
       if (!isHvError(e)) throw e;
-      return { status: 'error', exitCode: Exit.failed, message: `Update check failed: ${error}`, data: { error, code: e.code } };
+      return {
+        status: 'error',
+        exitCode: Exit.failed,
+        message: `Update check failed: ${error}`,
+        data: { error, code: e.code },
+      };
     }
 
     const events: HvEvent[] = [];
@@ -120,7 +134,12 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
       events.push(
         makeEvent(
           'release.available',
-          { host: r.host, key: names, title: `Newer NixOS release available: ${names}`, data: { releases: r.releases, tracked: r.branch } },
+          {
+            host: r.host,
+            key: names,
+            title: `Newer NixOS release available: ${names}`,
+            data: { releases: r.releases, tracked: r.branch },
+          },
           now(),
         ),
       );
@@ -129,7 +148,10 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
     const hub = await services.hub();
     await hub.reconcile(pending);
     const reports = await hub.publish(events);
-    log.info('check finished', { status: r.status, notified: reports.filter((x) => x.outcome === 'delivered').length });
+    log.info('check finished', {
+      status: r.status,
+      notified: reports.filter((x) => x.outcome === 'delivered').length,
+    });
     return {
       status: r.status,
       exitCode: r.status === 'update-available' ? Exit.updateAvailable : Exit.ok,

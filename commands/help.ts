@@ -15,12 +15,16 @@ export function helpCommand(list: () => AnyCommand[]): Command<Record<string, ne
     async run(): Promise<CommandResult> {
       const cmds = list();
       const width = Math.max(...cmds.map((c) => c.name.length));
-      const lines = cmds.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}${c.confirm ? ' (admin, asks for confirmation)' : ''}`);
+      const lines = cmds.map(
+        (c) => `  ${c.name.padEnd(width)}  ${c.summary}${c.confirm ? ' (admin, asks for confirmation)' : ''}`,
+      );
       return {
         status: 'ok',
         exitCode: Exit.ok,
         message: ['Commands:', ...lines].join('\n'),
-        data: { commands: cmds.map((c) => ({ name: c.name, summary: c.summary, role: c.role, usage: c.usage })) },
+        data: {
+          commands: cmds.map((c) => ({ name: c.name, summary: c.summary, role: c.role, usage: c.usage })),
+        },
       };
     },
   };

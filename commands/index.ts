@@ -9,7 +9,10 @@ export const commands = new Map<string, AnyCommand>();
 
 const all: AnyCommand[] = [statusCommand, checkUpdatesCommand, auditCommand];
 for (const c of all) commands.set(c.name, c);
-commands.set('help', helpCommand(() => [...commands.values()]));
+commands.set(
+  'help',
+  helpCommand(() => [...commands.values()]),
+);
 
 export function findCommand(name: string): AnyCommand | undefined {
   return commands.get(name);

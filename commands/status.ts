@@ -46,7 +46,12 @@ export const statusCommand: Command<Record<string, never>> = {
     let tracked: Record<string, unknown> = { input: config.flake.input };
     try {
       const node = lockedInput(readFlakeLock(config.flake.dir), config.flake.input);
-      tracked = { input: node.name, ref: node.original.ref, rev: node.locked.rev, lastModified: node.locked.lastModified };
+      tracked = {
+        input: node.name,
+        ref: node.original.ref,
+        rev: node.locked.rev,
+        lastModified: node.locked.lastModified,
+      };
     } catch (e) {
       tracked.error = errorMessage(e);
     }
@@ -59,13 +64,26 @@ export const statusCommand: Command<Record<string, never>> = {
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
     const data = {
       host: config.host,
-      system: { path: current, version: nv?.nixosVersion ?? versionOf(current), nixpkgsRevision: nv?.nixpkgsRevision },
+      system: {
+        path: current,
+        version: nv?.nixosVersion ?? versionOf(current),
+        nixpkgsRevision: nv?.nixpkgsRevision,
+      },
       tracked,
-      lastCheck: lastCheck ? { at: lastCheck.at, ok: lastCheck.ok, error: lastCheck.error, status: lastCheck.result?.status } : null,
-      pendingUpdate: pending ? { rev: pending.available.rev, date: pending.available.date, branch: pending.branch } : null,
+      lastCheck: lastCheck
+        ? { at: lastCheck.at, ok: lastCheck.ok, error: lastCheck.error, status: lastCheck.result?.status }
+        : null,
+      pendingUpdate: pending
+        ? { rev: pending.available.rev, date: pending.available.date, branch: pending.branch }
+        : null,
       newerReleases: releases,
       lastTest: lastTest
-        ? { status: lastTest.status, finishedAt: lastTest.finishedAt, toplevel: lastTest.toplevel, reason: lastTest.reason }
+        ? {
+            status: lastTest.status,
+            finishedAt: lastTest.finishedAt,
+            toplevel: lastTest.toplevel,
+            reason: lastTest.reason,
+          }
         : null,
       lastUpgrade,
       generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),

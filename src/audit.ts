@@ -110,7 +110,8 @@ export class AuditLog {
         return;
       }
       const { hash, ...rest } = rec;
-      if (rec.seq !== seq + 1) problems.push(`line ${i + 1}: sequence ${rec.seq} follows ${seq} (a record is missing)`);
+      if (rec.seq !== seq + 1)
+        problems.push(`line ${i + 1}: sequence ${rec.seq} follows ${seq} (a record is missing)`);
       if (rec.prev !== prev) problems.push(`line ${i + 1}: does not chain to the previous record`);
       if (digest(rest) !== hash) problems.push(`line ${i + 1}: content does not match its hash (edited)`);
       prev = hash;

@@ -12,7 +12,11 @@ export const EVENT_TYPES = [
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** Events that must never wait for a digest. */
-export const URGENT_EVENTS: ReadonlySet<EventType> = new Set(['check.failed', 'test.failed', 'upgrade.failed']);
+export const URGENT_EVENTS: ReadonlySet<EventType> = new Set([
+  'check.failed',
+  'test.failed',
+  'upgrade.failed',
+]);
 
 /**
  * One thing that happened on a host. `key` identifies the fact (e.g. the upstream rev of an update),

@@ -18,7 +18,11 @@ function actorName(ctx: CommandContext): string {
  * Run one command for any front end: startup recovery, the host lock for exclusive commands,
  * error mapping to exit codes, and an audit record of the outcome.
  */
-export async function execute(cmd: AnyCommand, args: Record<string, unknown>, ctx: CommandContext): Promise<CommandResult> {
+export async function execute(
+  cmd: AnyCommand,
+  args: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<CommandResult> {
   const { services } = ctx;
   mkdirSync(services.paths.dir, { recursive: true });
   for (const hook of startupHooks) {
@@ -36,7 +40,12 @@ export async function execute(cmd: AnyCommand, args: Record<string, unknown>, ct
   } catch (e) {
     if (!isHvError(e)) {
       services.log('error', 'command crashed', { command: cmd.name, error: errorMessage(e) });
-      result = { status: 'error', exitCode: Exit.failed, message: `${cmd.name} failed: ${errorMessage(e)}`, data: {} };
+      result = {
+        status: 'error',
+        exitCode: Exit.failed,
+        message: `${cmd.name} failed: ${errorMessage(e)}`,
+        data: {},
+      };
     } else {
       const status = e.code === 'busy' ? 'busy' : e.code === 'refused' ? 'refused' : 'error';
       result = { status, exitCode: e.exitCode, message: e.message, data: { code: e.code, ...e.details } };

@@ -79,7 +79,9 @@ export function acquireLock(dir: string, operation: string, by: string, name = L
         held = null;
       }
       if (held && alive(held.pid)) {
-        throw new HvError('busy', `another operation holds the lock: ${describeOwner(held)}`, { owner: held });
+        throw new HvError('busy', `another operation holds the lock: ${describeOwner(held)}`, {
+          owner: held,
+        });
       }
       // Stale: remove it only if it is still the very file we judged dead.
       if (readText(path) === text) rmSync(path, { force: true });

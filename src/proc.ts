@@ -56,7 +56,8 @@ export class ExecaRunner implements Runner {
       });
     }
     const r = await child;
-    const spawnError = r.failed && r.exitCode === undefined && !r.timedOut ? (r.originalMessage ?? r.message) : undefined;
+    const spawnError =
+      r.failed && r.exitCode === undefined && !r.timedOut ? (r.originalMessage ?? r.message) : undefined;
     return {
       exitCode: r.exitCode ?? (r.timedOut ? 124 : 127),
       stdout: String(r.stdout ?? ''),

@@ -27,7 +27,10 @@ export function readSecret(path: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (e) {
-    throw new HvError('secret-unreadable', `cannot read secret file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new HvError(
+      'secret-unreadable',
+      `cannot read secret file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
   }
 }
 

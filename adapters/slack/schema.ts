@@ -20,6 +20,10 @@ export const SlackChannel = z
     if (c.mode === 'socket' && !c.appTokenFile)
       ctx.addIssue({ code: 'custom', path: ['appTokenFile'], message: 'is required when mode is "socket"' });
     if (c.mode === 'http' && !c.signingSecretFile)
-      ctx.addIssue({ code: 'custom', path: ['signingSecretFile'], message: 'is required when mode is "http"' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['signingSecretFile'],
+        message: 'is required when mode is "http"',
+      });
   });
 export type SlackChannel = z.infer<typeof SlackChannel>;

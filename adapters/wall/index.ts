@@ -1,6 +1,6 @@
 import type { HvEvent } from '../../src/events.js';
-import { DeliveryError } from '../types.js';
 import type { AdapterFactory, ChannelAdapter } from '../types.js';
+import { DeliveryError } from '../types.js';
 import type { WallChannel } from './schema.js';
 
 /** A terminal broadcast is short: a few lines, no markup. */
@@ -22,7 +22,9 @@ export const wall: AdapterFactory = {
       async deliver(event) {
         const r = await ctx.runner.run(command, { input: wallText(event), timeoutMs: 15_000 });
         if (r.exitCode !== 0)
-          throw new DeliveryError(`${command[0]} failed: ${r.spawnError ?? (r.stderr.trim() || `exit ${r.exitCode}`)}`);
+          throw new DeliveryError(
+            `${command[0]} failed: ${r.spawnError ?? (r.stderr.trim() || `exit ${r.exitCode}`)}`,
+          );
       },
     };
   },

@@ -40,7 +40,9 @@ export function parseCommandArgs(cmd: AnyCommand, words: string[]): Record<strin
     const key = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     const type = cmd.flags[key];
     if (!type) {
-      const allowed = Object.keys(cmd.flags).map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      const allowed = Object.keys(cmd.flags).map(
+        (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+      );
       throw new HvError(
         'usage',
         `unknown option --${flag} for "${cmd.name}"; ${allowed.length ? `allowed: ${allowed.join(', ')}` : 'it takes no options'}\nusage: ${cmd.usage}`,

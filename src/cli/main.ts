@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
+import { fileURLToPath } from 'node:url';
 import { commands, findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
-import { Exit, HvError, errorMessage, isHvError } from '../errors.js';
+import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
 import { createServices } from '../services.js';
 import { parseCommandArgs, parseGlobal, validateArgs } from './args.js';
@@ -14,10 +14,13 @@ import { terminalProgress } from './progress.js';
 
 function print(result: CommandResult, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ status: result.status, message: result.message, ...result.data })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ status: result.status, message: result.message, ...result.data })}\n`,
+    );
     return;
   }
-  const out = result.exitCode === Exit.ok || result.exitCode === Exit.updateAvailable ? process.stdout : process.stderr;
+  const out =
+    result.exitCode === Exit.ok || result.exitCode === Exit.updateAvailable ? process.stdout : process.stderr;
   out.write(`${result.message}\n`);
 }
 
@@ -26,7 +29,9 @@ function fail(e: unknown, json: boolean): number {
   const message = isHvError(e) ? e.message : `internal error: ${errorMessage(e)}`;
   if (json) {
     const status = isHvError(e) && e.code === 'busy' ? 'busy' : 'error';
-    process.stdout.write(`${JSON.stringify({ status, message, code: isHvError(e) ? e.code : 'internal' })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ status, message, code: isHvError(e) ? e.code : 'internal' })}\n`,
+    );
   }
   process.stderr.write(`hv: ${message}\n`);
   return code;
@@ -51,22 +56,32 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const name = g.command ?? 'help';
     const cmd = findCommand(name);
     if (!cmd)
-      throw new HvError('usage', `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`);
+      throw new HvError(
+        'usage',
+        `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`,
+      );
     const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
     const { config } = loadConfig(g.config, env);
     if (!cmd.unprivileged && process.getuid?.() !== 0 && !config.allowNonRoot)
-      throw new HvError('not-root', `"hv ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`);
+      throw new HvError(
+        'not-root',
+        `"hv ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`,
+      );
     let confirmed = g.yes;
     if (cmd.confirm && !confirmed) {
       if (!process.stdin.isTTY)
-        throw new HvError('usage', `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`);
+        throw new HvError(
+          'usage',
+          `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
+        );
       confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
       if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
     }
     const progress = terminalProgress();
     const services = createServices(config, {
       log: (level, msg, fields) => {
-        if (level !== 'info') process.stderr.write(`hv: ${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+        if (level !== 'info')
+          process.stderr.write(`hv: ${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
       },
     });
     const user = (() => {

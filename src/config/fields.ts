@@ -9,7 +9,9 @@ export const AbsPath = z
   .refine((p) => isAbsolute(p), { message: 'must be an absolute path (starting with "/")' });
 
 /** A command as an argv array (never a shell string). */
-export const Argv = z.array(z.string().min(1)).min(1, 'must be a non-empty argv array, e.g. ["wall", "-g", "wheel"]');
+export const Argv = z
+  .array(z.string().min(1))
+  .min(1, 'must be a non-empty argv array, e.g. ["wall", "-g", "wheel"]');
 
 export const EventFilter = z.array(z.enum(EVENT_TYPES)).min(1).optional();
 

@@ -25,7 +25,8 @@ const Channel = z.unknown().transform((value, ctx): ChannelConfig => {
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message });
+    // Keep each issue as it is (code, path) so the message names the key and what is allowed.
+    for (const issue of parsed.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
     return z.NEVER;
   }
   const channel = parsed.data as ChannelConfig;
@@ -53,7 +54,10 @@ export const Config = z.strictObject({
   flake: z
     .strictObject({
       dir: AbsPath.default('/etc/hypervisor'),
-      input: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be a flake input name').default('nixpkgs'),
+      input: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+$/, 'must be a flake input name')
+        .default('nixpkgs'),
     })
     .default({}),
   paths: z
@@ -100,7 +104,12 @@ export const Config = z.strictObject({
     })
     .default({}),
   schedule: z.string().min(1).default('monthly'),
-  randomizedDelaySec: z.number().int().min(0).max(86_400 * 7).default(3600),
+  randomizedDelaySec: z
+    .number()
+    .int()
+    .min(0)
+    .max(86_400 * 7)
+    .default(3600),
   notify: z
     .strictObject({
       channels: z.array(Channel).default(defaultChannels),
@@ -125,7 +134,17 @@ export const Config = z.strictObject({
     }),
   chatops: z
     .strictObject({
-      roles: z.record(z.string().regex(/^(slack|discord|email):.+$/, 'must look like slack:T…:U…, discord:user:…, discord:role:… or email:…'), z.enum(ROLES)).default({}),
+      roles: z
+        .record(
+          z
+            .string()
+            .regex(
+              /^(slack|discord|email):.+$/,
+              'must look like slack:T…:U…, discord:user:…, discord:role:… or email:…',
+            ),
+          z.enum(ROLES),
+        )
+        .default({}),
       approvals: z
         .strictObject({
           'system-upgrade': z.number().int().min(1).max(5).default(1),

@@ -54,7 +54,9 @@ export async function checkUpdates({ config, runner, now, log }: EngineDeps): Pr
   const lock = readFlakeLock(dir);
   const node = lockedInput(lock, input);
   const source = flakeRefUrl(node.original);
-  const branch = gitRemoteOf(node.original)?.branch ?? (typeof node.original.ref === 'string' ? node.original.ref : undefined);
+  const branch =
+    gitRemoteOf(node.original)?.branch ??
+    (typeof node.original.ref === 'string' ? node.original.ref : undefined);
   const current = revInfo(node.locked.rev, node.locked.lastModified);
   const base = {
     host: config.host,
@@ -74,10 +76,18 @@ export async function checkUpdates({ config, runner, now, log }: EngineDeps): Pr
   log.info('query upstream', { source });
   const head = await upstreamHead(runner, node.original, config.tools, config.nix.extraArgs);
   const changed =
-    head.rev !== undefined ? head.rev !== node.locked.rev : head.narHash !== undefined && head.narHash !== node.locked.narHash;
+    head.rev !== undefined
+      ? head.rev !== node.locked.rev
+      : head.narHash !== undefined && head.narHash !== node.locked.narHash;
   let lastModified = changed ? head.lastModified : current.lastModified;
   if (changed && lastModified === undefined && head.rev && head.method === 'git-ls-remote') {
-    lastModified = await commitTime(runner, config.tools.git, statePaths(config).cache, head.remote, head.rev);
+    lastModified = await commitTime(
+      runner,
+      config.tools.git,
+      statePaths(config).cache,
+      head.remote,
+      head.rev,
+    );
   }
   const releases = newerReleaseBranches(head.branches, releaseOfRef(branch));
   log.info('upstream answered', {

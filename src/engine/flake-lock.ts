@@ -30,7 +30,14 @@ export interface LockedInput {
 export interface FlakeLock {
   text: string;
   sha256: string;
-  json: { nodes: Record<string, { inputs?: Record<string, string | string[]>; locked?: FlakeRefAttrs; original?: FlakeRefAttrs }>; root: string; version: number };
+  json: {
+    nodes: Record<
+      string,
+      { inputs?: Record<string, string | string[]>; locked?: FlakeRefAttrs; original?: FlakeRefAttrs }
+    >;
+    root: string;
+    version: number;
+  };
 }
 
 export function sha256(text: string | Buffer): string {
@@ -56,7 +63,10 @@ export function readFlakeLock(flakeDir: string): FlakeLock {
     if (!json.nodes || typeof json.root !== 'string') throw new Error('no "nodes"/"root"');
     return { text, sha256: sha256(text), json };
   } catch (e) {
-    throw new HvError('flake-lock-invalid', `${path} is not a valid flake lock file: ${(e as Error).message}`);
+    throw new HvError(
+      'flake-lock-invalid',
+      `${path} is not a valid flake lock file: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -78,7 +88,8 @@ export function lockedInput(lock: FlakeLock, input: string): LockedInput {
     let node = lock.json.root;
     for (const step of ref) {
       const next = nodes[node]?.inputs?.[step];
-      if (next === undefined) throw new HvError('flake-lock-invalid', `input "${input}" follows a missing path`);
+      if (next === undefined)
+        throw new HvError('flake-lock-invalid', `input "${input}" follows a missing path`);
       node = typeof next === 'string' ? next : (next[0] ?? '');
     }
     ref = node;
@@ -86,14 +97,18 @@ export function lockedInput(lock: FlakeLock, input: string): LockedInput {
   const nodeName = ref as string;
   const node = nodes[nodeName];
   if (!node?.locked || !node.original)
-    throw new HvError('flake-lock-invalid', `lock node "${nodeName}" of input "${input}" has no locked/original`);
+    throw new HvError(
+      'flake-lock-invalid',
+      `lock node "${nodeName}" of input "${input}" has no locked/original`,
+    );
   return { name: input, node: nodeName, original: node.original, locked: node.locked };
 }
 
 /** Render lock attributes as a flake reference URL that any Nix understands. */
 export function flakeRefUrl(a: FlakeRefAttrs): string {
   const q = new URLSearchParams();
-  for (const k of ['ref', 'rev', 'dir', 'host'] as const) if (typeof a[k] === 'string') q.set(k, a[k] as string);
+  for (const k of ['ref', 'rev', 'dir', 'host'] as const)
+    if (typeof a[k] === 'string') q.set(k, a[k] as string);
   const qs = q.toString() ? `?${q.toString()}` : '';
   switch (a.type) {
     case 'github':

@@ -45,7 +45,11 @@ export function listGenerations(profile: string): Generation[] {
   return names
     .map((n) => ({ n, m: re.exec(n) }))
     .filter((x): x is { n: string; m: RegExpExecArray } => x.m !== null)
-    .map(({ n, m }) => ({ number: Number(m[1]), path: tryRealpath(join(dir, n)) ?? '', current: Number(m[1]) === current }))
+    .map(({ n, m }) => ({
+      number: Number(m[1]),
+      path: tryRealpath(join(dir, n)) ?? '',
+      current: Number(m[1]) === current,
+    }))
     .sort((a, b) => a.number - b.number);
 }
 

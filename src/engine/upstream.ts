@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvError } from '../errors.js';
-import type { RunResult, Runner } from '../proc.js';
+import type { Runner, RunResult } from '../proc.js';
 import { type FlakeRefAttrs, flakeRefUrl } from './flake-lock.js';
 
 /** Where a git-hosted input lives and which ref it follows. */
@@ -50,8 +50,13 @@ export function gitRemoteOf(original: FlakeRefAttrs): GitRemote | null {
 }
 
 function failure(what: string, r: RunResult): HvError {
-  const why = r.spawnError ?? (r.timedOut ? 'timed out' : (r.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${r.exitCode}`));
-  return new HvError('upstream-unreachable', `${what} failed: ${why}. Check the network and the input's URL, then run "hv check-updates" again.`);
+  const why =
+    r.spawnError ??
+    (r.timedOut ? 'timed out' : r.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${r.exitCode}`);
+  return new HvError(
+    'upstream-unreachable',
+    `${what} failed: ${why}. Check the network and the input's URL, then run "hv check-updates" again.`,
+  );
 }
 
 /** Find the head of the tracked ref: `git ls-remote` for git-hosted inputs, else `nix flake metadata`. */
@@ -64,7 +69,10 @@ export async function upstreamHead(
   const remote = gitRemoteOf(original);
   if (remote) {
     const patterns = [remote.ref, 'refs/heads/nixos-*'];
-    const r = await runner.run([tools.git, 'ls-remote', remote.url, ...patterns], { env: GIT_ENV, timeoutMs: 120_000 });
+    const r = await runner.run([tools.git, 'ls-remote', remote.url, ...patterns], {
+      env: GIT_ENV,
+      timeoutMs: 120_000,
+    });
     if (r.exitCode !== 0) throw failure(`git ls-remote ${remote.url}`, r);
     const refs = r.stdout
       .split('\n')
@@ -101,18 +109,30 @@ export async function upstreamHead(
  * Commit time of `rev` at `url`, fetched cheaply: a treeless, depth-1 fetch into a cache repository
  * (a few kilobytes even for nixpkgs). Best effort: undefined when it cannot be had.
  */
-export async function commitTime(runner: Runner, git: string, cacheDir: string, url: string, rev: string): Promise<number | undefined> {
+export async function commitTime(
+  runner: Runner,
+  git: string,
+  cacheDir: string,
+  url: string,
+  rev: string,
+): Promise<number | undefined> {
   const repo = join(cacheDir, 'upstream.git');
   try {
     mkdirSync(cacheDir, { recursive: true });
-    const init = await runner.run([git, 'init', '--quiet', '--bare', repo], { env: GIT_ENV, timeoutMs: 30_000 });
+    const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
+      env: GIT_ENV,
+      timeoutMs: 30_000,
+    });
     if (init.exitCode !== 0) return undefined;
     const fetch = await runner.run(
       [git, '-C', repo, 'fetch', '--quiet', '--no-tags', '--depth=1', '--filter=tree:0', url, rev],
       { env: GIT_ENV, timeoutMs: 120_000 },
     );
     if (fetch.exitCode !== 0) return undefined;
-    const show = await runner.run([git, '-C', repo, 'show', '-s', '--format=%ct', rev], { env: GIT_ENV, timeoutMs: 30_000 });
+    const show = await runner.run([git, '-C', repo, 'show', '-s', '--format=%ct', rev], {
+      env: GIT_ENV,
+      timeoutMs: 30_000,
+    });
     const t = Number(show.stdout.trim());
     return show.exitCode === 0 && Number.isFinite(t) && t > 0 ? t : undefined;
   } catch {

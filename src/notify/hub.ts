@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PendingNotice } from '../../adapters/types.js';
-import { DeliveryError } from '../../adapters/types.js';
-import type { ChannelAdapter } from '../../adapters/types.js';
 import type { ChannelConfig } from '../../adapters/schemas.js';
+import type { ChannelAdapter, PendingNotice } from '../../adapters/types.js';
+import { DeliveryError } from '../../adapters/types.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
 import { readJson, writeJsonAtomic } from '../state.js';
@@ -15,9 +14,11 @@ export interface ChannelReport {
   error?: string;
 }
 
-export interface HubLog {
-  (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
-}
+export type HubLog = (
+  level: 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
 
 interface Announced {
   [channel: string]: { [eventKey: string]: string };
@@ -55,7 +56,10 @@ export class NotificationHub {
         try {
           await adapter.reconcile?.(pending);
         } catch (e) {
-          this.opts.log('error', 'notice reconcile failed', { channel: adapter.name, error: errorMessage(e) });
+          this.opts.log('error', 'notice reconcile failed', {
+            channel: adapter.name,
+            error: errorMessage(e),
+          });
         }
       }),
     );
@@ -89,7 +93,11 @@ export class NotificationHub {
                 .toISOString();
               return { ...base, outcome: 'delivered' };
             } catch (e) {
-              this.opts.log('warn', 'delivery failed', { channel: adapter.name, event: event.type, error: errorMessage(e) });
+              this.opts.log('warn', 'delivery failed', {
+                channel: adapter.name,
+                event: event.type,
+                error: errorMessage(e),
+              });
               return { ...base, outcome: 'failed', error: errorMessage(e) };
             }
           }),

@@ -1,0 +1,74 @@
+import type { CommandResult } from '../../commands/types.js';
+import type { Actor } from '../audit.js';
+
+/**
+ * Where a request's progress and result go, in a form that survives a daemon restart: the adapter
+ * that received it (channel name) plus the adapter's own routing data (Slack channel + thread ts,
+ * Discord interaction token + channel id, mail Message-ID + sender).
+ */
+export interface ReplyAddress {
+  channel: string;
+  data: Record<string, unknown>;
+}
+
+/** One command from a front end (chat, email). */
+export interface CommandRequest {
+  /** Platform request id, the deduplication key: Slack envelope/trigger id, Discord interaction id, Message-ID. */
+  id: string;
+  /** Command name, e.g. "upgrade-test". */
+  command: string;
+  /** Remaining words as typed, e.g. ["--to", "42"]. */
+  argv: string[];
+  actor: Actor;
+  replyTo: ReplyAddress;
+}
+
+/** A confirmation the front end must show (a button that carries `token`). */
+export interface ConfirmationPrompt {
+  token: string;
+  command: string;
+  argv: string[];
+  expiresAt: string;
+  /** Human text: what will happen, on which host. */
+  text: string;
+  /** Distinct admins that must still approve (1 = just the requester's own confirmation). */
+  approvalsNeeded: number;
+}
+
+/** A front end's sink for one request. Every method may be called after a daemon restart. */
+export interface Reply {
+  /** A long operation moved on (build, activation, health checks). Edits rather than floods. */
+  progress(step: string, detail?: string): Promise<void>;
+  /** The final outcome. */
+  result(result: CommandResult): Promise<void>;
+  /** Not authorised, rate-limited, invalid arguments, expired confirmation: a short refusal. */
+  refused(reason: string): Promise<void>;
+  /** Ask for an explicit confirmation (system-upgrade, rollback). */
+  confirm(prompt: ConfirmationPrompt): Promise<void>;
+}
+
+export type SubmitOutcome =
+  | { kind: 'accepted'; operationId: string }
+  | { kind: 'duplicate'; operationId?: string }
+  | { kind: 'needs-confirmation'; prompt: ConfirmationPrompt }
+  | { kind: 'awaiting-approval'; approvalsNeeded: number }
+  | { kind: 'refused'; reason: string };
+
+/**
+ * The command bus: authorises (chatops.roles), deduplicates (request id), rate-limits per actor,
+ * audits allowed and denied requests, runs the command and streams progress and the result back.
+ * `submit` resolves as soon as the request is accepted or refused, well within a platform's 3 s
+ * acknowledgement deadline; the work continues in the background.
+ */
+export interface CommandBus {
+  submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome>;
+  /** A confirm/approve button click. Only an authorised admin's click counts. */
+  confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome>;
+  /** A cancel button click. */
+  cancel(token: string, actor: Actor): Promise<void>;
+}
+
+/** What the daemon gives a chat adapter when it starts it. */
+export interface AdapterHost {
+  bus: CommandBus;
+}
