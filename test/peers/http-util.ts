@@ -1,0 +1,105 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+
+/** Reads a whole request body. */
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Writes a JSON response and ends it. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Parses a multipart/form-data body with the platform's own parser (no extra dependency). */
+export async function parseMultipart(
+  body: Buffer,
+  contentType: string,
+): Promise<{ fields: Record<string, string>; files: { field: string; name: string; size: number }[] }> {
+  const form = await new Response(body, { headers: { 'content-type': contentType } }).formData();
+  const fields: Record<string, string> = {};
+  const files: { field: string; name: string; size: number }[] = [];
+  for (const [key, value] of form.entries()) {
+    if (typeof value === 'string') fields[key] = value;
+    else files.push({ field: key, name: value.name, size: value.size });
+  }
+  return { fields, files };
+}
+
+/** Listens on a random free loopback port and returns it. */
+export function listenLoopback(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address === null || typeof address === 'string') reject(new Error('server has no TCP address'));
+      else resolve(address.port);
+    });
+  });
+}
+
+/** Closes a server, dropping keep-alive connections so `close` cannot hang. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** Named in the timeout error, so a failing test says what it waited for. */
+  what?: string;
+}
+
+/** Polls `probe` until it returns something other than undefined/null/false. */
+export async function waitFor<T>(
+  probe: () => T | undefined | null | false,
+  { timeoutMs = 5_000, intervalMs = 10, what = 'condition' }: WaitOptions = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Matches `pattern` ("POST /channels/:id/messages", "/interactions/*", or a RegExp on "METHOD /path"). */
+export function routeMatches(pattern: string | RegExp, method: string, path: string): boolean {
+  const subject = `${method.toUpperCase()} ${path}`;
+  if (pattern instanceof RegExp) return pattern.test(subject);
+  const space = pattern.indexOf(' ');
+  const wantMethod = space > 0 ? pattern.slice(0, space).toUpperCase() : undefined;
+  const wantPath = space > 0 ? pattern.slice(space + 1) : pattern;
+  if (wantMethod !== undefined && wantMethod !== method.toUpperCase()) return false;
+  if (!wantPath.includes(':') && !wantPath.includes('*')) return wantPath === path;
+  const source = wantPath
+    .split('/')
+    .map((segment) => (segment === '*' || segment.startsWith(':') ? '[^/]+' : escapeRegExp(segment)))
+    .join('/');
+  return new RegExp(`^${source}$`).test(path);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,183 @@
+import type { SlackWorkspace } from './slack-payloads.js';
+
+/** A message the app posted (or posted ephemerally) through the Web API. */
+export interface SlackPostedMessage {
+  channel: string;
+  ts: string;
+  text: string | undefined;
+  blocks: unknown[] | undefined;
+  threadTs: string | undefined;
+  /** Set for chat.postEphemeral: the only user who sees it. */
+  ephemeralTo: string | undefined;
+  /** How many times chat.update changed it. */
+  updates: number;
+  postedAt: number;
+}
+
+/** What the Web API methods read and change. */
+export interface SlackApiState {
+  workspace: SlackWorkspace;
+  botTokens: ReadonlySet<string>;
+  appTokens: ReadonlySet<string>;
+  /** When set, other channel ids answer `channel_not_found`. */
+  channels: ReadonlySet<string> | undefined;
+  messages: SlackPostedMessage[];
+  /** Issues a one-use Socket Mode URL. */
+  issueSocketUrl(): string;
+  nextTs(): string;
+}
+
+type Body = Record<string, unknown>;
+type Method = (state: SlackApiState, body: Body, token: string) => Body;
+
+const MAX_TEXT = 40_000;
+const MAX_BLOCKS = 50;
+
+/** Answers one Web API call the way slack.com does (HTTP 200, `ok` in the body). */
+export function callSlackMethod(
+  state: SlackApiState,
+  method: string,
+  body: Body,
+  token: string | undefined,
+): Body {
+  if (token === undefined || token === '') return { ok: false, error: 'not_authed' };
+  if (method === 'apps.connections.open') {
+    if (state.appTokens.has(token)) return { ok: true, url: state.issueSocketUrl() };
+    return { ok: false, error: state.botTokens.has(token) ? 'not_allowed_token_type' : 'invalid_auth' };
+  }
+  if (!state.botTokens.has(token)) {
+    return { ok: false, error: state.appTokens.has(token) ? 'not_allowed_token_type' : 'invalid_auth' };
+  }
+  const handler = methods[method];
+  return handler ? handler(state, body, token) : { ok: false, error: 'unknown_method' };
+}
+
+const methods: Record<string, Method> = {
+  'auth.test': (state) => ({
+    ok: true,
+    url: `https://${state.workspace.teamDomain}.slack.com/`,
+    team: state.workspace.teamDomain,
+    user: 'hv-bot',
+    team_id: state.workspace.teamId,
+    user_id: state.workspace.botUserId,
+    bot_id: state.workspace.botId,
+    is_enterprise_install: false,
+  }),
+
+  'chat.postMessage': (state, body) => {
+    const problem = checkMessage(state, body);
+    if (problem) return { ok: false, error: problem };
+    const message = record(state, body, undefined);
+    return { ok: true, channel: message.channel, ts: message.ts, message: wireMessage(state, message) };
+  },
+
+  'chat.postEphemeral': (state, body) => {
+    const problem = checkMessage(state, body);
+    if (problem) return { ok: false, error: problem };
+    if (typeof body.user !== 'string' || body.user === '') return { ok: false, error: 'user_not_in_channel' };
+    const message = record(state, body, body.user);
+    return { ok: true, message_ts: message.ts };
+  },
+
+  'chat.update': (state, body) => {
+    const channel = String(body.channel ?? '');
+    const message = state.messages.find(
+      (m) => m.channel === channel && m.ts === body.ts && m.ephemeralTo === undefined,
+    );
+    if (!message)
+      return { ok: false, error: channelKnown(state, channel) ? 'message_not_found' : 'channel_not_found' };
+    const problem = checkContent(body, false);
+    if (problem) return { ok: false, error: problem };
+    if (typeof body.text === 'string') message.text = body.text;
+    if (Array.isArray(body.blocks)) message.blocks = body.blocks;
+    message.updates += 1;
+    return { ok: true, channel, ts: message.ts, text: message.text, message: wireMessage(state, message) };
+  },
+
+  'chat.delete': (state, body) => {
+    const index = state.messages.findIndex((m) => m.channel === body.channel && m.ts === body.ts);
+    if (index < 0) return { ok: false, error: 'message_not_found' };
+    state.messages.splice(index, 1);
+    return { ok: true, channel: body.channel, ts: body.ts };
+  },
+
+  'conversations.info': (state, body) => {
+    const channel = String(body.channel ?? '');
+    if (!channelKnown(state, channel)) return { ok: false, error: 'channel_not_found' };
+    const name = channel === state.workspace.channelId ? state.workspace.channelName : channel.toLowerCase();
+    return {
+      ok: true,
+      channel: {
+        id: channel,
+        name,
+        is_channel: true,
+        is_private: false,
+        is_member: true,
+        is_archived: false,
+      },
+    };
+  },
+
+  'users.info': (state, body) => {
+    const user = String(body.user ?? '');
+    if (!/^[UW][A-Z0-9]+$/.test(user)) return { ok: false, error: 'user_not_found' };
+    return {
+      ok: true,
+      user: {
+        id: user,
+        team_id: state.workspace.teamId,
+        name: user.toLowerCase(),
+        deleted: false,
+        is_bot: false,
+      },
+    };
+  },
+};
+
+function channelKnown(state: SlackApiState, channel: string): boolean {
+  if (channel === '') return false;
+  return state.channels === undefined || state.channels.has(channel);
+}
+
+function checkMessage(state: SlackApiState, body: Body): string | undefined {
+  if (!channelKnown(state, String(body.channel ?? ''))) return 'channel_not_found';
+  return checkContent(body, true);
+}
+
+function checkContent(body: Body, required: boolean): string | undefined {
+  const hasText = typeof body.text === 'string' && body.text !== '';
+  const hasBlocks = body.blocks !== undefined;
+  if (required && !hasText && !hasBlocks && body.attachments === undefined) return 'no_text';
+  if (hasBlocks && (!Array.isArray(body.blocks) || body.blocks.length > MAX_BLOCKS)) return 'invalid_blocks';
+  if (typeof body.text === 'string' && body.text.length > MAX_TEXT) return 'msg_too_long';
+  return undefined;
+}
+
+function record(state: SlackApiState, body: Body, ephemeralTo: string | undefined): SlackPostedMessage {
+  const message: SlackPostedMessage = {
+    channel: String(body.channel),
+    ts: state.nextTs(),
+    text: typeof body.text === 'string' ? body.text : undefined,
+    blocks: Array.isArray(body.blocks) ? body.blocks : undefined,
+    threadTs: typeof body.thread_ts === 'string' && body.thread_ts !== '' ? body.thread_ts : undefined,
+    ephemeralTo,
+    updates: 0,
+    postedAt: Date.now(),
+  };
+  state.messages.push(message);
+  return message;
+}
+
+function wireMessage(state: SlackApiState, message: SlackPostedMessage): Body {
+  return {
+    type: 'message',
+    user: state.workspace.botUserId,
+    bot_id: state.workspace.botId,
+    app_id: state.workspace.appId,
+    team: state.workspace.teamId,
+    ts: message.ts,
+    text: message.text ?? '',
+    ...(message.blocks ? { blocks: message.blocks } : {}),
+    ...(message.threadTs ? { thread_ts: message.threadTs } : {}),
+  };
+}
