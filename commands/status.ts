@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { CheckResult } from '../src/engine/check.js';
 import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
@@ -7,8 +9,25 @@ import { Exit, errorMessage } from '../src/errors.js';
 import { readJson } from '../src/state.js';
 import type { Command, CommandResult } from './types.js';
 
+/** An executable by name on PATH (or an absolute path), without spawning anything. */
+function findExecutable(tool: string): string | undefined {
+  const dirs = tool.includes('/') ? [''] : (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const d of dirs) {
+    const p = d ? join(d, tool) : tool;
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
 /** `nixos-version --json` when the tool exists (NixOS), else undefined. Fast path: no execa. */
-function nixosVersionJson(tool: string): Promise<Record<string, string> | undefined> {
+function nixosVersionJson(name: string): Promise<Record<string, string> | undefined> {
+  const tool = findExecutable(name);
+  if (!tool) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     execFile(tool, ['--json'], { timeout: 3000 }, (err, stdout) => {
       if (err) return resolve(undefined);
@@ -40,9 +59,10 @@ export const statusCommand: Command<Record<string, never>> = {
   args: z.strictObject({}),
   async run({ config, services }): Promise<CommandResult> {
     const { paths } = services;
+    // Started first so that the child runs while the state files are read.
+    const version = nixosVersionJson(config.tools.nixosVersion);
     const current = systemPath(config.paths.currentSystem);
     const booted = systemPath(config.paths.bootedSystem);
-    const nv = await nixosVersionJson(config.tools.nixosVersion);
     let tracked: Record<string, unknown> = { input: config.flake.input };
     try {
       const node = lockedInput(readFlakeLock(config.flake.dir), config.flake.input);
@@ -62,6 +82,7 @@ export const statusCommand: Command<Record<string, never>> = {
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootParts(current, booted);
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
+    const nv = await version;
     const data = {
       host: config.host,
       system: {

@@ -2,5 +2,5 @@ import { execFileSync } from 'node:child_process';
 
 /** Tests run the built CLI (as admins do): build once before any test. */
 export default function setup(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 }

@@ -1,8 +1,6 @@
-#!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { createInterface } from 'node:readline/promises';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { commands, findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
@@ -38,6 +36,7 @@ function fail(e: unknown, json: boolean): number {
 }
 
 async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question(`${question} [y/N] `);
@@ -120,5 +119,6 @@ export function runAs(command: string | undefined): void {
   );
 }
 
-const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && realpathSync(process.argv[1]) === self) runAs(undefined);
+// Run when this file itself is the program (dist/src/cli/main.js); the bundled bins use hv.ts.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href)
+  runAs(undefined);

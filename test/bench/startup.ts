@@ -1,0 +1,50 @@
+/**
+ * Benchmark: cold start of `hv status --json` against `node -e 0` on the same machine (issue 2:
+ * median no more than 1.5x). Prints the figures; exits 1 when over the goal.
+ * Run: npm run build && node dist/test/bench/startup.js [runs]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hvBin } from '../fixtures/world.js';
+
+const runs = Number(process.argv[2] ?? 30);
+const dir = mkdtempSync(join(tmpdir(), 'hv-bench-'));
+const config = join(dir, 'config.json');
+writeFileSync(
+  config,
+  JSON.stringify({
+    allowNonRoot: true,
+    host: 'bench',
+    flake: { dir: join(dir, 'flake') },
+    paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+  }),
+);
+
+function time(argv: string[]): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, argv, { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+const node: number[] = [];
+const hv: number[] = [];
+time(['-e', '0']);
+time([hvBin, 'status', '--json', '--config', config]);
+for (let i = 0; i < runs; i++) {
+  // interleave so that machine noise hits both alike
+  node.push(time(['-e', '0']));
+  hv.push(time([hvBin, 'status', '--json', '--config', config]));
+}
+const ratio = median(hv) / median(node);
+console.log(`node -e 0:        median ${median(node).toFixed(1)} ms over ${runs} runs`);
+console.log(`hv status --json: median ${median(hv).toFixed(1)} ms over ${runs} runs`);
+console.log(`ratio: ${ratio.toFixed(2)}x (goal <= 1.5x) ${ratio <= 1.5 ? 'OK' : 'OVER'}`);
+process.exitCode = ratio <= 1.5 ? 0 : 1;
