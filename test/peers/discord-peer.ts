@@ -174,6 +174,8 @@ export class DiscordPeer {
   readonly commandWrites: CommandWrite[] = [];
   readonly interactions = new Map<string, InteractionState>();
   readonly commands = new Map<string, Record<string, unknown>[]>();
+  /** DM channel id per user id. */
+  readonly dmChannels = new Map<string, string>();
   readonly interactionDeadlineMs: number;
   readonly gateway: DiscordGateway;
 
@@ -351,7 +353,25 @@ export class DiscordPeer {
   channelObject(channelId: string): Record<string, unknown> | undefined {
     const index = this.guild.channels.findIndex((c) => c.id === channelId);
     const seed = this.guild.channels[index];
-    return seed ? channelObject(this.guild.id, seed, index) : undefined;
+    if (seed) return channelObject(this.guild.id, seed, index);
+    const recipient = [...this.dmChannels].find(([, id]) => id === channelId)?.[0];
+    const user = recipient === undefined ? undefined : this.knownUser(recipient);
+    return user
+      ? { id: channelId, type: 1, last_message_id: null, flags: 0, recipients: [userObject(user)] }
+      : undefined;
+  }
+
+  /** A user the peer knows: the bot or a guild member. */
+  knownUser(userId: string): DiscordUserSeed | undefined {
+    if (userId === this.botUser.id) return this.botUser;
+    return this.guild.members.find((m) => m.user.id === userId)?.user;
+  }
+
+  /** The DM channel with a user, created on first use (POST /users/@me/channels). */
+  openDm(userId: string): Record<string, unknown> | undefined {
+    if (!this.knownUser(userId)) return undefined;
+    if (!this.dmChannels.has(userId)) this.dmChannels.set(userId, snowflake());
+    return this.channelObject(this.dmChannels.get(userId)!);
   }
 
   private readyPayload(sessionId: string): Record<string, unknown> {

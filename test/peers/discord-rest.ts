@@ -58,6 +58,14 @@ export function discordRoutes(peer: DiscordPeer): DiscordRoute[] {
     flags: 0,
   });
   add('GET', '/users/@me', true, () => ok(botUser()));
+  add('POST', '/users/@me/channels', true, (_, call) => {
+    const dm = peer.openDm(String(asJson(call).recipient_id ?? ''));
+    return dm ? ok(dm) : err(400, 50033, 'Invalid Recipient(s)');
+  });
+  add('GET', '/users/:userId', true, ({ userId = '' }) => {
+    const user = peer.knownUser(userId);
+    return user ? ok(userObject(user)) : err(404, 10013, 'Unknown User');
+  });
   const application = () =>
     ok({
       id: peer.applicationId,

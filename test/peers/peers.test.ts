@@ -7,6 +7,7 @@ import {
   Events,
   GatewayIntentBits,
   type Interaction,
+  MessageFlags,
   type TextChannel,
 } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,9 @@ function registerSlackHandlers(app: App, seen: { text: string; retryNum: number 
         retryNum: undefined,
       });
     }
+  });
+  app.event('app_mention', async ({ say }) => {
+    await say('mentioned');
   });
   app.action('approve', async ({ ack, respond, body }) => {
     await ack();
@@ -167,6 +171,18 @@ describe('SlackPeer with the real @slack/bolt', () => {
       const attempts = peer.callsTo('chat.postMessage').slice(before);
       expect(attempts.map((c) => c.status)).toEqual([429, 200]);
       expect(ok.at - attempts[0]!.at).toBeGreaterThanOrEqual(950);
+    });
+
+    it('delivers an Events API event', async () => {
+      const ack = await peer.sendEvent({
+        type: 'app_mention',
+        user: peer.workspace.userId,
+        text: '<@U0HVBOT> status',
+        channel: peer.workspace.channelId,
+        ts: '1.000001',
+      });
+      expect(ack.acked).toBe(true);
+      await peer.waitForCall('chat.postMessage', (c) => c.body.text === 'mentioned');
     });
 
     it('rejects unknown bot tokens with invalid_auth', async () => {
@@ -289,7 +305,7 @@ describe('DiscordPeer with the real discord.js', () => {
   const handled: string[] = [];
 
   async function onInteraction(interaction: Interaction): Promise<void> {
-    if (interaction.isChatInputCommand()) {
+    if (interaction.isChatInputCommand() && interaction.commandName === 'hv') {
       const sub = interaction.options.getString('action') ?? 'status';
       handled.push(`command:${sub}`);
       await interaction.deferReply();
@@ -309,6 +325,11 @@ describe('DiscordPeer with the real discord.js', () => {
           },
         ],
       });
+    } else if (interaction.isChatInputCommand() && interaction.commandName === 'hv-reply') {
+      handled.push('command:reply');
+      await interaction.reply({ content: 'quick answer', flags: MessageFlags.Ephemeral });
+      const followUp = await interaction.followUp('more detail');
+      await interaction.webhook.editMessage(followUp.id, 'more detail, edited');
     } else if (interaction.isButton()) {
       handled.push(`button:${interaction.customId}`);
       await interaction.update({ content: 'approved', components: [] });
@@ -317,7 +338,12 @@ describe('DiscordPeer with the real discord.js', () => {
 
   beforeAll(async () => {
     peer = await DiscordPeer.start();
-    client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: peer.apiUrl } });
+    client = new Client({
+      intents: [GatewayIntentBits.Guilds],
+      rest: { api: peer.apiUrl },
+      // @discordjs/ws spaces IDENTIFYs 5 s apart; a no-op throttler keeps the re-identify test fast.
+      ws: { buildIdentifyThrottler: () => ({ waitForIdentify: async () => undefined }) },
+    });
     client.on(Events.InteractionCreate, (interaction) => {
       onInteraction(interaction).catch((error: unknown) => handled.push(`error:${String(error)}`));
     });
@@ -402,6 +428,44 @@ describe('DiscordPeer with the real discord.js', () => {
     await peer.waitForCallback(after.id);
     expect(handled).toContain('command:missed');
     expect(handled).toContain('command:after');
+  });
+
+  it('re-identifies after a non-resumable INVALID_SESSION', async () => {
+    // Let discord.js finish handling RESUMED from the previous test before invalidating the session.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    peer.invalidateSession(false);
+    await peer.waitForSession({ identifies: 2 });
+    const sent = peer.sendInteraction({
+      type: 2,
+      data: { name: 'hv', options: [{ name: 'action', type: 3, value: 'fresh' }] },
+    });
+    await peer.waitForCallback(sent.id);
+    expect(handled).toContain('command:fresh');
+  });
+
+  it('records reply, follow-up and follow-up edit through the interaction webhook', async () => {
+    const sent = peer.sendInteraction({ type: 2, data: { name: 'hv-reply' } });
+    expect(await peer.waitForCallback(sent.id)).toMatchObject({
+      type: 4,
+      data: { content: 'quick answer', flags: 64 },
+    });
+    await waitFor(() => peer.messages.find((m) => m.source === 'followup' && m.edits === 1), {
+      what: 'edited follow-up',
+    });
+    const mine = peer.messages
+      .filter((m) => m.interactionId === sent.id)
+      .map((m) => [m.source, m.wire.content]);
+    expect(mine).toEqual([
+      ['interaction', 'quick answer'],
+      ['followup', 'more detail, edited'],
+    ]);
+  });
+
+  it('opens a DM channel and sends to it', async () => {
+    const user = await client.users.fetch(DISCORD_IDS.admin);
+    const dm = await user.send('your upgrade finished');
+    expect(peer.dmChannels.get(DISCORD_IDS.admin)).toBe(dm.channelId);
+    expect(peer.messagesIn(dm.channelId).map((m) => m.wire.content)).toEqual(['your upgrade finished']);
   });
 
   it('rejects messages over Discord limits with 400 / 50035', async () => {

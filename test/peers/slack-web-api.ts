@@ -118,6 +118,15 @@ const methods: Record<string, Method> = {
     };
   },
 
+  'conversations.open': (_state, body) => {
+    const users = String(body.users ?? '')
+      .split(',')
+      .filter(Boolean);
+    if (users.length !== 1 || !/^[UW][A-Z0-9]+$/.test(users[0] ?? ''))
+      return { ok: false, error: 'user_not_found' };
+    return { ok: true, channel: { id: `D${users[0]?.slice(1)}`, is_im: true } };
+  },
+
   'users.info': (state, body) => {
     const user = String(body.user ?? '');
     if (!/^[UW][A-Z0-9]+$/.test(user)) return { ok: false, error: 'user_not_found' };
@@ -136,6 +145,8 @@ const methods: Record<string, Method> = {
 
 function channelKnown(state: SlackApiState, channel: string): boolean {
   if (channel === '') return false;
+  // DMs (D…) and user ids (U…, which Slack turns into the DM) always exist.
+  if (/^[DU][A-Z0-9]+$/.test(channel)) return true;
   return state.channels === undefined || state.channels.has(channel);
 }
 
