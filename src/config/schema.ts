@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { type ChannelConfig, channelSchemas } from '../../adapters/schemas.js';
+import { parseSchedule } from '../schedule/index.js';
 import { AbsPath, Argv } from './fields.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
@@ -103,7 +104,18 @@ export const Config = z.strictObject({
       keep: z.number().int().min(1).max(1000).default(10),
     })
     .default({}),
-  schedule: z.string().min(1).default('monthly'),
+  schedule: z
+    .string()
+    .min(1)
+    .default('monthly')
+    .superRefine((expr, ctx) => {
+      try {
+        parseSchedule(expr);
+      } catch (e) {
+        // parseSchedule's message starts with the key; zod adds the path itself.
+        ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^schedule: /, '') });
+      }
+    }),
   randomizedDelaySec: z
     .number()
     .int()
@@ -117,6 +129,9 @@ export const Config = z.strictObject({
       reminderDays: z.number().positive().nullable().default(null),
       maxAttempts: z.number().int().min(1).max(100).default(8),
       timeoutSec: z.number().positive().max(600).default(30),
+      /** First retry delay; doubles per attempt (with jitter) up to `maxBackoffSec`. */
+      backoffSec: z.number().positive().max(86_400).default(30),
+      maxBackoffSec: z.number().positive().max(86_400 * 7).default(3600),
     })
     .default({})
     .superRefine((n, ctx) => {
