@@ -2,12 +2,13 @@ import { auditCommand } from './audit.js';
 import { checkUpdatesCommand } from './check-updates.js';
 import { helpCommand } from './help.js';
 import { statusCommand } from './status.js';
+import { upgradeTestCommand } from './upgrade-test.js';
 import type { AnyCommand } from './types.js';
 
 /** Every command, by name: the one registry that the CLI, chat and email serve. */
 export const commands = new Map<string, AnyCommand>();
 
-const all: AnyCommand[] = [statusCommand, checkUpdatesCommand, auditCommand];
+const all: AnyCommand[] = [statusCommand, checkUpdatesCommand, auditCommand, upgradeTestCommand];
 for (const c of all) commands.set(c.name, c);
 commands.set(
   'help',

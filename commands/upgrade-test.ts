@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import '../src/engine/recovery.js';
+import type { TestResult } from '../src/engine/test-result.js';
+import { resultSummary, runUpgradeTest, testEvent } from '../src/engine/upgrade-test.js';
+import { Exit, errorMessage } from '../src/errors.js';
+import type { Command, CommandContext, CommandResult } from './types.js';
+
+const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
+
+function summary(r: TestResult, resultFile: string): string {
+  const lines =
+    r.status === 'passed'
+      ? [
+          `Upgrade Test: PASSED — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
+          `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
+          `It stays active until the next reboot or switch. Next: hv system-upgrade`,
+        ]
+      : [
+          `Upgrade Test: FAILED at ${r.failedStep}${r.reason ? ` (${r.reason})` : ''} — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
+          ...(r.error ?? '').trim().split('\n').slice(0, 12),
+          r.reverted
+            ? `The previous system ${r.previousSystem} was re-activated.`
+            : r.checks.some((c) => c.name.startsWith('activation'))
+              ? 'WARNING: the previous system could NOT be re-activated; see the result file.'
+              : 'Nothing was activated.',
+          `What to do: ${r.guidance ?? ''}`,
+        ];
+  if (r.rebootRequired)
+    lines.push(
+      `Reboot required to finish: ${r.rebootParts.join(', ') || 'switch-to-configuration asked for it'}`,
+    );
+  lines.push(`Details: ${resultFile}`);
+  return lines.join('\n');
+}
+
+function by(ctx: CommandContext): string {
+  return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+}
+
+export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
+  name: 'upgrade-test',
+  summary:
+    'build the update from a staging copy, activate it without persisting, health-check, revert on failure',
+  usage: 'hv upgrade-test [--allow-downgrade] [--json]',
+  role: 'operator',
+  exclusive: true,
+  flags: { allowDowngrade: 'boolean' },
+  args: z.strictObject({ allowDowngrade: z.boolean().default(false) }),
+  async run(ctx, args): Promise<CommandResult> {
+    const { config, services, progress } = ctx;
+    const log = services.opLog('upgrade-test');
+    const r = await runUpgradeTest(
+      { config, runner: services.runner, now: services.now, paths: services.paths, log, progress },
+      { allowDowngrade: args.allowDowngrade, by: by(ctx) },
+    );
+    if (r.downgradeAllowed)
+      services.audit.append({
+        actor: ctx.actor,
+        operation: 'upgrade-test',
+        args,
+        result: 'downgrade-allowed',
+        requestId: ctx.requestId,
+        details: { oldRev: r.oldRev, newRev: r.newRev, version: r.version },
+      });
+    let notifications: unknown = [];
+    try {
+      const hub = await services.hub();
+      notifications = await hub.publish([testEvent(config, r, services.paths, services.now())]);
+    } catch (e) {
+      services.log('error', 'notification failed', { error: errorMessage(e) });
+    }
+    return {
+      status: r.status,
+      exitCode: r.status === 'passed' ? Exit.ok : Exit.failed,
+      message: summary(r, services.paths.testText),
+      data: { ...resultSummary(r), resultFile: services.paths.testText, notifications },
+    };
+  },
+};

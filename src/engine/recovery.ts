@@ -1,0 +1,105 @@
+import { rmSync } from 'node:fs';
+import type { CommandContext } from '../../commands/types.js';
+import { errorMessage, isHvError } from '../errors.js';
+import { onStartup } from '../execute.js';
+import { acquireLock } from '../lock.js';
+import { readJson, removeFiles } from '../state.js';
+import { describeExit, switchTo } from './activation.js';
+import { guidanceFor } from './guidance.js';
+import { systemPath } from './system.js';
+import { type InProgress, type TestResult, writeTestResult } from './test-result.js';
+import { testEvent } from './upgrade-test.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Finish an upgrade test whose process died (killed, crash, power loss) after it recorded
+ * `upgrade-test-in-progress.json`: re-activate the previous system if the untested toplevel is
+ * still active, record the result as FAILED with reason `interrupted`, notify and audit. Runs under
+ * the operation lock; does nothing while another live operation holds it.
+ */
+export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestResult | null> {
+  const { config, services } = ctx;
+  const { paths } = services;
+  const first = readJson<InProgress>(paths.testInProgress);
+  if (!first || alive(first.pid)) return null;
+  const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+  let lock: ReturnType<typeof acquireLock>;
+  try {
+    lock = acquireLock(paths.dir, 'upgrade-test recovery', by);
+  } catch (e) {
+    if (isHvError(e) && e.code === 'busy') return null;
+    throw e;
+  }
+  try {
+    const marker = readJson<InProgress>(paths.testInProgress);
+    if (!marker || alive(marker.pid)) return null; // handled meanwhile
+    const log = services.opLog('upgrade-test');
+    log.warn('interrupted upgrade test found', { pid: marker.pid, startedAt: marker.startedAt });
+    services.log('warn', 'recovering an interrupted upgrade test', {
+      pid: marker.pid,
+      startedAt: marker.startedAt,
+    });
+    const r: TestResult = { ...marker.result, checks: [...(marker.result.checks ?? [])] };
+    const current = systemPath(config.paths.currentSystem);
+    let reverted = false;
+    if (marker.previousSystem && current === marker.toplevel && current !== marker.previousSystem) {
+      ctx.progress.step('re-activating the previous system after an interrupted test');
+      const back = await switchTo(services.runner, marker.previousSystem, 'test', log);
+      reverted = back.ok && systemPath(config.paths.currentSystem) === marker.previousSystem;
+      r.checks.push({
+        name: 'revert to the previous system',
+        ok: reverted,
+        output: reverted
+          ? `${marker.previousSystem} is active again`
+          : `switch-to-configuration test ${describeExit(back.exitCode)}\n${back.output}`,
+      });
+    } else {
+      r.checks.push({
+        name: 'revert to the previous system',
+        ok: current === marker.previousSystem,
+        output: `not needed: the current system is ${current ?? '?'}`,
+      });
+    }
+    r.status = 'failed';
+    r.reason = 'interrupted';
+    r.failureKind = 'interrupted';
+    r.failedStep = r.failedStep ?? 'activate';
+    r.reverted = reverted;
+    r.error = `the upgrade test (pid ${marker.pid}, started ${marker.startedAt} by ${marker.by}) was interrupted before it recorded a result; found by ${by}`;
+    r.guidance = guidanceFor('interrupted', { log: log.file });
+    r.finishedAt = services.now().toISOString();
+    if (r.gcRoot) rmSync(r.gcRoot, { force: true });
+    r.gcRoot = undefined;
+    writeTestResult(paths, r);
+    removeFiles(paths.testInProgress);
+    log.info('upgrade test finished', { status: 'failed', reason: 'interrupted', reverted });
+    services.audit.append({
+      actor: ctx.actor,
+      operation: 'upgrade-test',
+      result: 'failed',
+      requestId: ctx.requestId,
+      details: { reason: 'interrupted', pid: marker.pid, startedAt: marker.startedAt, reverted },
+    });
+    try {
+      const hub = await services.hub();
+      await hub.publish([testEvent(config, r, paths, services.now())]);
+    } catch (e) {
+      services.log('error', 'notification failed', { error: errorMessage(e) });
+    }
+    return r;
+  } finally {
+    lock.release();
+  }
+}
+
+onStartup(async (ctx) => {
+  await recoverInterruptedTest(ctx);
+});

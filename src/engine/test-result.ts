@@ -1,0 +1,118 @@
+import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import type { StatePaths } from '../state.js';
+import { readJson } from '../state.js';
+import type { FailureKind } from './guidance.js';
+
+/** One health or activation check, with what the tool printed. */
+export interface CheckOutcome {
+  name: string;
+  ok: boolean;
+  output: string;
+}
+
+/** `<state>/upgrade-test-result.json`: what was tested, how, and whether it passed. */
+export interface TestResult {
+  status: 'passed' | 'failed';
+  host: string;
+  startedAt: string;
+  finishedAt: string;
+  input: string;
+  oldRev: string | undefined;
+  oldLastModified: number | undefined;
+  newRev: string | undefined;
+  newLastModified: number | undefined;
+  /** sha256 of the live flake.lock when the test started. */
+  liveLockSha256: string;
+  /** The staging flake.lock, verbatim: system-upgrade installs exactly this. */
+  testedLock: string | undefined;
+  testedLockSha256: string | undefined;
+  /** inputsHash() of the staging flake dir (everything but flake.lock). */
+  stagingInputsHash: string;
+  stagingDir: string;
+  toplevel: string | undefined;
+  version: string | undefined;
+  previousSystem: string | undefined;
+  previousGeneration: number | undefined;
+  gcRoot: string | undefined;
+  checks: CheckOutcome[];
+  reverted: boolean;
+  rebootRequired: boolean;
+  rebootParts: string[];
+  downgradeAllowed: boolean;
+  failedStep?: string;
+  failureKind?: FailureKind;
+  reason?: string;
+  error?: string;
+  guidance?: string;
+  log: string;
+}
+
+/** Written before activation, removed at the end: its presence after a crash means "interrupted". */
+export interface InProgress {
+  pid: number;
+  startedAt: string;
+  by: string;
+  toplevel: string;
+  previousSystem: string | undefined;
+  previousGeneration: number | undefined;
+  result: TestResult;
+}
+
+export function readTestResult(paths: StatePaths): TestResult | null {
+  return readJson<TestResult>(paths.testJson);
+}
+
+/** The human result file: first line `Upgrade Test: PASSED|FAILED`, then details. */
+export function resultText(r: TestResult): string {
+  const lines = [
+    `Upgrade Test: ${r.status === 'passed' ? 'PASSED' : 'FAILED'}`,
+    '',
+    `Host:             ${r.host}`,
+    `Started:          ${r.startedAt}`,
+    `Finished:         ${r.finishedAt}`,
+    `Input:            ${r.input} ${r.oldRev ?? '?'} -> ${r.newRev ?? '?'}`,
+    `Tested system:    ${r.toplevel ?? '(not built)'}${r.version ? ` (${r.version})` : ''}`,
+    `Previous system:  ${r.previousSystem ?? '?'} (generation ${r.previousGeneration ?? '?'})`,
+  ];
+  if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
+  if (r.checks.length) {
+    lines.push('', 'Checks:');
+    for (const c of r.checks) {
+      lines.push(`  [${c.ok ? ' ok ' : 'FAIL'}] ${c.name}`);
+      if (c.output.trim())
+        lines.push(
+          ...c.output
+            .trim()
+            .split('\n')
+            .map((l) => `         ${l}`),
+        );
+    }
+  }
+  if (r.status === 'failed') {
+    lines.push(
+      '',
+      `Failed step:      ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}`,
+      `Reverted:         ${r.reverted ? 'yes, the previous system is active again' : 'no (nothing was activated, or see error)'}`,
+      '',
+      'Error:',
+      ...(r.error ?? '')
+        .trim()
+        .split('\n')
+        .map((l) => `  ${l}`),
+      '',
+      'What to do:',
+      `  ${r.guidance ?? ''}`,
+    );
+  } else {
+    lines.push('', 'Next: hv system-upgrade   (applies exactly this system permanently)');
+  }
+  if (r.rebootRequired)
+    lines.push(`Reboot required:  ${r.rebootParts.join(', ') || 'yes'} differ from the booted system`);
+  lines.push(`Log:              ${r.log}`, '');
+  return lines.join('\n');
+}
+
+export function writeTestResult(paths: StatePaths, r: TestResult): void {
+  writeJsonAtomic(paths.testJson, r);
+  writeFileAtomic(paths.testText, resultText(r));
+}
