@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Root of the repository. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** What test/nix/eval-module.nix returns for a user module (see that file). */
+export interface ModuleEval {
+  /** `config.systemd.services.hv-daemon`, or null when the module is disabled. */
+  service: {
+    serviceConfig: Record<string, unknown>;
+    restartIfChanged: boolean;
+    reloadTriggers: unknown[];
+    wantedBy: string[];
+    wants: string[];
+    after: string[];
+    path: string[];
+    environment: Record<string, string | null>;
+  } | null;
+  /** Text of `/etc/hv/config.json`, or null when the module is disabled. */
+  configJson: string | null;
+  systemPackages: string[];
+  tmpfiles: string[];
+  /** `security.pam.services.<name>.rules.session`, per PAM service. */
+  pam: Record<string, Record<string, { enable: boolean; order: number; modulePath: string; args: string[] }>>;
+  package: { name: string; pname: string; version: string; buildArgs: Record<string, unknown> };
+}
+
+/**
+ * Run `nix-instantiate --eval --strict --json` on a file under test/nix with `--arg`s, in a
+ * temporary HOME, against the dummy store: evaluation reads the repository and writes nothing.
+ * Rejects with Nix's error message.
+ */
+export async function nixEval(file: string, args: Record<string, string> = {}): Promise<unknown> {
+  const home = await mkdtemp(join(tmpdir(), 'hv-nix-eval-'));
+  try {
+    const argv = ['--eval', '--strict', '--json', '--option', 'store', 'dummy://', join(repoRoot, file)];
+    for (const [name, expr] of Object.entries(args)) argv.push('--arg', name, expr);
+    const { stdout } = await run('nix-instantiate', argv, {
+      cwd: home,
+      env: { ...process.env, HOME: home, XDG_CACHE_HOME: join(home, 'cache'), NIX_PATH: '' },
+      maxBuffer: 16 * 1024 * 1024,
+    }).catch((e: { stderr?: string; message: string }) => {
+      throw new Error((e.stderr ?? '').trim() || e.message);
+    });
+    return JSON.parse(stdout) as unknown;
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Evaluate nix/module.nix with a user's NixOS module (a Nix expression: an attribute set or a
+ * function of `{ config, lib, pkgs, ... }`) under the stand-in module system of test/nix.
+ */
+export async function evalModule(userModuleNixExpr: string): Promise<ModuleEval> {
+  return (await nixEval('test/nix/eval-module.nix', { userConfig: userModuleNixExpr })) as ModuleEval;
+}
+
+/**
+ * The `/etc/hv/config.json` text the module renders for a user's NixOS module, e.g.
+ * `{ hypervisor.updateChecker = { enable = true; schedule = "weekly"; }; }`. Rejects when the
+ * module does not evaluate (unknown option, wrong type, failed assertion) or is not enabled.
+ */
+export async function evalModuleConfigJson(userModuleNixExpr: string): Promise<string> {
+  const { configJson } = await evalModule(userModuleNixExpr);
+  if (configJson === null) throw new Error('the module rendered no /etc/hv/config.json (is it enabled?)');
+  return configJson;
+}
