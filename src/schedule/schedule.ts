@@ -82,8 +82,13 @@ export function parseSchedule(expr: string, key = 'schedule', now: Date = new Da
     try {
       cron = calendarToCron(trimmed);
     } catch (e) {
-      if (e instanceof CalendarError) throw fail(e.message);
-      throw e;
+      if (!(e instanceof CalendarError)) throw e;
+      const fields = trimmed.split(/\s+/);
+      if (fields.length > 1 && fields.every((f) => /^[\d*/,?-]+$/.test(f)))
+        throw fail(
+          `a cron expression has 5 or 6 fields (minute hour day month weekday), this has ${fields.length}`,
+        );
+      throw fail(e.message);
     }
     const problem = cronProblem(cron);
     if (problem !== undefined) throw fail(problem);

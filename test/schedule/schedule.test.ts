@@ -160,6 +160,8 @@ describe('parseSchedule: keywords and cron', () => {
       '2024-02-12 00:00:00',
     ]);
     expect(fires('0 0 * * 5L', new Date(2024, 0, 1), 1)).toEqual(['2024-01-26 00:00:00']);
+    // node-cron's nicknames keep cron's meaning: @weekly is Sunday (systemd's `weekly` is Monday).
+    expect(fires('@weekly', new Date(2024, 0, 10), 1)).toEqual(['2024-01-14 00:00:00']);
     // 2024-06-15 is a Saturday: the nearest weekday is Friday the 14th.
     expect(fires('0 0 15W 6 *', new Date(2024, 0, 1), 1)).toEqual(['2024-06-14 00:00:00']);
   });
@@ -247,6 +249,7 @@ describe('parseSchedule: errors', () => {
     expect(parseError('Mon *-*-* 02:00 Tue')).toContain('weekdays come first');
     expect(parseError('Funday 02:00')).toContain('"Funday" is not a weekday');
     expect(parseError('0 0 1 * 1#2')).toContain('fires less than twice');
+    expect(parseError('0 2 * *')).toContain('5 or 6 fields');
   });
 });
 
