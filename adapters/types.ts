@@ -1,4 +1,5 @@
 import type { Actor } from '../src/audit.js';
+import type { Reply, ReplyAddress } from '../src/bus/types.js';
 import type { Config } from '../src/config/schema.js';
 import type { HvEvent } from '../src/events.js';
 import type { Runner } from '../src/proc.js';
@@ -61,6 +62,11 @@ export interface ChannelAdapter {
   /** Start intake (chat) or connections; called by the daemon. */
   start?(intake: unknown): Promise<void>;
   stop?(): Promise<void>;
+  /**
+   * Chat adapters: a Reply for a ReplyAddress this adapter made, so that the command bus can
+   * deliver an operation's result after a daemon restart (undefined: not this adapter's address).
+   */
+  replyFor?(address: ReplyAddress): Reply | undefined;
 }
 
 export interface AdapterFactory {

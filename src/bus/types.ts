@@ -21,6 +21,11 @@ export interface CommandRequest {
   argv: string[];
   actor: Actor;
   replyTo: ReplyAddress;
+  /**
+   * Further keys that identify the same request (optional): e.g. the Socket Mode envelope id next to
+   * the trigger id. The request is a duplicate when any key was seen before.
+   */
+  dedupeKeys?: string[];
 }
 
 /** A confirmation the front end must show (a button that carries `token`). */
@@ -45,6 +50,11 @@ export interface Reply {
   refused(reason: string): Promise<void>;
   /** Ask for an explicit confirmation (system-upgrade, rollback). */
   confirm(prompt: ConfirmationPrompt): Promise<void>;
+  /**
+   * Optional: the address as the reply knows it now (e.g. once it created the Slack thread), so
+   * that a daemon restart resumes into the same thread. The bus persists it after each call.
+   */
+  address?(): ReplyAddress;
 }
 
 export type SubmitOutcome =
@@ -67,6 +77,12 @@ export interface CommandBus {
   /** A cancel button click. */
   cancel(token: string, actor: Actor): Promise<void>;
 }
+
+/**
+ * A chat adapter's way back to a request after a daemon restart: rebuild a Reply from the routing
+ * data it put in the ReplyAddress (see ChatAdapter.replyFor in adapters/types.ts).
+ */
+export type ReplyFactory = (address: ReplyAddress) => Reply | undefined;
 
 /** What the daemon gives a chat adapter when it starts it. */
 export interface AdapterHost {

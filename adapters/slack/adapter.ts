@@ -1,0 +1,323 @@
+import { App, LogLevel, type SlashCommand, SocketModeReceiver, webApi } from '@slack/bolt';
+import type {
+  AdapterHost,
+  CommandBus,
+  CommandRequest,
+  Reply,
+  ReplyAddress,
+  SubmitOutcome,
+} from '../../src/bus/types.js';
+import type { HvEvent } from '../../src/events.js';
+import { type AdapterContext, type ChannelAdapter, type Delivery, DeliveryError } from '../types.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, eventMessage, settledPrompt } from './blocks.js';
+import { replyData, SlackReply } from './reply.js';
+import type { SlackChannel } from './schema.js';
+
+type WebClient = InstanceType<typeof webApi.WebClient>;
+
+/** A Slack Web API failure in words an admin can act on, and whether a retry can help. */
+export function describeSlackError(
+  e: unknown,
+  cfg: SlackChannel,
+): { message: string; retryAfterMs?: number; permanent: boolean } {
+  const err = e as {
+    code?: string;
+    retryAfter?: number;
+    statusCode?: number;
+    data?: { error?: string };
+    message?: string;
+  };
+  const name = cfg.name ?? 'slack';
+  if (err.code === webApi.ErrorCode.RateLimitedError)
+    return {
+      message: `slack channel "${name}": rate limited by Slack`,
+      retryAfterMs: (err.retryAfter ?? 1) * 1000,
+      permanent: false,
+    };
+  if (err.code === webApi.ErrorCode.PlatformError) {
+    const code = err.data?.error ?? 'unknown_error';
+    if (
+      [
+        'invalid_auth',
+        'not_authed',
+        'account_inactive',
+        'token_revoked',
+        'token_expired',
+        'not_allowed_token_type',
+      ].includes(code)
+    )
+      return {
+        message: `slack channel "${name}": Slack rejected the bot token in ${cfg.botTokenFile} (${code}); put the app's Bot User OAuth Token (xoxb-…) in that file`,
+        permanent: true,
+      };
+    if (['channel_not_found', 'not_in_channel', 'is_archived'].includes(code))
+      return {
+        message: `slack channel "${name}": cannot post to channel ${cfg.channel} (${code}); set "channel" to a channel ID (C…) and invite the bot there`,
+        permanent: true,
+      };
+    return {
+      message: `slack channel "${name}": Slack answered ${code}`,
+      permanent: code === 'invalid_blocks' || code === 'msg_too_long',
+    };
+  }
+  if (err.code === webApi.ErrorCode.HTTPError)
+    return {
+      message: `slack channel "${name}": Slack answered HTTP ${err.statusCode ?? '?'}`,
+      permanent: false,
+    };
+  return { message: `slack channel "${name}": ${err.message ?? String(e)}`, permanent: false };
+}
+
+/**
+ * The Slack channel: notifications as Block Kit messages (`deliver`), and when the daemon starts it,
+ * `/hv` commands over Socket Mode (default; outbound WebSocket only) or HTTP (`/slack/events`,
+ * signed requests only) handed to the command bus.
+ */
+export class SlackAdapter implements ChannelAdapter {
+  readonly type = 'slack';
+  readonly name: string;
+  private app: App | undefined;
+  private notifier: WebClient | undefined;
+  private replier: WebClient | undefined;
+
+  constructor(
+    private readonly cfg: SlackChannel,
+    private readonly ctx: AdapterContext,
+  ) {
+    this.name = cfg.name ?? 'slack';
+  }
+
+  private token(): string {
+    return this.ctx.readSecret(this.cfg.botTokenFile);
+  }
+
+  private clientOptions() {
+    return this.cfg.apiUrl ? { slackApiUrl: this.cfg.apiUrl } : {};
+  }
+
+  /** For notifications: no retries of its own; a 429 goes back to the outbox with its Retry-After. */
+  private notifyClient(): WebClient {
+    this.notifier ??= new webApi.WebClient(this.token(), {
+      ...this.clientOptions(),
+      rejectRateLimitedCalls: true,
+      retryConfig: { retries: 0 },
+      timeout: 15_000,
+      logLevel: webApi.LogLevel.ERROR,
+    });
+    return this.notifier;
+  }
+
+  /** For command threads: a few quick retries, waits out rate limits. */
+  private replyClient(): WebClient {
+    this.replier ??= new webApi.WebClient(this.token(), {
+      ...this.clientOptions(),
+      retryConfig: { retries: 3, factor: 2, minTimeout: 200, maxTimeout: 5_000 },
+      timeout: 15_000,
+      logLevel: webApi.LogLevel.ERROR,
+    });
+    return this.replier;
+  }
+
+  async deliver(event: HvEvent, _delivery: Delivery): Promise<void> {
+    let client: WebClient;
+    try {
+      client = this.notifyClient();
+    } catch (e) {
+      throw new DeliveryError(`slack channel "${this.name}": ${(e as Error).message}`, undefined, true);
+    }
+    try {
+      await client.chat.postMessage({ channel: this.cfg.channel, ...eventMessage(event) });
+    } catch (e) {
+      const d = describeSlackError(e, this.cfg);
+      throw new DeliveryError(d.message, d.retryAfterMs, d.permanent);
+    }
+  }
+
+  /** A Reply for an address this adapter made (after a daemon restart). */
+  replyFor(address: ReplyAddress): Reply | undefined {
+    if (address.channel !== this.name) return undefined;
+    return new SlackReply(this.replyClient(), this.name, replyData(address.data));
+  }
+
+  /** Check the bot token (auth.test); the error says what to fix. */
+  async check(): Promise<void> {
+    try {
+      await this.notifyClient().auth.test();
+    } catch (e) {
+      throw new Error(describeSlackError(e, this.cfg).message);
+    }
+  }
+
+  async start(intake: unknown): Promise<void> {
+    const { bus } = intake as AdapterHost;
+    await this.check();
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (...m: unknown[]) =>
+        this.ctx.log('warn', 'slack client warning', { channel: this.name, detail: m.map(String).join(' ') }),
+      error: (...m: unknown[]) =>
+        this.ctx.log('error', 'slack client error', { channel: this.name, detail: m.map(String).join(' ') }),
+      setLevel: () => {},
+      getLevel: () => LogLevel.WARN,
+      setName: () => {},
+    };
+    const token = this.token();
+    if (this.cfg.mode === 'http') {
+      this.app = new App({
+        token,
+        signingSecret: this.ctx.readSecret(this.cfg.signingSecretFile as string),
+        clientOptions: this.clientOptions(),
+        logger,
+        tokenVerificationEnabled: false,
+      });
+    } else {
+      const receiver = new SocketModeReceiver({
+        appToken: this.ctx.readSecret(this.cfg.appTokenFile as string),
+        logger,
+        installerOptions: { clientOptions: this.clientOptions() },
+        customPropertiesExtractor: (args) => ({ envelopeId: (args as { envelope_id?: string }).envelope_id }),
+      });
+      this.app = new App({
+        token,
+        receiver,
+        clientOptions: this.clientOptions(),
+        logger,
+        tokenVerificationEnabled: false,
+      });
+    }
+    this.route(this.app, bus);
+    try {
+      if (this.cfg.mode === 'http') await this.app.start(this.cfg.port);
+      else await this.app.start();
+    } catch (e) {
+      const app = this.app;
+      this.app = undefined;
+      await app.stop().catch(() => {});
+      const what =
+        this.cfg.mode === 'http'
+          ? `cannot listen on port ${this.cfg.port}`
+          : `cannot open the Socket Mode connection; check the app-level token (xapp-…, scope connections:write) in ${this.cfg.appTokenFile}`;
+      throw new Error(`slack channel "${this.name}": ${what}: ${(e as Error).message}`);
+    }
+    this.ctx.log('info', 'slack intake started', { channel: this.name, mode: this.cfg.mode });
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app;
+    this.app = undefined;
+    await app?.stop();
+  }
+
+  private route(app: App, bus: CommandBus): void {
+    app.error(async (e) => {
+      this.ctx.log('error', 'slack handler failed', { channel: this.name, error: e.message });
+    });
+
+    app.command(/.*/, async ({ command, ack, context }) => {
+      await ack();
+      await this.onCommand(bus, command, context.envelopeId as string | undefined);
+    });
+
+    app.action(CONFIRM_ACTION, async ({ ack, body, action }) => {
+      await ack();
+      await this.onClick(bus, body as unknown as ClickBody, (action as { value?: string }).value ?? '', true);
+    });
+    app.action(CANCEL_ACTION, async ({ ack, body, action }) => {
+      await ack();
+      await this.onClick(
+        bus,
+        body as unknown as ClickBody,
+        (action as { value?: string }).value ?? '',
+        false,
+      );
+    });
+  }
+
+  private async onCommand(
+    bus: CommandBus,
+    command: SlashCommand,
+    envelopeId: string | undefined,
+  ): Promise<void> {
+    const words = command.text.trim().split(/\s+/).filter(Boolean);
+    const name = words[0] ?? 'help';
+    const reply = new SlackReply(this.replyClient(), this.name, {
+      channel: command.channel_id,
+      user: command.user_id,
+      team: command.team_id,
+      command: [name, ...words.slice(1)].join(' '),
+    });
+    const req: CommandRequest = {
+      id: `slack:${command.team_id}:${command.trigger_id}`,
+      ...(envelopeId ? { dedupeKeys: [`slack-envelope:${envelopeId}`] } : {}),
+      command: name,
+      argv: words.slice(1),
+      actor: { channel: 'slack', id: `${command.team_id}:${command.user_id}`, display: command.user_name },
+      replyTo: reply.address(),
+    };
+    const outcome = await bus.submit(req, reply);
+    await this.show(outcome, reply);
+  }
+
+  /** Show what the outcome says, once, whether or not the bus already used the reply. */
+  private async show(outcome: SubmitOutcome, reply: Reply): Promise<void> {
+    try {
+      if (outcome.kind === 'refused') await reply.refused(outcome.reason);
+      if (outcome.kind === 'needs-confirmation') await reply.confirm(outcome.prompt);
+    } catch (e) {
+      this.ctx.log('warn', 'slack reply failed', { channel: this.name, error: (e as Error).message });
+    }
+  }
+
+  private async onClick(bus: CommandBus, body: ClickBody, token: string, confirm: boolean): Promise<void> {
+    const channel = body.channel?.id ?? body.container?.channel_id ?? '';
+    const messageTs = body.message?.ts ?? body.container?.message_ts;
+    const threadTs = body.message?.thread_ts ?? body.container?.thread_ts ?? messageTs;
+    const user = body.user.id;
+    const team = body.user.team_id ?? body.team?.id ?? '';
+    const actor = {
+      channel: 'slack' as const,
+      id: `${team}:${user}`,
+      display: body.user.username ?? body.user.name,
+    };
+    const reply = new SlackReply(this.replyClient(), this.name, {
+      channel,
+      user,
+      team,
+      command: commandOf(body.message?.text),
+      threadTs,
+    });
+    const promptText = body.message?.text ?? '';
+    let outcome: SubmitOutcome | undefined;
+    if (confirm) {
+      outcome = await bus.confirm(token, actor, reply);
+      await this.show(outcome, reply);
+    } else {
+      await bus.cancel(token, actor);
+    }
+    let settled: string | undefined;
+    if (!confirm && reply.refusals === 0) settled = `Cancelled by <@${esc(user)}>.`;
+    if (outcome?.kind === 'accepted') settled = `Confirmed by <@${esc(user)}>; running.`;
+    if (outcome?.kind === 'awaiting-approval') settled = undefined; // keep the buttons for the next admin
+    if (settled && messageTs) {
+      await this.replyClient()
+        .chat.update({ channel, ts: messageTs, ...settledPrompt(promptText, settled) })
+        .catch((e: Error) =>
+          this.ctx.log('warn', 'slack prompt update failed', { channel: this.name, error: e.message }),
+        );
+    }
+  }
+}
+
+interface ClickBody {
+  user: { id: string; team_id?: string; username?: string; name?: string };
+  team?: { id: string } | null;
+  channel?: { id: string };
+  container?: { channel_id?: string; message_ts?: string; thread_ts?: string };
+  message?: { ts?: string; thread_ts?: string; text?: string };
+}
+
+/** `Confirm hv system-upgrade …?` → `system-upgrade …`, for the thread's parent text. */
+function commandOf(text: string | undefined): string {
+  return /hv ([^?\n]+)\?/.exec(text ?? '')?.[1] ?? 'command';
+}

@@ -1,0 +1,197 @@
+import type { webApi } from '@slack/bolt';
+import type { CommandResult } from '../../commands/types.js';
+import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import { confirmMessage, esc, headline, resultMessage } from './blocks.js';
+
+type WebClient = InstanceType<typeof webApi.WebClient>;
+
+/** Routing data of a Slack request; persisted in the ReplyAddress so a restart finds the thread. */
+export interface SlackReplyData {
+  /** Conversation id where `/hv` was typed. */
+  channel: string;
+  /** The requester (ephemeral refusals go to them). */
+  user?: string;
+  team?: string;
+  command: string;
+  /** Thread parent message, once posted. */
+  threadTs?: string;
+  /** The progress message edited in place. */
+  progressTs?: string;
+}
+
+export function replyData(data: Record<string, unknown>): SlackReplyData {
+  const s = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : undefined);
+  return {
+    channel: s('channel') ?? '',
+    user: s('user'),
+    team: s('team'),
+    command: s('command') ?? 'command',
+    threadTs: s('threadTs'),
+    progressTs: s('progressTs'),
+  };
+}
+
+interface Step {
+  name: string;
+  detail?: string;
+}
+
+/**
+ * One request's thread: a parent message in the channel, one progress message edited in place
+ * (chat.update; edits are coalesced so a burst of steps is a few calls, not a flood), the final
+ * result as a thread reply, refusals as ephemeral messages to the requester.
+ */
+export class SlackReply implements Reply {
+  private readonly steps: Step[] = [];
+  private readonly shownRefusals = new Set<string>();
+  private readonly shownPrompts = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private updating: Promise<void> | undefined;
+  private dirty = false;
+  private finished = false;
+  /** How many refusals this reply showed (the adapter uses it after a cancel click). */
+  refusals = 0;
+
+  constructor(
+    private readonly client: WebClient,
+    private readonly channelName: string,
+    readonly data: SlackReplyData,
+  ) {}
+
+  address(): ReplyAddress {
+    return { channel: this.channelName, data: { ...this.data } };
+  }
+
+  /** Run calls one after another, so the thread is created once and edits keep their order. */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(f, f);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async thread(): Promise<string> {
+    if (this.data.threadTs) return this.data.threadTs;
+    const who = this.data.user ? ` requested by <@${this.data.user}>` : '';
+    const res = await this.client.chat.postMessage({
+      channel: this.data.channel,
+      text: `\`/hv ${esc(this.data.command)}\`${who}`,
+    });
+    this.data.threadTs = res.ts as string;
+    return this.data.threadTs;
+  }
+
+  private progressText(final?: CommandResult): string {
+    const lines = this.steps.map((s, i) => {
+      const last = i === this.steps.length - 1;
+      const mark =
+        !last || final
+          ? final && last && final.exitCode !== 0 && final.status !== 'update-available'
+            ? ':x:'
+            : ':white_check_mark:'
+          : ':hourglass_flowing_sand:';
+      return `${mark} ${esc(s.name)}${s.detail ? `: ${esc(s.detail)}` : ''}`;
+    });
+    return lines.join('\n').slice(-3500) || 'started';
+  }
+
+  /** Bring the progress message up to date: at most one chat.update in flight, the latest state wins. */
+  private async flushProgress(final?: CommandResult): Promise<void> {
+    const threadTs = await this.thread();
+    if (!this.data.progressTs) {
+      const res = await this.client.chat.postMessage({
+        channel: this.data.channel,
+        thread_ts: threadTs,
+        text: this.progressText(final),
+      });
+      this.data.progressTs = res.ts as string;
+      return;
+    }
+    this.dirty = true;
+    if (this.updating) return this.updating;
+    this.updating = (async () => {
+      try {
+        while (this.dirty) {
+          this.dirty = false;
+          await this.client.chat.update({
+            channel: this.data.channel,
+            ts: this.data.progressTs as string,
+            text: this.progressText(final),
+          });
+        }
+      } finally {
+        this.updating = undefined;
+      }
+    })();
+    return this.updating;
+  }
+
+  progress(step: string, detail?: string): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    const last = this.steps.at(-1);
+    if (last && last.name === step) last.detail = detail;
+    else this.steps.push({ name: step, detail });
+    return this.serial(() => this.flushProgress());
+  }
+
+  result(result: CommandResult): Promise<void> {
+    return this.serial(async () => {
+      const threadTs = await this.thread();
+      if (this.steps.length && this.data.progressTs) {
+        this.finished = true;
+        await this.updating;
+        await this.client.chat.update({
+          channel: this.data.channel,
+          ts: this.data.progressTs,
+          text: this.progressText(result),
+        });
+      }
+      this.finished = true;
+      const msg = resultMessage(this.data.command, result);
+      await this.client.chat.postMessage({ channel: this.data.channel, thread_ts: threadTs, ...msg });
+      const who = this.data.user ? ` by <@${this.data.user}>` : '';
+      await this.client.chat
+        .update({
+          channel: this.data.channel,
+          ts: threadTs,
+          text: `\`/hv ${esc(this.data.command)}\`${who}: ${esc(headline(this.data.command, result))}`,
+        })
+        .catch(() => {}); // the parent headline is a courtesy; the result is in the thread
+    });
+  }
+
+  refused(reason: string): Promise<void> {
+    if (this.shownRefusals.has(reason)) return Promise.resolve();
+    this.shownRefusals.add(reason);
+    this.refusals++;
+    return this.serial(async () => {
+      const text = `:no_entry: ${esc(reason)}`;
+      if (this.data.user) {
+        await this.client.chat.postEphemeral({
+          channel: this.data.channel,
+          user: this.data.user,
+          text,
+          ...(this.data.threadTs ? { thread_ts: this.data.threadTs } : {}),
+        });
+      } else {
+        await this.client.chat.postMessage({
+          channel: this.data.channel,
+          thread_ts: await this.thread(),
+          text,
+        });
+      }
+    });
+  }
+
+  confirm(prompt: ConfirmationPrompt): Promise<void> {
+    if (this.shownPrompts.has(prompt.token)) return Promise.resolve();
+    this.shownPrompts.add(prompt.token);
+    return this.serial(async () => {
+      const threadTs = await this.thread();
+      await this.client.chat.postMessage({
+        channel: this.data.channel,
+        thread_ts: threadTs,
+        ...confirmMessage(prompt),
+      });
+    });
+  }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * Runs one accepted chat/email operation in a detached process, so that it survives the daemon
+ * being restarted (e.g. by the activation it performs):
+ *
+ *   node dist/src/bus/operation-child.js --operation <id> [--config FILE]
+ *
+ * Everything it runs comes from the operation record `<state>/operations/<id>.json` that the
+ * daemon's command bus wrote after authorising the request: command, validated arguments, the chat
+ * actor (recorded as such in the audit log) and whether it was confirmed. Nothing is taken from
+ * the environment or the command line apart from the id and the config path, so this entry cannot
+ * be used to claim a chat identity: whoever can write that record (root, mode 0600 in a 0700
+ * directory) can write the audit log directly anyway. Progress goes to `<id>.progress` (one JSON
+ * line per step) and the result to `<id>.result.json` (atomically); the daemon follows both.
+ */
+import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { findCommand } from '../../commands/index.js';
+import type { CommandResult } from '../../commands/types.js';
+import { loadConfig } from '../config/load.js';
+import { Exit, errorMessage } from '../errors.js';
+import { execute } from '../execute.js';
+import { createServices } from '../services.js';
+import { OperationStore } from './operations.js';
+
+export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let id: string | undefined;
+  let configFlag: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--operation') id = argv[++i];
+    else if (argv[i] === '--config') configFlag = argv[++i];
+  }
+  if (!id || !/^op-[0-9a-z-]+$/.test(id)) {
+    process.stderr.write('usage: operation-child --operation <id> [--config FILE]\n');
+    return Exit.usage;
+  }
+  const { config } = loadConfig(configFlag, env);
+  const store = new OperationStore(config.paths.state);
+  const rec = store.load(id);
+  if (!rec) {
+    process.stderr.write(`hv: no operation record ${id} in ${store.dir}\n`);
+    return Exit.usage;
+  }
+  // Never run one operation twice, even if it was started twice.
+  try {
+    closeSync(openSync(`${store.dir}/${id}.started`, 'wx', 0o600));
+  } catch {
+    process.stderr.write(`hv: operation ${id} was already started\n`);
+    return Exit.usage;
+  }
+  const log = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    writeSync(
+      2,
+      `${new Date().toISOString()} ${level} ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`,
+    );
+  log('info', 'operation started', { operation: id, command: rec.command, pid: process.pid });
+  let result: CommandResult;
+  const cmd = findCommand(rec.command);
+  if (!cmd) {
+    result = {
+      status: 'error',
+      exitCode: Exit.usage,
+      message: `unknown command "${rec.command}"`,
+      data: {},
+    };
+  } else {
+    const services = createServices(config, { log });
+    try {
+      result = await execute(cmd, rec.args, {
+        config,
+        actor: rec.actor,
+        services,
+        confirmed: rec.confirmed,
+        requestId: rec.requestId,
+        progress: {
+          step(name, detail) {
+            store.appendProgress(id as string, { step: name, detail, at: new Date().toISOString() });
+          },
+        },
+      });
+    } catch (e) {
+      result = { status: 'error', exitCode: Exit.failed, message: errorMessage(e), data: {} };
+    }
+  }
+  store.writeResult(id, { ...result, data: { ...result.data, operationId: id } });
+  log('info', 'operation finished', { operation: id, status: result.status });
+  return result.exitCode;
+}
+
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && realpathSync(process.argv[1]) === self) {
+  // The daemon going away (restart, SIGHUP of a session) must not end the operation.
+  process.on('SIGHUP', () => {});
+  runOperation(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`hv: ${errorMessage(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { CommandResult } from '../../commands/types.js';
+import type { Actor } from '../audit.js';
+import { writeJsonAtomic } from '../fs/atomic.js';
+import type { ReplyAddress } from './types.js';
+
+/** One accepted chat/email command, persisted so that it survives a daemon restart. */
+export interface OperationRecord {
+  id: string;
+  requestId: string;
+  command: string;
+  argv: string[];
+  args: Record<string, unknown>;
+  actor: Actor;
+  replyTo: ReplyAddress;
+  confirmed: boolean;
+  /** `child`: a detached `hv` process runs it; `inline`: the daemon runs it (read-only commands). */
+  mode: 'child' | 'inline';
+  createdAt: string;
+  pid?: number;
+}
+
+/** A progress line the operation wrote. */
+export interface ProgressLine {
+  step: string;
+  detail?: string;
+  at: string;
+}
+
+/** A confirmation waiting for admin clicks. */
+export interface PendingConfirmation {
+  token: string;
+  requestId: string;
+  command: string;
+  argv: string[];
+  args: Record<string, unknown>;
+  requester: Actor;
+  replyTo: ReplyAddress;
+  expiresAt: string;
+  needed: number;
+  /** actorKey of each admin that approved so far. */
+  approvers: string[];
+  approverActors: Actor[];
+}
+
+export interface RequestClaim {
+  key: string;
+  at: string;
+  operationId?: string;
+  outcome?: string;
+}
+
+const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 40);
+
+/**
+ * Files under `<state>/operations/`: request-id claims (deduplication across restarts), pending
+ * confirmations, and per operation its record, progress lines, result and a "reported" marker.
+ * Writes are atomic (temp + rename) or appends of whole lines.
+ */
+export class OperationStore {
+  readonly dir: string;
+  private readonly requests: string;
+  private readonly confirms: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'operations');
+    this.requests = join(this.dir, 'requests');
+    this.confirms = join(this.dir, 'confirm');
+    mkdirSync(this.requests, { recursive: true, mode: 0o700 });
+    mkdirSync(this.confirms, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Claim request keys atomically (O_EXCL): returns null when all were new, else the claim that
+   * was there first (a redelivered request).
+   */
+  claim(keys: string[], at: Date): RequestClaim | null {
+    const made: string[] = [];
+    for (const key of keys) {
+      const path = join(this.requests, `${hash(key)}.json`);
+      let fd: number;
+      try {
+        fd = openSync(path, 'wx', 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // Give back the keys claimed in this call: the first claim stands for all of them.
+        for (const p of made) rmSync(p, { force: true });
+        return this.readClaim(path) ?? { key, at: at.toISOString() };
+      }
+      writeSync(fd, JSON.stringify({ key, at: at.toISOString() }));
+      closeSync(fd);
+      made.push(path);
+    }
+    return null;
+  }
+
+  /** Record what became of a claimed request (operation id or refusal). */
+  settle(keys: string[], fields: { operationId?: string; outcome: string }, at: Date): void {
+    for (const key of keys)
+      writeJsonAtomic(
+        join(this.requests, `${hash(key)}.json`),
+        { key, at: at.toISOString(), ...fields },
+        0o600,
+      );
+  }
+
+  private readClaim(path: string): RequestClaim | null {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as RequestClaim;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remove request claims and finished operation files older than `days`. */
+  prune(now: Date, days = 14): void {
+    const cutoff = now.getTime() - days * 86_400_000;
+    for (const dir of [this.requests, this.confirms, this.dir]) {
+      for (const name of safeList(dir)) {
+        const path = join(dir, name);
+        try {
+          const st = statSync(path);
+          if (!st.isFile() || st.mtimeMs > cutoff) continue;
+          if (dir === this.dir && name.endsWith('.json') && !name.endsWith('.result.json')) {
+            const id = name.slice(0, -'.json'.length);
+            if (!this.isReported(id)) continue;
+          }
+          rmSync(path, { force: true });
+        } catch {
+          // raced with another cleanup
+        }
+      }
+    }
+  }
+
+  // Operations ---------------------------------------------------------------------------------
+
+  private file(id: string, ext: string): string {
+    return join(this.dir, `${id}${ext}`);
+  }
+
+  save(rec: OperationRecord): void {
+    writeJsonAtomic(this.file(rec.id, '.json'), rec, 0o600);
+  }
+
+  load(id: string): OperationRecord | null {
+    try {
+      return JSON.parse(readFileSync(this.file(id, '.json'), 'utf8')) as OperationRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every operation whose result was not yet delivered. */
+  unreported(): OperationRecord[] {
+    const out: OperationRecord[] = [];
+    for (const name of safeList(this.dir)) {
+      if (!name.endsWith('.json') || name.endsWith('.result.json') || name.startsWith('.')) continue;
+      const id = name.slice(0, -'.json'.length);
+      if (this.isReported(id)) continue;
+      const rec = this.load(id);
+      if (rec) out.push(rec);
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  logPath(id: string): string {
+    return this.file(id, '.log');
+  }
+
+  appendProgress(id: string, line: ProgressLine): void {
+    appendFileSync(this.file(id, '.progress'), `${JSON.stringify(line)}\n`, { mode: 0o600 });
+  }
+
+  /** Progress lines from byte `offset`; returns the complete lines and the new offset. */
+  readProgress(id: string, offset: number): { lines: ProgressLine[]; offset: number } {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(this.file(id, '.progress'));
+    } catch {
+      return { lines: [], offset };
+    }
+    const end = buf.lastIndexOf(0x0a) + 1;
+    if (end <= offset) return { lines: [], offset };
+    const lines: ProgressLine[] = [];
+    for (const l of buf.subarray(offset, end).toString('utf8').split('\n')) {
+      if (!l) continue;
+      try {
+        lines.push(JSON.parse(l) as ProgressLine);
+      } catch {
+        // a torn line cannot happen with whole-line appends; skip anything else
+      }
+    }
+    return { lines, offset: end };
+  }
+
+  writeResult(id: string, result: CommandResult): void {
+    writeJsonAtomic(this.file(id, '.result.json'), result, 0o600);
+  }
+
+  readResult(id: string): CommandResult | null {
+    try {
+      return JSON.parse(readFileSync(this.file(id, '.result.json'), 'utf8')) as CommandResult;
+    } catch {
+      return null;
+    }
+  }
+
+  markReported(id: string, at: Date): void {
+    writeJsonAtomic(this.file(id, '.reported'), { at: at.toISOString() }, 0o600);
+  }
+
+  isReported(id: string): boolean {
+    return existsSync(this.file(id, '.reported'));
+  }
+
+  // Confirmations -------------------------------------------------------------------------------
+
+  private confirmFile(token: string): string {
+    return join(this.confirms, `${hash(token)}.json`);
+  }
+
+  saveConfirmation(c: PendingConfirmation): void {
+    writeJsonAtomic(this.confirmFile(c.token), c, 0o600);
+  }
+
+  loadConfirmation(token: string): PendingConfirmation | null {
+    try {
+      return JSON.parse(readFileSync(this.confirmFile(token), 'utf8')) as PendingConfirmation;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Consume a confirmation: exactly one caller wins (rename is atomic). */
+  takeConfirmation(token: string): boolean {
+    try {
+      renameSync(this.confirmFile(token), `${this.confirmFile(token)}.used`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
