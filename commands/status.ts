@@ -6,6 +6,7 @@ import type { CheckResult } from '../src/engine/check.js';
 import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import { listGenerations, rebootParts, systemPath, versionOf } from '../src/engine/system.js';
 import { Exit, errorMessage } from '../src/errors.js';
+import { deliveryStats } from '../src/notify/outbox.js';
 import { readJson } from '../src/state.js';
 import type { Command, CommandResult } from './types.js';
 
@@ -110,6 +111,7 @@ export const statusCommand: Command<Record<string, never>> = {
       generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),
       rebootRequired: reboot.length > 0,
       rebootReason: reboot.length ? `${reboot.join(', ')} differ from the booted system` : undefined,
+      notifications: deliveryStats(paths.notify),
     };
     const lines = [
       `Host:        ${config.host}`,
@@ -124,6 +126,15 @@ export const statusCommand: Command<Record<string, never>> = {
       `Generations: ${generations.map((g) => (g.current ? `[${g.number}]` : String(g.number))).join(' ') || 'none found'}`,
     );
     if (reboot.length) lines.push(`Reboot required: ${data.rebootReason}`);
+    for (const [channel, s] of Object.entries(data.notifications)) {
+      const parts = (['pending', 'retrying', 'dead', 'held'] as const)
+        .filter((k) => s[k] > 0)
+        .map((k) => `${s[k]} ${k === 'held' ? 'held for digest' : k}`);
+      if (s.pending + s.retrying + s.dead === 0) continue;
+      lines.push(
+        `Notify ${channel}: ${parts.join(', ')}${s.lastError ? ` (last error: ${s.lastError})` : ''}${s.dead ? ' — hv notify retry' : ''}`,
+      );
+    }
     return { status: 'ok', exitCode: Exit.ok, message: lines.join('\n'), data };
   },
 };

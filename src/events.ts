@@ -8,6 +8,8 @@ export const EVENT_TYPES = [
   'upgrade.applied',
   'upgrade.failed',
   'rollback.done',
+  /** `hv notify test`: sent on request, whatever a channel's `events` filter says. */
+  'notify.test',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { loadAdapter } from '../adapters/registry.js';
 import type { AdapterContext } from '../adapters/types.js';
 import { AuditLog } from './audit.js';
 import type { Config } from './config/schema.js';
 import { HvError } from './errors.js';
 import { type OpLog, openOpLog } from './log.js';
-import { type Channel, NotificationHub } from './notify/hub.js';
+import { buildHub } from './notify/build.js';
+import type { NotificationHub } from './notify/hub.js';
 import { ExecaRunner, type Runner } from './proc.js';
 import { type StatePaths, statePaths } from './state.js';
 
@@ -55,20 +55,8 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
     opLog: (name) => openOpLog(config.paths.log, name, now),
     log,
     hub() {
-      hub ??= (async () => {
-        const ctx: AdapterContext = { config, runner, now, readSecret, log };
-        const channels: Channel[] = [];
-        for (const channel of config.notify.channels) {
-          const factory = await loadAdapter(channel.type);
-          channels.push({ config: channel, adapter: await factory.create(channel, ctx) });
-        }
-        return new NotificationHub(channels, paths.dir, {
-          timeoutSec: config.notify.timeoutSec,
-          reminderDays: config.notify.reminderDays,
-          now,
-          log,
-        });
-      })();
+      const ctx: AdapterContext = { config, runner, now, readSecret, log };
+      hub ??= buildHub(config, ctx, paths.dir);
       return hub;
     },
   };

@@ -1,0 +1,55 @@
+import { loadAdapter } from '../../adapters/registry.js';
+import type { AdapterContext, ChannelAdapter } from '../../adapters/types.js';
+import { DeliveryError } from '../../adapters/types.js';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { type Channel, NotificationHub } from './hub.js';
+
+/** Stands in for a channel whose adapter could not be loaded: its deliveries fail, kept and retried. */
+function brokenAdapter(name: string, type: string, error: string): ChannelAdapter {
+  return {
+    name,
+    type,
+    async deliver() {
+      throw new DeliveryError(`channel could not be started: ${error}`);
+    },
+  };
+}
+
+/**
+ * The hub with every configured channel. Adapters load concurrently and lazily (a platform library
+ * is imported only when a channel of its type is configured); one that fails to load does not stop
+ * the others, its deliveries stay in the outbox with the error.
+ */
+export async function buildHub(
+  config: Config,
+  ctx: AdapterContext,
+  stateDir: string,
+): Promise<NotificationHub> {
+  const channels: Channel[] = await Promise.all(
+    config.notify.channels.map(async (channel): Promise<Channel> => {
+      const name = channel.name ?? channel.type;
+      try {
+        const factory = await loadAdapter(channel.type);
+        return { config: channel, adapter: await factory.create(channel, ctx) };
+      } catch (e) {
+        ctx.log('error', 'notification channel could not be started', {
+          channel: name,
+          error: errorMessage(e),
+        });
+        return { config: channel, adapter: brokenAdapter(name, channel.type, errorMessage(e)) };
+      }
+    }),
+  );
+  const n = config.notify;
+  return new NotificationHub(channels, stateDir, {
+    timeoutSec: n.timeoutSec,
+    reminderDays: n.reminderDays,
+    maxAttempts: n.maxAttempts,
+    backoffSec: n.backoffSec,
+    maxBackoffSec: n.maxBackoffSec,
+    host: config.host,
+    now: ctx.now,
+    log: ctx.log,
+  });
+}

@@ -1,0 +1,177 @@
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { HvEvent } from '../events.js';
+import { syncDir, writeJsonAtomic } from '../fs/atomic.js';
+
+/**
+ * The durable outbox: one JSON file per delivery under `<state>/notify/outbox/`, each written
+ * atomically (temp file, fsync, rename), so a kill -9 at any moment leaves every record either in its
+ * old or its new state, never half-written. Light on purpose (node:fs only): `hv status` reads it.
+ */
+
+/**
+ * `held`: gathered for an email digest until its period ends; `pending`: to be attempted at
+ * `nextAt`; `done`: delivered (kept a while so a restart never re-sends it); `dead`: gave up after
+ * `notify.maxAttempts` or a permanent error, until `hv notify retry`.
+ */
+export type DeliveryState = 'held' | 'pending' | 'done' | 'dead';
+
+export interface DeliveryRecord {
+  /** The idempotency key handed to the adapter (`Delivery.id`), also the file name. */
+  id: string;
+  channel: string;
+  /** One event, or the events of a digest. */
+  kind: 'event' | 'digest';
+  state: DeliveryState;
+  events: HvEvent[];
+  createdAt: string;
+  /** Attempts made (counted before each attempt starts, so a crash mid-attempt counts too). */
+  attempts: number;
+  nextAt: string;
+  lastAttemptAt?: string;
+  lastError?: string;
+  doneAt?: string;
+  /** For `held` events and digests: the digest period and when it ends. */
+  digest?: { kind: 'daily' | 'weekly' | 'monthly'; period: string; label: string; endsAt: string };
+}
+
+/** Per channel: waiting for a first attempt, failed at least once and retrying, given up. */
+export type DeliveryStats = Record<
+  string,
+  { pending: number; retrying: number; dead: number; held: number; lastError?: string }
+>;
+
+export class Outbox {
+  readonly dir: string;
+  private readonly lockDir: string;
+
+  constructor(notifyDir: string) {
+    this.dir = join(notifyDir, 'outbox');
+    this.lockDir = join(notifyDir, 'locks');
+  }
+
+  private file(id: string): string {
+    return join(this.dir, `${id}.json`);
+  }
+
+  put(rec: DeliveryRecord): void {
+    writeJsonAtomic(this.file(rec.id), rec, 0o600);
+  }
+
+  get(id: string): DeliveryRecord | null {
+    try {
+      return JSON.parse(readFileSync(this.file(id), 'utf8')) as DeliveryRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.file(id), { force: true });
+  }
+
+  /** Every record, oldest first. Temp files of an interrupted write (".…tmp") are not records. */
+  all(): DeliveryRecord[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: DeliveryRecord[] = [];
+    for (const n of names) {
+      if (n.startsWith('.') || !n.endsWith('.json')) continue;
+      const r = this.get(n.slice(0, -'.json'.length));
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Claim a delivery for one attempt, across processes (the daemon and a CLI run may drain at the
+   * same time): an exclusive lock file holding our pid. A lock whose process is gone (kill -9) or
+   * that is older than `staleMs` is taken over. Returns the release function, or null when busy.
+   */
+  claim(id: string, staleMs: number): (() => void) | null {
+    mkdirSync(this.lockDir, { recursive: true });
+    const path = join(this.lockDir, `${id}.lock`);
+    for (let i = 0; i < 2; i++) {
+      try {
+        const fd = openSync(path, 'wx', 0o600);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return () => rmSync(path, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (!isStale(path, staleMs)) return null;
+        rmSync(path, { force: true });
+      }
+    }
+    return null;
+  }
+
+  /** Remove temp files left by a write that a crash interrupted (older than an hour). */
+  sweepTemp(nowMs: number): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    let removed = false;
+    for (const n of names) {
+      if (!n.startsWith('.') || !n.endsWith('.tmp')) continue;
+      try {
+        if (nowMs - statSync(join(this.dir, n)).mtimeMs > 3_600_000) {
+          rmSync(join(this.dir, n), { force: true });
+          removed = true;
+        }
+      } catch {
+        // gone already
+      }
+    }
+    if (removed) syncDir(this.dir);
+  }
+}
+
+function isStale(lockPath: string, staleMs: number): boolean {
+  try {
+    const pid = Number(readFileSync(lockPath, 'utf8').trim());
+    if (Date.now() - statSync(lockPath).mtimeMs > staleMs) return true;
+    if (!Number.isInteger(pid) || pid <= 0) return true;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  } catch {
+    // unreadable or vanished: someone just released it; try again
+    return true;
+  }
+}
+
+/** Counts per channel for `hv status` and `hv notify list`; cheap (a directory of small files). */
+export function deliveryStats(notifyDir: string): DeliveryStats {
+  const stats: DeliveryStats = {};
+  for (const r of new Outbox(notifyDir).all()) {
+    if (r.state === 'done') continue;
+    const s = stats[r.channel] ?? { pending: 0, retrying: 0, dead: 0, held: 0 };
+    stats[r.channel] = s;
+    if (r.state === 'dead') s.dead += 1;
+    else if (r.state === 'held') s.held += 1;
+    else if (r.attempts > 0) s.retrying += 1;
+    else s.pending += 1;
+    if (r.lastError && r.state !== 'held') s.lastError = r.lastError;
+  }
+  return stats;
+}
