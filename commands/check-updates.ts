@@ -5,7 +5,7 @@ import { Exit, errorMessage, isHvError } from '../src/errors.js';
 import type { HvEvent } from '../src/events.js';
 import { writeFileAtomic } from '../src/fs/atomic.js';
 import { makeEvent } from '../src/notify/events.js';
-import { removeFiles, writeJsonAtomic } from '../src/state.js';
+import { readJson, removeFiles, writeJsonAtomic } from '../src/state.js';
 import type { Command, CommandResult } from './types.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
@@ -71,7 +71,9 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
     } catch (e) {
       const error = errorMessage(e);
       log.error('check failed', { error });
-      writeJsonAtomic(paths.lastCheck, { at: now().toISOString(), ok: false, error });
+      const previous = readJson<{ at: string; ok: boolean; lastSuccessAt?: string }>(paths.lastCheck);
+      const lastSuccessAt = previous?.ok ? previous.at : previous?.lastSuccessAt;
+      writeJsonAtomic(paths.lastCheck, { at: now().toISOString(), ok: false, error, lastSuccessAt });
       const hub = await services.hub();
       await hub.publish([
         makeEvent(

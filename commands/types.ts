@@ -40,6 +40,8 @@ export interface CommandContext {
   /** The actor explicitly confirmed (CLI `--yes`, a chat confirm button). */
   confirmed: boolean;
   requestId?: string;
+  /** The `--config` the CLI was given (the daemon reloads from it on SIGHUP). */
+  configFlag?: string;
 }
 
 export type FlagType = 'boolean' | 'string';

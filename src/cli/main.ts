@@ -96,6 +96,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       services,
       progress,
       confirmed,
+      configFlag: g.config,
     });
     progress.done();
     print(result, json);

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { daemonComponents } from '../src/daemon/components.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { journalLog } from '../src/daemon/journal.js';
+import { Exit } from '../src/errors.js';
+import type { Command, CommandResult } from './types.js';
+
+/** `hv daemon`: runs until SIGTERM (exit 0); SIGHUP reloads the config. */
+export const daemonCommand: Command<Record<string, never>> = {
+  name: 'daemon',
+  summary: 'scheduler, notification delivery and chat intake; runs until SIGTERM',
+  usage: 'hv daemon [--config FILE]',
+  role: 'admin',
+  cliOnly: true,
+  flags: {},
+  args: z.strictObject({}),
+  async run(ctx): Promise<CommandResult> {
+    const log = journalLog();
+    const daemon = new Daemon({
+      configFlag: ctx.configFlag,
+      env: process.env,
+      log,
+      components: daemonComponents,
+    });
+    await daemon.start();
+    await new Promise<void>((resolve) => {
+      let reloading = Promise.resolve();
+      const onHup = () => {
+        reloading = reloading.then(() => daemon.reload());
+      };
+      let terminating = false;
+      const onTerm = (signal: string) => {
+        if (terminating) return;
+        terminating = true;
+        process.off('SIGHUP', onHup);
+        log('info', 'signal received', { signal });
+        // Bounded: whatever happens, exit within 10 s of SIGTERM.
+        setTimeout(() => process.exit(0), 9500).unref();
+        void reloading.then(() => daemon.stop()).then(resolve, resolve);
+      };
+      process.on('SIGHUP', onHup);
+      // `on`, not `once`: execa's signal-exit re-raises a signal nobody else listens to any more.
+      process.on('SIGTERM', () => onTerm('SIGTERM'));
+      process.on('SIGINT', () => onTerm('SIGINT'));
+    });
+    return { status: 'ok', exitCode: Exit.ok, message: 'hv daemon stopped', data: {} };
+  },
+};

@@ -1,0 +1,198 @@
+import type { ScheduledTask } from 'node-cron';
+import { checkUpdatesCommand } from '../../commands/check-updates.js';
+import type { Progress } from '../../commands/types.js';
+import type { Actor } from '../audit.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { execute } from '../execute.js';
+import { acquireLock, type Lock } from '../lock.js';
+import { isCatchUpDue, parseSchedule } from '../schedule/index.js';
+import { createServices, type Services } from '../services.js';
+import { readJson, statePaths } from '../state.js';
+import type { JournalLog } from './journal.js';
+
+/** A part of the daemon with a lifetime: scheduler, delivery loop, chat intake. */
+export interface DaemonComponent {
+  readonly name: string;
+  start(services: Services): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Extra components (delivery loop, chat adapters) are contributed by the layers that own them. */
+export type ComponentFactory = (services: Services, log: JournalLog) => Promise<DaemonComponent[]>;
+
+export interface DaemonOptions {
+  configFlag: string | undefined;
+  env: NodeJS.ProcessEnv;
+  log: JournalLog;
+  components?: ComponentFactory[];
+  /** How long SIGTERM waits for a running in-process step before exiting anyway. */
+  stopGraceMs?: number;
+}
+
+const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: 'hv daemon (schedule)' };
+
+interface LastCheck {
+  at: string;
+  ok: boolean;
+  lastSuccessAt?: string;
+}
+
+/** When the last check succeeded, from `<state>/last-check.json`. */
+export function lastSuccess(config: Config): Date | undefined {
+  const last = readJson<LastCheck>(statePaths(config).lastCheck);
+  const at = last?.ok ? last.at : last?.lastSuccessAt;
+  return at ? new Date(at) : undefined;
+}
+
+/**
+ * `hv daemon`: one per state dir. Runs the scheduled update check (node-cron, randomized delay,
+ * catch-up of missed runs), hosts the delivery loop and chat adapters, reloads on SIGHUP, and stops
+ * cleanly on SIGTERM.
+ */
+export class Daemon {
+  private config!: Config;
+  private services!: Services;
+  private lock: Lock | undefined;
+  private task: ScheduledTask | undefined;
+  private components: DaemonComponent[] = [];
+  private running: Promise<unknown> | undefined;
+  private stopping = false;
+  private readonly log: JournalLog;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.log;
+  }
+
+  /** Start everything; throws HvError (busy, config-invalid) when it cannot. */
+  async start(): Promise<void> {
+    this.config = loadConfig(this.opts.configFlag, this.opts.env).config;
+    this.services = createServices(this.config, { log: this.log });
+    this.lock = acquireLock(this.services.paths.dir, 'daemon', `pid ${process.pid}`, 'daemon.lock');
+    await this.startParts();
+    this.log('info', 'daemon started', {
+      host: this.config.host,
+      schedule: this.config.schedule,
+      pid: process.pid,
+    });
+  }
+
+  private async startParts(): Promise<void> {
+    const schedule = parseSchedule(this.config.schedule);
+    const { schedule: cronSchedule } = await import('node-cron');
+    this.task = cronSchedule(schedule.cron, () => this.scheduledCheck('schedule'), {
+      name: 'hv-check-updates',
+      noOverlap: true,
+      maxRandomDelay: this.config.randomizedDelaySec * 1000,
+    });
+    const next = schedule.next(this.services.now(), 1)[0];
+    this.log('info', 'schedule armed', {
+      cron: schedule.cron,
+      next: next?.toISOString(),
+      randomizedDelaySec: this.config.randomizedDelaySec,
+    });
+    for (const factory of this.opts.components ?? []) {
+      for (const c of await factory(this.services, this.log)) {
+        try {
+          await c.start(this.services);
+          this.components.push(c);
+          this.log('info', 'component started', { component: c.name });
+        } catch (e) {
+          this.log('error', 'component failed to start', { component: c.name, error: errorMessage(e) });
+        }
+      }
+    }
+    // Persistent=true: a run missed while the daemon was down happens now.
+    const last = lastSuccess(this.config);
+    if (isCatchUpDue(last, schedule, this.services.now())) {
+      this.log('info', 'missed a scheduled check; checking now', {
+        lastSuccess: last?.toISOString() ?? 'never',
+      });
+      void this.scheduledCheck('catch-up');
+    }
+  }
+
+  private async stopParts(): Promise<void> {
+    await this.task?.destroy();
+    this.task = undefined;
+    for (const c of this.components.reverse()) {
+      try {
+        await c.stop();
+      } catch (e) {
+        this.log('warn', 'component failed to stop', { component: c.name, error: errorMessage(e) });
+      }
+    }
+    this.components = [];
+  }
+
+  private scheduledCheck(reason: string): Promise<unknown> {
+    if (this.stopping) return Promise.resolve();
+    if (this.running) {
+      this.log('info', 'check skipped: one is already running', { reason });
+      return this.running;
+    }
+    const progress: Progress = {
+      step: (name, detail) => this.log('info', 'check step', { step: name, detail }),
+    };
+    const services = this.services;
+    this.running = execute(
+      checkUpdatesCommand,
+      {},
+      { config: this.config, actor: DAEMON_ACTOR, services, progress, confirmed: false },
+    )
+      .then((r) =>
+        this.log(r.status === 'error' || r.status === 'busy' ? 'warn' : 'info', 'scheduled check finished', {
+          reason,
+          status: r.status,
+          message: r.message.split('\n')[0],
+        }),
+      )
+      .catch((e) => this.log('error', 'scheduled check crashed', { reason, error: errorMessage(e) }))
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  /** SIGHUP: load the config again; keep the old one when the new one is invalid. */
+  async reload(): Promise<void> {
+    let next: Config;
+    try {
+      next = loadConfig(this.opts.configFlag, this.opts.env).config;
+    } catch (e) {
+      this.log('error', 'reload refused: invalid config; keeping the old one', { error: errorMessage(e) });
+      return;
+    }
+    if (next.paths.state !== this.config.paths.state) {
+      this.log('error', 'reload refused: paths.state cannot change while running; restart the daemon', {});
+      return;
+    }
+    await this.stopParts();
+    this.config = next;
+    this.services = createServices(next, { log: this.log });
+    await this.startParts();
+    this.log('info', 'config reloaded', { schedule: next.schedule });
+  }
+
+  /** SIGTERM: take no new work, let a running step finish (bounded), release the lock. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log('info', 'stopping', {});
+    await this.stopParts();
+    if (this.running) {
+      const grace = this.opts.stopGraceMs ?? 7000;
+      const done = await Promise.race([
+        this.running.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), grace).unref()),
+      ]);
+      if (!done)
+        this.log('warn', 'a check was still running at stop; its lock is released with this process', {
+          graceMs: grace,
+        });
+    }
+    this.lock?.release();
+    this.log('info', 'stopped', {});
+  }
+}
