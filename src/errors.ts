@@ -26,6 +26,7 @@ export type HvErrorCode =
   | 'nix-failed'
   | 'refused'
   | 'secret-unreadable'
+  | 'adapter-failed'
   | 'internal';
 
 const exitFor: Record<HvErrorCode, ExitCode> = {
@@ -42,6 +43,7 @@ const exitFor: Record<HvErrorCode, ExitCode> = {
   'nix-failed': Exit.failed,
   refused: Exit.refused,
   'secret-unreadable': Exit.failed,
+  'adapter-failed': Exit.failed,
   internal: Exit.failed,
 };
 

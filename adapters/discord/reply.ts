@@ -1,0 +1,224 @@
+import { DiscordAPIError, type REST, Routes } from 'discord.js';
+import type { CommandResult } from '../../commands/types.js';
+import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import { errorMessage } from '../../src/errors.js';
+import type { AdapterContext } from '../types.js';
+import {
+  type MessageBody,
+  noteMessage,
+  type ProgressLine,
+  progressMessage,
+  promptMessage,
+  refusalMessage,
+  resultMessage,
+} from './render.js';
+
+/**
+ * What a Discord reply needs to find its way back, also after a daemon restart (the bus persists
+ * it as `ReplyAddress.data`): the interaction webhook (application id + token, valid 15 minutes)
+ * and the channel to continue in once the token has expired.
+ */
+export interface DiscordReplyData {
+  applicationId: string;
+  interactionId: string;
+  token: string;
+  /** `command`: the /hv reply message; `component`: the message a button was clicked on. */
+  kind: 'command' | 'component';
+  channelId: string;
+  userId: string;
+  command: string;
+  /** Epoch ms when the interaction token stops working. */
+  tokenExpiresAt: number;
+  /** The channel message the reply continues in, once it had to move there. */
+  messageId?: string;
+}
+
+/** Discord interaction tokens last 15 minutes; switch to the channel a minute before. */
+export const TOKEN_TTL_MS = 15 * 60_000;
+const TOKEN_MARGIN_MS = 60_000;
+
+export function isReplyData(d: Record<string, unknown>): d is Record<string, unknown> & DiscordReplyData {
+  return (
+    typeof d.applicationId === 'string' &&
+    typeof d.token === 'string' &&
+    typeof d.channelId === 'string' &&
+    typeof d.tokenExpiresAt === 'number' &&
+    (d.kind === 'command' || d.kind === 'component')
+  );
+}
+
+/**
+ * The `Reply` sink of one Discord request. Everything goes through REST (never the gateway), so a
+ * reply rebuilt from its data after a restart, or during a gateway outage, works the same. Calls
+ * are serialised; progress edits are coalesced so a burst of steps is one edit, not a flood.
+ */
+export class DiscordReply implements Reply {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly steps: ProgressLine[] = [];
+  private progressQueued = false;
+  private readonly shownRefusals = new Set<string>();
+  private readonly shownPrompts = new Set<string>();
+  /** Something other than the "thinking…" state is on the public message. */
+  private rendered = false;
+  private original = true;
+  private finished = false;
+
+  constructor(
+    private readonly rest: REST,
+    readonly data: DiscordReplyData,
+    private readonly ctx: Pick<AdapterContext, 'now' | 'log'>,
+    private readonly host: string,
+    /** The adapter's channel name, `ReplyAddress.channel`. */
+    private readonly channelName: string,
+  ) {}
+
+  /** Where this reply is now (the bus persists it, so a restart continues in the same place). */
+  address(): ReplyAddress {
+    return { channel: this.channelName, data: { ...this.data } };
+  }
+
+  progress(step: string, detail?: string): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    this.steps.push({ step, ...(detail ? { detail } : {}), at: this.ctx.now().getTime() });
+    if (this.progressQueued) return this.chain;
+    this.progressQueued = true;
+    return this.enqueue(async () => {
+      this.progressQueued = false;
+      if (this.finished) return;
+      await this.showPublic(
+        progressMessage(this.data.command, this.host, this.steps, this.ctx.now().getTime()),
+      );
+    });
+  }
+
+  result(result: CommandResult): Promise<void> {
+    return this.enqueue(async () => {
+      this.finished = true;
+      const body = resultMessage(this.data.command, this.host, result);
+      if (this.tokenUsable()) {
+        await this.showPublic(body);
+      } else {
+        // The operation outlived the interaction: the result is a new message at the bottom of the
+        // channel, mentioning who asked, rather than an edit nobody notices.
+        await this.postChannel({
+          ...body,
+          content: `<@${this.data.userId}>`,
+          allowed_mentions: { parse: [], users: [this.data.userId] },
+        });
+      }
+    });
+  }
+
+  refused(reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.shownRefusals.has(reason)) return;
+      this.shownRefusals.add(reason);
+      if (!this.tokenUsable()) {
+        await this.postChannel({
+          content: `<@${this.data.userId}> ⛔ ${reason}`,
+          allowed_mentions: { parse: [] },
+        });
+        return;
+      }
+      // A /hv that nothing else was shown for: drop the public "thinking…" message, so that the
+      // refusal is seen by the requester only.
+      if (this.data.kind === 'command' && !this.rendered) {
+        await this.webhook('delete', '@original').catch((e: unknown) =>
+          this.ctx.log('warn', 'discord reply delete failed', { error: errorMessage(e) }),
+        );
+      }
+      await this.followUp(refusalMessage(reason));
+    });
+  }
+
+  confirm(prompt: ConfirmationPrompt): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.shownPrompts.has(prompt.token)) return;
+      this.shownPrompts.add(prompt.token);
+      await this.showPublic(promptMessage(prompt));
+    });
+  }
+
+  /** A status line on the public message (accepted, cancelled, waiting for approvals). */
+  note(
+    title: string,
+    text: string,
+    opts: { keepComponents?: boolean; ifNothingShown?: boolean } = {},
+  ): Promise<void> {
+    return this.enqueue(async () => {
+      if (opts.ifNothingShown && (this.rendered || this.finished)) return;
+      await this.showPublic(noteMessage(title, text, opts.keepComponents));
+    });
+  }
+
+  /** An ephemeral message to the person who triggered this interaction. */
+  whisper(text: string): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.tokenUsable()) await this.followUp({ ...refusalMessage(text), content: text });
+    });
+  }
+
+  /** Resolves when every call so far has been sent. */
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(task);
+    // One failed edit must not wedge the next ones; the caller still sees this one's error.
+    this.chain = run.catch((e: unknown) => {
+      this.ctx.log('warn', 'discord reply failed', {
+        interaction: this.data.interactionId,
+        error: errorMessage(e),
+      });
+    });
+    return run;
+  }
+
+  private tokenUsable(): boolean {
+    return this.original && this.ctx.now().getTime() < this.data.tokenExpiresAt - TOKEN_MARGIN_MS;
+  }
+
+  /** Edit the interaction's message while the token lives, else the channel message. */
+  private async showPublic(body: MessageBody): Promise<void> {
+    this.rendered = true;
+    if (this.tokenUsable()) {
+      try {
+        await this.webhook('patch', '@original', body);
+        return;
+      } catch (e) {
+        // 50027 Invalid Webhook Token / 10015 Unknown Webhook: the token died early (restart after
+        // 15 minutes, clock skew); continue in the channel.
+        if (!(e instanceof DiscordAPIError) || ![50027, 10015, 10008].includes(Number(e.code))) throw e;
+        this.original = false;
+        this.ctx.log('info', 'discord interaction token expired; continuing in the channel', {
+          interaction: this.data.interactionId,
+        });
+      }
+    }
+    if (this.data.messageId) {
+      try {
+        await this.rest.patch(Routes.channelMessage(this.data.channelId, this.data.messageId), { body });
+        return;
+      } catch (e) {
+        if (!(e instanceof DiscordAPIError) || Number(e.code) !== 10008) throw e;
+      }
+    }
+    const created = await this.postChannel(body);
+    this.data.messageId = created.id;
+  }
+
+  private async postChannel(body: MessageBody): Promise<{ id: string }> {
+    return (await this.rest.post(Routes.channelMessages(this.data.channelId), { body })) as { id: string };
+  }
+
+  private async followUp(body: MessageBody): Promise<void> {
+    await this.rest.post(Routes.webhook(this.data.applicationId, this.data.token), { body, auth: false });
+  }
+
+  private async webhook(method: 'patch' | 'delete', messageId: string, body?: MessageBody): Promise<void> {
+    const route = Routes.webhookMessage(this.data.applicationId, this.data.token, messageId);
+    if (method === 'patch') await this.rest.patch(route, { body, auth: false });
+    else await this.rest.delete(route, { auth: false });
+  }
+}
