@@ -3,20 +3,28 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import {
   channelObject,
-  type DiscordChannelSeed,
   type DiscordGuildSeed,
-  type DiscordMemberSeed,
-  type DiscordRoleSeed,
   type DiscordUserSeed,
   guildCreateObject,
-  interactionToken,
-  memberObject,
   messageObject,
   snowflake,
   userObject,
 } from './discord-fixtures.js';
 import { DiscordGateway, type GatewayConnectionInfo, type GatewayFrame } from './discord-gateway.js';
+import { buildInteraction, defaultGuild } from './discord-interactions.js';
 import { type DiscordRoute, discordRoutes, type RestReply } from './discord-rest.js';
+import {
+  type CommandWrite,
+  DISCORD_IDS,
+  type DiscordFailure,
+  type DiscordMessageRecord,
+  type DiscordPeerOptions,
+  type DiscordRestCall,
+  type InteractionCallback,
+  type InteractionInput,
+  type InteractionState,
+  type SentInteraction,
+} from './discord-types.js';
 import {
   closeServer,
   listenLoopback,
@@ -35,133 +43,22 @@ export type {
   DiscordUserSeed,
 } from './discord-fixtures.js';
 export type { GatewayConnectionInfo, GatewayFrame } from './discord-gateway.js';
+export * from './discord-types.js';
 export { DISCORD_LIMITS, type DiscordErrorBody } from './discord-validate.js';
 
-/** Fixed ids of the default world, so tests can name them. */
-export const DISCORD_IDS = {
-  application: '1200000000000000001',
-  bot: '1200000000000000001',
-  guild: '1200000000000000100',
-  channel: '1200000000000000200',
-  otherChannel: '1200000000000000201',
-  adminRole: '1200000000000000300',
-  admin: '1200000000000000400',
-  outsider: '1200000000000000401',
-} as const;
-
-export interface DiscordPeerOptions {
-  /** The bot token discord.js logs in with. Default 'hv-discord-test-token'. */
-  token?: string;
-  applicationId?: string;
-  /** The bot user (id defaults to the application id, as on Discord). */
-  botUser?: Partial<DiscordUserSeed>;
-  /** The one guild the bot is in; default has channels #ops and #general, role hv-admin and two users. */
-  guild?: Partial<Omit<DiscordGuildSeed, 'ownerId'>>;
-  /** HELLO's heartbeat_interval. Default 41250 (Discord's usual). */
-  heartbeatIntervalMs?: number;
-  /** Interaction callbacks later than this answer 10062 Unknown interaction. Default 3000. */
-  interactionDeadlineMs?: number;
-}
-
-/** One REST request the app made. */
-export interface DiscordRestCall {
-  method: string;
-  /** Without the `/api/v10` prefix, e.g. `/channels/123/messages`. */
-  path: string;
-  query: Record<string, string>;
-  /** JSON body, or `payload_json` of a multipart body. */
-  body: unknown;
-  files: { field: string; name: string; size: number }[];
-  /** Whether it carried the right `Authorization: Bot <token>`. */
-  authorized: boolean;
-  status: number;
-  response: unknown;
-  at: number;
-}
-
-/** A failure to serve instead of the real answer (see {@link DiscordPeer.failNext}). */
-export interface DiscordFailure {
-  status: number;
-  /** Seconds, for 429 (may be fractional). Default 1. */
-  retryAfter?: number;
-  /** For 429: a global rate limit (adds `X-RateLimit-Global`). */
-  global?: boolean;
-  /** Replaces the default error body. */
-  body?: Record<string, unknown>;
-  /** How many matching requests fail. Default 1. */
-  times?: number;
-}
-
-/** What a test gives to deliver an interaction; the rest is filled in like Discord does. */
-export interface InteractionInput {
-  /** 2 application command, 3 message component, 4 autocomplete, 5 modal submit. */
-  type: 2 | 3 | 4 | 5;
-  /** For type 2 at least `{ name }`; for type 3 at least `{ custom_id }`. */
-  data?: Record<string, unknown>;
-  /** The invoking member; default the admin user with the hv-admin role. */
-  member?: { user: DiscordUserSeed; roles?: string[]; permissions?: string };
-  /** For a DM interaction (set `guild_id: null`). */
-  user?: DiscordUserSeed;
-  /** Default the peer's guild; `null` for a DM. */
-  guild_id?: string | null;
-  channel_id?: string;
-  /** For components: the message the component is on (default a bot message in the channel). */
-  message?: Record<string, unknown>;
-  locale?: string;
-}
-
-/** An interaction the peer delivered. */
-export interface SentInteraction {
-  id: string;
-  token: string;
-  type: number;
-  payload: Record<string, unknown>;
-  /** `performance.now()` when INTERACTION_CREATE went out. */
-  sentAt: number;
-}
-
-/** One POST to /interactions/:id/:token/callback. */
-export interface InteractionCallback {
-  interactionId: string;
-  /** 4 reply, 5 defer, 6 deferred update, 7 update, 8 autocomplete, 9 modal. */
-  type: number;
-  data: Record<string, unknown> | undefined;
-  /** From INTERACTION_CREATE to this callback. */
-  latencyMs: number;
-  at: number;
-  accepted: boolean;
-}
-
-/** A message the app created, through a channel, an interaction response or a follow-up. */
-export interface DiscordMessageRecord {
-  id: string;
-  channelId: string;
-  source: 'channel' | 'interaction' | 'followup' | 'component';
-  interactionId: string | undefined;
-  /** The message object as Discord would return it (updated on edit). */
-  wire: Record<string, unknown>;
-  edits: number;
-  deleted: boolean;
-}
-
-/** A PUT of application commands. */
-export interface CommandWrite {
-  guildId: string | null;
-  commands: Record<string, unknown>[];
-  at: number;
-}
-
-/** Internal view the REST routes work on. */
-export interface InteractionState extends SentInteraction {
-  responded: boolean;
-  originalMessageId: string | undefined;
-  channelId: string;
-  guildId: string | undefined;
-}
-
 /**
- * A loopback Discord: REST API and gateway, enough for the real discord.js 14 to log in with
- * `rest: { api: peer.apiUrl }`, receive interactions and answer them.
+ * A loopback Discord: REST API and gateway v10 (JSON, uncompressed), enough for the real
+ * discord.js 14 to log in, receive interactions and answer them, unmodified.
+ *
+ * ```ts
+ * const peer = await DiscordPeer.start();
+ * const client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: peer.apiUrl } });
+ * await client.login(peer.token);          // GET /gateway/bot, HELLO, IDENTIFY, READY, GUILD_CREATE
+ * const sent = peer.sendInteraction({ type: 2, data: { name: 'hv' } });
+ * const callback = await peer.waitForCallback(sent.id);   // { type: 5, latencyMs, ... }
+ * await client.destroy();
+ * await peer.stop();
+ * ```
  */
 export class DiscordPeer {
   readonly token: string;
@@ -288,7 +185,7 @@ export class DiscordPeer {
 
   /** Delivers INTERACTION_CREATE with a fresh id and token. */
   sendInteraction(input: InteractionInput): SentInteraction {
-    const state = this.buildInteraction(input);
+    const state = buildInteraction(this, input);
     this.interactions.set(state.id, state);
     state.sentAt = performance.now();
     if (this.gateway.dispatch('INTERACTION_CREATE', state.payload) === 0) {
@@ -394,88 +291,6 @@ export class DiscordPeer {
     };
   }
 
-  private buildInteraction(input: InteractionInput): InteractionState {
-    const id = snowflake();
-    const guildId = input.guild_id === undefined ? this.guild.id : (input.guild_id ?? undefined);
-    const channelId = input.channel_id ?? this.channelId;
-    const payload: Record<string, unknown> = {
-      id,
-      application_id: this.applicationId,
-      type: input.type,
-      token: interactionToken(),
-      version: 1,
-      channel_id: channelId,
-      channel: this.channelObject(channelId) ?? { id: channelId, type: guildId ? 0 : 1 },
-      app_permissions: '2248473465835073',
-      locale: input.locale ?? 'en-US',
-      entitlements: [],
-      authorizing_integration_owners: guildId
-        ? { '0': guildId }
-        : { '1': input.user?.id ?? DISCORD_IDS.admin },
-      context: guildId ? 0 : 1,
-      attachment_size_limit: 10_485_760,
-      data: this.interactionData(input, guildId),
-    };
-    if (guildId) {
-      const seed = input.member ?? this.guild.members.find((m) => m.user.id === DISCORD_IDS.admin);
-      const member = seed ?? { user: { id: DISCORD_IDS.admin } };
-      payload.guild_id = guildId;
-      payload.guild_locale = 'en-US';
-      payload.guild = { id: guildId, locale: 'en-US', features: [] };
-      payload.member = memberObject(member, { permissions: input.member?.permissions ?? '0' });
-    } else {
-      payload.user = userObject(input.user ?? { id: DISCORD_IDS.admin });
-    }
-    if (input.type === 3) payload.message = this.componentMessage(input, channelId);
-    return {
-      id,
-      token: String(payload.token),
-      type: input.type,
-      payload,
-      sentAt: 0,
-      responded: false,
-      originalMessageId: input.type === 3 ? String((payload.message as { id: string }).id) : undefined,
-      channelId,
-      guildId,
-    };
-  }
-
-  private interactionData(input: InteractionInput, guildId: string | undefined): Record<string, unknown> {
-    const data = input.data ?? {};
-    if (input.type === 3) return { component_type: 2, custom_id: 'hv', ...data };
-    if (input.type === 2 || input.type === 4) {
-      const name = String(data.name ?? 'hv');
-      const known = [...(this.commands.get(guildId ?? '') ?? []), ...(this.commands.get('') ?? [])].find(
-        (c) => c.name === name,
-      );
-      return {
-        id: known?.id ?? snowflake(),
-        name,
-        type: 1,
-        ...(guildId ? { guild_id: guildId } : {}),
-        ...data,
-      };
-    }
-    return data;
-  }
-
-  private componentMessage(input: InteractionInput, channelId: string): Record<string, unknown> {
-    const given = input.message;
-    const existing = given?.id ? this.messages.find((m) => m.id === given.id) : undefined;
-    if (existing) return existing.wire;
-    const wire = { ...this.botMessage(channelId, { content: '' }), ...given };
-    this.messages.push({
-      id: String(wire.id),
-      channelId,
-      source: 'component',
-      interactionId: undefined,
-      wire,
-      edits: 0,
-      deleted: false,
-    });
-    return wire;
-  }
-
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${this.port}`);
     if (url.pathname.startsWith('/api')) {
@@ -560,32 +375,6 @@ export class DiscordPeer {
       body: failure.body ?? { message: `${failure.status}: Injected failure`, code: 0 },
     };
   }
-}
-
-function defaultGuild(
-  bot: DiscordUserSeed,
-  given: Partial<Omit<DiscordGuildSeed, 'ownerId'>>,
-): DiscordGuildSeed {
-  const channels: DiscordChannelSeed[] = given.channels ?? [
-    { id: DISCORD_IDS.channel, name: 'ops' },
-    { id: DISCORD_IDS.otherChannel, name: 'general' },
-  ];
-  const roles: DiscordRoleSeed[] = given.roles ?? [
-    { id: DISCORD_IDS.adminRole, name: 'hv-admin', permissions: '0' },
-  ];
-  const members: DiscordMemberSeed[] = given.members ?? [
-    { user: { id: DISCORD_IDS.admin, username: 'admin' }, roles: [DISCORD_IDS.adminRole] },
-    { user: { id: DISCORD_IDS.outsider, username: 'outsider' }, roles: [] },
-  ];
-  if (!members.some((m) => m.user.id === bot.id)) members.unshift({ user: bot, roles: [] });
-  return {
-    id: given.id ?? DISCORD_IDS.guild,
-    name: given.name ?? 'hv-test',
-    ownerId: DISCORD_IDS.admin,
-    channels,
-    roles,
-    members,
-  };
 }
 
 async function parseRestBody(

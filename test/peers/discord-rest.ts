@@ -1,5 +1,6 @@
 import { snowflake, userObject } from './discord-fixtures.js';
-import type { DiscordMessageRecord, DiscordPeer, DiscordRestCall, InteractionState } from './discord-peer.js';
+import type { DiscordPeer } from './discord-peer.js';
+import type { DiscordMessageRecord, DiscordRestCall, InteractionState } from './discord-types.js';
 import { validateMessageBody } from './discord-validate.js';
 
 /** An HTTP answer; `body` undefined means no body (204). */

@@ -192,6 +192,17 @@ describe('SlackPeer with the real @slack/bolt', () => {
     });
   });
 
+  it('refuses Socket Mode to an unknown app token (bolt gives up: invalid_auth is unrecoverable)', async () => {
+    const app = new App({
+      socketMode: true,
+      appToken: 'xapp-1-not-ours',
+      token: BOT_TOKEN,
+      clientOptions: { slackApiUrl: peer.apiUrl },
+      logger: quietLogger([]),
+    });
+    await expect(app.start()).rejects.toMatchObject({ data: { error: 'invalid_auth' } });
+  });
+
   describe('Socket Mode reconnection', () => {
     let app: App;
     const seen: { text: string; retryNum: number | undefined }[] = [];
@@ -363,6 +374,13 @@ describe('DiscordPeer with the real discord.js', () => {
     expect(peer.identifies).toBe(1);
     expect(peer.gatewayConnections[0]?.query).toEqual({ v: '10', encoding: 'json' });
     expect(peer.restCalls[0]).toMatchObject({ method: 'GET', path: '/gateway/bot', authorized: true });
+  });
+
+  it('refuses a login with the wrong token (401 on GET /gateway/bot)', async () => {
+    const stranger = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: peer.apiUrl } });
+    await expect(stranger.login('not-the-token')).rejects.toMatchObject({ code: 'TokenInvalid' });
+    await stranger.destroy();
+    expect(peer.restCalls.at(-1)).toMatchObject({ path: '/gateway/bot', authorized: false, status: 401 });
   });
 
   it('registers guild commands with a bulk overwrite', async () => {

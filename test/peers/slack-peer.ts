@@ -2,15 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import {
-  closeServer,
-  listenLoopback,
-  parseMultipart,
-  readBody,
-  sendJson,
-  type WaitOptions,
-  waitFor,
-} from './http-util.js';
+import { closeServer, listenLoopback, readBody, sendJson, type WaitOptions, waitFor } from './http-util.js';
 import {
   buildEventCallback,
   buildInteractive,
@@ -20,67 +12,26 @@ import {
   type SlackWorkspace,
   type SlashCommandPayload,
 } from './slack-payloads.js';
-import { callSlackMethod, type SlackApiState, type SlackPostedMessage } from './slack-web-api.js';
+import type {
+  ResponseUrlPost,
+  SlackAck,
+  SlackApiCall,
+  SlackFailure,
+  SlackPeerOptions,
+} from './slack-types.js';
+import {
+  callSlackMethod,
+  decodeApiBody,
+  failureResponse,
+  type SlackApiState,
+  type SlackPostedMessage,
+} from './slack-web-api.js';
 
 export type { SignedPostOptions, SignedPostResult, SlackSignatureHeaders } from './slack-http.js';
 export { postInteractive, postSignedSlackRequest, postSlashCommand, signSlackRequest } from './slack-http.js';
 export type { InteractiveInput, SlackWorkspace, SlashCommandPayload } from './slack-payloads.js';
+export type * from './slack-types.js';
 export type { SlackPostedMessage } from './slack-web-api.js';
-
-export interface SlackPeerOptions {
-  /** Bot tokens that auth.test and chat.* accept. Default `['xoxb-hv-test']`. */
-  botTokens?: string[];
-  /** App-level tokens that apps.connections.open accepts. Default `['xapp-1-hv-test']`. */
-  appTokens?: string[];
-  /** Overrides for the ids the peer uses (team, app, bot, default user and channel). */
-  workspace?: Partial<SlackWorkspace>;
-  /** When given, only these channels exist; others answer `channel_not_found`. */
-  channels?: string[];
-  /** How long send* helpers wait for an ack before resolving with `acked: false`. Default 3000 (Slack's deadline). */
-  ackTimeoutMs?: number;
-}
-
-/** One Web API request the app made. */
-export interface SlackApiCall {
-  method: string;
-  /** Form or JSON fields; `blocks`, `attachments`, `metadata` are decoded from their JSON strings. */
-  body: Record<string, unknown>;
-  token: string | undefined;
-  at: number;
-  status: number;
-  response: Record<string, unknown>;
-}
-
-/** A failure to serve instead of the real answer (see {@link SlackPeer.failNext}). */
-export interface SlackFailure {
-  /** HTTP status; 429 adds `Retry-After`. Default 200 with `{ok:false, error}` when `error` is set. */
-  status?: number;
-  /** Seconds, for 429. Default 1. */
-  retryAfter?: number;
-  /** Slack error code, e.g. 'channel_not_found' (HTTP 200, `ok: false`). */
-  error?: string;
-  /** How many consecutive calls fail. Default 1. */
-  times?: number;
-}
-
-/** The outcome of delivering one Socket Mode envelope. */
-export interface SlackAck {
-  envelopeId: string;
-  acked: boolean;
-  /** Time from sending the envelope to receiving the ack (or to giving up). */
-  latencyMs: number;
-  /** The ack's `payload` (e.g. `{ text }` for a slash command answered in the ack). */
-  payload: Record<string, unknown> | undefined;
-  /** The response_url the envelope carried, if any. */
-  responseUrl: string | undefined;
-}
-
-/** A POST the app made to a response_url. */
-export interface ResponseUrlPost {
-  url: string;
-  body: Record<string, unknown>;
-  at: number;
-}
 
 interface SocketConnection {
   id: number;
@@ -95,12 +46,26 @@ interface PendingAck {
   timer: NodeJS.Timeout;
 }
 
-const JSON_FIELDS = new Set(['blocks', 'attachments', 'metadata', 'view', 'unfurls']);
 const RESPONSE_URL_USES = 5;
 
 /**
  * A loopback Slack: Web API over HTTP and Socket Mode over WebSocket, enough for the real
- * `@slack/bolt` to run against it with `clientOptions: { slackApiUrl: peer.apiUrl }`.
+ * `@slack/bolt` to run against it unmodified.
+ *
+ * ```ts
+ * const peer = await SlackPeer.start();
+ * const app = new App({ socketMode: true, appToken: 'xapp-1-hv-test', token: 'xoxb-hv-test',
+ *   clientOptions: { slackApiUrl: peer.apiUrl } });
+ * await app.start();                       // auth.test, apps.connections.open, hello
+ * const ack = await peer.sendSlashCommand({ command: '/hv', text: 'status' });
+ * await app.stop();                        // does not wait for the socket to close:
+ * await waitFor(() => peer.openConnections === 0);
+ * await peer.stop();
+ * ```
+ *
+ * bolt reconnects `clientPingTimeout` ms after a drop (default 5000); for fast reconnect tests pass
+ * `receiver: new SocketModeReceiver({ appToken, clientPingTimeout: 1000,
+ * installerOptions: { clientOptions: { slackApiUrl } } })` instead of `socketMode/appToken`.
  */
 export class SlackPeer {
   readonly workspace: SlackWorkspace;
@@ -380,7 +345,7 @@ export class SlackPeer {
     raw: Buffer,
     res: ServerResponse,
   ): Promise<void> {
-    const body = await parseBody(req.headers['content-type'] ?? '', raw);
+    const body = await decodeApiBody(req.headers['content-type'] ?? '', raw);
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ')
       ? header.slice('Bearer '.length)
@@ -430,41 +395,4 @@ export class SlackPeer {
     if (entry.left <= 0) this.failures.splice(index, 1);
     return entry.failure;
   }
-}
-
-function failureResponse(failure: SlackFailure): {
-  status: number;
-  response: Record<string, unknown>;
-  headers: Record<string, string>;
-} {
-  const status = failure.status ?? 200;
-  if (status === 429) {
-    return {
-      status,
-      response: { ok: false, error: failure.error ?? 'ratelimited' },
-      headers: { 'retry-after': String(failure.retryAfter ?? 1) },
-    };
-  }
-  return { status, response: { ok: false, error: failure.error ?? 'internal_error' }, headers: {} };
-}
-
-async function parseBody(contentType: string, raw: Buffer): Promise<Record<string, unknown>> {
-  let fields: Record<string, unknown>;
-  if (contentType.startsWith('application/json')) {
-    fields = raw.length > 0 ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {};
-  } else if (contentType.startsWith('multipart/form-data')) {
-    fields = (await parseMultipart(raw, contentType)).fields;
-  } else {
-    fields = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-  }
-  for (const key of JSON_FIELDS) {
-    const value = fields[key];
-    if (typeof value !== 'string') continue;
-    try {
-      fields[key] = JSON.parse(value);
-    } catch {
-      // Not JSON: keep the string, as Slack would reject it with invalid_blocks and the like.
-    }
-  }
-  return fields;
 }

@@ -1,4 +1,6 @@
+import { parseMultipart } from './http-util.js';
 import type { SlackWorkspace } from './slack-payloads.js';
+import type { SlackFailure } from './slack-types.js';
 
 /** A message the app posted (or posted ephemerally) through the Web API. */
 export interface SlackPostedMessage {
@@ -191,4 +193,45 @@ function wireMessage(state: SlackApiState, message: SlackPostedMessage): Body {
     ...(message.blocks ? { blocks: message.blocks } : {}),
     ...(message.threadTs ? { thread_ts: message.threadTs } : {}),
   };
+}
+
+const JSON_FIELDS = new Set(['blocks', 'attachments', 'metadata', 'view', 'unfurls']);
+
+/** The HTTP answer for an injected failure. */
+export function failureResponse(failure: SlackFailure): {
+  status: number;
+  response: Record<string, unknown>;
+  headers: Record<string, string>;
+} {
+  const status = failure.status ?? 200;
+  if (status === 429) {
+    return {
+      status,
+      response: { ok: false, error: failure.error ?? 'ratelimited' },
+      headers: { 'retry-after': String(failure.retryAfter ?? 1) },
+    };
+  }
+  return { status, response: { ok: false, error: failure.error ?? 'internal_error' }, headers: {} };
+}
+
+/** Decodes a Web API request body (form, JSON or multipart); JSON-valued fields are parsed. */
+export async function decodeApiBody(contentType: string, raw: Buffer): Promise<Record<string, unknown>> {
+  let fields: Record<string, unknown>;
+  if (contentType.startsWith('application/json')) {
+    fields = raw.length > 0 ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {};
+  } else if (contentType.startsWith('multipart/form-data')) {
+    fields = (await parseMultipart(raw, contentType)).fields;
+  } else {
+    fields = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  }
+  for (const key of JSON_FIELDS) {
+    const value = fields[key];
+    if (typeof value !== 'string') continue;
+    try {
+      fields[key] = JSON.parse(value);
+    } catch {
+      // Not JSON: keep the string, as Slack would reject it with invalid_blocks and the like.
+    }
+  }
+  return fields;
 }
