@@ -16,11 +16,11 @@ export const daemonCommand: Command<Record<string, never>> = {
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
     const log = journalLog();
-    const daemon = new Daemon({
+    const daemon: Daemon = new Daemon({
       configFlag: ctx.configFlag,
       env: process.env,
       log,
-      components: daemonComponents,
+      components: daemonComponents(() => daemon.configPath),
     });
     await daemon.start();
     await new Promise<void>((resolve) => {

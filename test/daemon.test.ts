@@ -62,7 +62,7 @@ describe('hv daemon', () => {
     recentSuccess(world, 1000);
     world.upstream.advance('nixos-24.05');
     const d = startDaemon(world);
-    await waitFor(() => d.output().includes('schedule armed'), 15_000, 'daemon start');
+    await waitFor(() => d.output().includes('schedule armed'), 30_000, 'daemon start');
     await waitFor(
       () => existsSync(world?.paths.motd ?? ''),
       15_000,
@@ -89,7 +89,7 @@ describe('hv daemon', () => {
     world.upstream.advance('nixos-24.05');
     recentSuccess(world, 3600_000);
     const fresh = startDaemon(world);
-    await waitFor(() => fresh.output().includes('schedule armed'), 15_000, 'daemon start');
+    await waitFor(() => fresh.output().includes('schedule armed'), 30_000, 'daemon start');
     await new Promise((r) => setTimeout(r, 2500));
     expect(existsSync(world.paths.motd)).toBe(false);
     expect(fresh.output()).not.toContain('missed a scheduled check');
@@ -108,7 +108,7 @@ describe('hv daemon', () => {
     world = new World({ branches: ['nixos-24.05'], config: { schedule: 'monthly', randomizedDelaySec: 0 } });
     recentSuccess(world, 1000);
     const d = startDaemon(world);
-    await waitFor(() => d.output().includes('schedule armed'), 15_000, 'daemon start');
+    await waitFor(() => d.output().includes('schedule armed'), 30_000, 'daemon start');
     world.config.schedule = 'every tuesday';
     world.writeConfig();
     d.proc.kill('SIGHUP');

@@ -53,6 +53,8 @@ export function lastSuccess(config: Config): Date | undefined {
  */
 export class Daemon {
   private config!: Config;
+  /** The file the config came from (null: built-in defaults); detached operations load it too. */
+  configPath: string | null = null;
   private services!: Services;
   private lock: Lock | undefined;
   private task: ScheduledTask | undefined;
@@ -67,7 +69,9 @@ export class Daemon {
 
   /** Start everything; throws HvError (busy, config-invalid) when it cannot. */
   async start(): Promise<void> {
-    this.config = loadConfig(this.opts.configFlag, this.opts.env).config;
+    const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+    this.config = loaded.config;
+    this.configPath = loaded.path;
     this.services = createServices(this.config, { log: this.log });
     this.lock = acquireLock(this.services.paths.dir, 'daemon', `pid ${process.pid}`, 'daemon.lock');
     await this.startParts();
