@@ -22,32 +22,46 @@ function ignored(rel: string, isLink: boolean): boolean {
 }
 
 /**
- * A hash of the flake dir's content apart from `flake.lock`: every file's relative path, type,
- * executable bit and content (a symlink by its target), in a stable order. The same function runs
- * over the staging copy at test time and over the live dir at apply time, so any edit in between
- * (flake.nix, a module, a new file) is detected.
+ * Every file of the flake dir apart from `flake.lock`, `.git` and `result` links, with a digest of
+ * its type, executable bit and content (a symlink by its target), keyed by relative path.
  */
-export function inputsHash(dir: string): string {
-  const h = createHash('sha256');
+export function inputsManifest(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
   const walk = (rel: string) => {
-    const abs = rel ? join(dir, rel) : dir;
-    const names = readdirSync(abs).sort();
+    const names = readdirSync(rel ? join(dir, rel) : dir).sort();
     for (const name of names) {
       const r = rel ? `${rel}/${name}` : name;
       const st = lstatSync(join(dir, r));
       if (ignored(r, st.isSymbolicLink())) continue;
-      if (st.isDirectory()) {
-        h.update(`d ${r}\0`);
-        walk(r);
-      } else if (st.isSymbolicLink()) {
-        h.update(`l ${r}\0${readlinkSync(join(dir, r))}\0`);
-      } else if (st.isFile()) {
-        const content = readFileSync(join(dir, r));
-        h.update(`f ${r} ${st.mode & 0o111 ? 'x' : '-'} ${content.length}\0`);
-        h.update(content);
-      }
+      if (st.isDirectory()) walk(r);
+      else if (st.isSymbolicLink()) out[r] = `l:${readlinkSync(join(dir, r))}`;
+      else if (st.isFile())
+        out[r] = `f${st.mode & 0o111 ? 'x' : '-'}:${createHash('sha256')
+          .update(readFileSync(join(dir, r)))
+          .digest('hex')}`;
     }
   };
   walk('');
+  return out;
+}
+
+/**
+ * A hash of the flake dir's content apart from `flake.lock` (see inputsManifest). The same function
+ * runs over the staging copy at test time and over the live dir at apply time, so any edit in
+ * between (flake.nix, a module, a new or removed file) is detected.
+ */
+export function inputsHash(dir: string): string {
+  return hashManifest(inputsManifest(dir));
+}
+
+export function hashManifest(m: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const k of Object.keys(m).sort()) h.update(`${k}\0${m[k]}\0`);
   return h.digest('hex');
+}
+
+/** Paths added, removed or changed between two manifests. */
+export function manifestDiff(a: Record<string, string>, b: Record<string, string>): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => a[k] !== b[k]).sort();
 }

@@ -28,6 +28,8 @@ export interface TestResult {
   testedLockSha256: string | undefined;
   /** inputsHash() of the staging flake dir (everything but flake.lock). */
   stagingInputsHash: string;
+  /** Per-file digests behind stagingInputsHash, so a refusal can name what changed. */
+  stagingFiles: Record<string, string>;
   stagingDir: string;
   toplevel: string | undefined;
   version: string | undefined;

@@ -15,7 +15,7 @@ import { classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
 import { addGcRoot, buildArgv, lastLines, nixVersion, parseBuildOutput, updateInputArgv } from './nix.js';
 import { compareReleases, releaseName, releaseOfRef, releaseOfVersion } from './releases.js';
-import { createStaging, inputsHash } from './staging.js';
+import { createStaging, hashManifest, inputsManifest } from './staging.js';
 import { currentGeneration, rebootParts, systemPath, versionOf } from './system.js';
 import { type InProgress, type TestResult, writeTestResult } from './test-result.js';
 
@@ -69,6 +69,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
 
   progress.step('copying the flake to a staging dir');
   const stagingDir = createStaging(dir, paths.staging, now());
+  const stagingFiles = inputsManifest(stagingDir);
   const r: TestResult = {
     status: 'failed',
     host: config.host,
@@ -82,7 +83,8 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     liveLockSha256: liveLock.sha256,
     testedLock: undefined,
     testedLockSha256: undefined,
-    stagingInputsHash: inputsHash(stagingDir),
+    stagingInputsHash: hashManifest(stagingFiles),
+    stagingFiles,
     stagingDir,
     toplevel: undefined,
     version: undefined,
@@ -323,6 +325,6 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
 
 /** The result without the (long) lock text, for `--json` and chat. */
 export function resultSummary(r: TestResult): Record<string, unknown> {
-  const { testedLock: _omit, ...rest } = r;
+  const { testedLock: _lock, stagingFiles: _files, ...rest } = r;
   return rest;
 }

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import '../src/engine/recovery.js';
+import { type RollbackRecord, rollbackTo } from '../src/engine/rollback.js';
+import { Exit, errorMessage } from '../src/errors.js';
+import { makeEvent } from '../src/notify/events.js';
+import { actorLabel } from './system-upgrade.js';
+import type { Command, CommandResult } from './types.js';
+
+function summary(rec: RollbackRecord): string {
+  const lines =
+    rec.status === 'rolled-back'
+      ? [`Rolled back to generation ${rec.generation} (${rec.system}); it is active now.`]
+      : [
+          `Rollback to generation ${rec.generation} did not finish cleanly:`,
+          ...(rec.error ?? '').trim().split('\n').slice(0, 12),
+          'The profile points at that generation; inspect systemctl --failed and journalctl -b.',
+        ];
+  lines.push(
+    rec.lockRestored
+      ? `flake.lock restored from ${rec.lockRestoredFrom}`
+      : 'flake.lock left as it is: no backup matches that generation.',
+  );
+  if (rec.rebootRequired) lines.push(`Reboot required to finish: ${rec.rebootParts.join(', ') || 'yes'}.`);
+  return lines.join('\n');
+}
+
+export const rollbackCommand: Command<{ to?: number }> = {
+  name: 'rollback',
+  summary: 'return to the generation recorded before the last system-upgrade (or --to N)',
+  usage: 'hv rollback [--to N] [--yes] [--json]',
+  role: 'admin',
+  confirm: true,
+  exclusive: true,
+  flags: { to: 'string' },
+  args: z.strictObject({
+    to: z.coerce
+      .number()
+      .int('must be a generation number')
+      .positive('must be a generation number')
+      .optional(),
+  }),
+  async run(ctx, args): Promise<CommandResult> {
+    const { config, services, progress } = ctx;
+    const { paths, now } = services;
+    const log = services.opLog('system-upgrade');
+    let rec: RollbackRecord;
+    try {
+      rec = await rollbackTo(
+        { config, runner: services.runner, now, paths, log, progress },
+        actorLabel(ctx),
+        args.to,
+      );
+    } catch (e) {
+      log.error('rollback not done', { error: errorMessage(e) });
+      throw e;
+    }
+    const hub = await services.hub();
+    const done = rec.status === 'rolled-back';
+    const notifications = await hub.publish([
+      makeEvent(
+        done ? 'rollback.done' : 'upgrade.failed',
+        {
+          host: config.host,
+          key: `rollback:${rec.generation}@${rec.at}`,
+          title: done
+            ? `Rolled back on ${config.host} to generation ${rec.generation}`
+            : `Rollback on ${config.host} to generation ${rec.generation} failed to activate cleanly`,
+          data: { ...rec },
+        },
+        now(),
+      ),
+    ]);
+    return {
+      status: done ? 'rolled-back' : 'failed',
+      exitCode: done ? Exit.ok : Exit.failed,
+      message: summary(rec),
+      data: { ...rec, notifications },
+    };
+  },
+};

@@ -1,0 +1,209 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Progress } from '../../commands/types.js';
+import type { Config } from '../config/schema.js';
+import { HvError } from '../errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import type { OpLog } from '../log.js';
+import type { Runner } from '../proc.js';
+import type { StatePaths } from '../state.js';
+import { readJson } from '../state.js';
+import { describeExit, switchTo } from './activation.js';
+import { makeBackup } from './backup.js';
+import { sha256 } from './flake-lock.js';
+import { lastLines, storePathValid } from './nix.js';
+import { inputsManifest, manifestDiff } from './staging.js';
+import { currentGeneration, rebootParts, systemPath } from './system.js';
+import { readTestResult, type TestResult } from './test-result.js';
+
+export interface ApplyDeps {
+  config: Config;
+  runner: Runner;
+  now: () => Date;
+  paths: StatePaths;
+  log: OpLog;
+  progress: Progress;
+}
+
+/** `<state>/last-upgrade.json`: what `hv rollback` returns to. */
+export interface UpgradeRecord {
+  status: 'activating' | 'applied' | 'failed';
+  startedAt: string;
+  finishedAt: string | undefined;
+  by: string;
+  operation: 'switch' | 'boot';
+  /** The generation and system that ran before: the rollback target. */
+  previousGeneration: number | undefined;
+  previousSystem: string | undefined;
+  newGeneration: number | undefined;
+  toplevel: string;
+  version: string | undefined;
+  input: string;
+  oldRev: string | undefined;
+  newRev: string | undefined;
+  testStartedAt: string;
+  backupDir: string;
+  activationExit: number | undefined;
+  rebootRequired: boolean;
+  rebootParts: string[];
+  error?: string;
+  rolledBackAt?: string;
+}
+
+function refuse(gate: string, message: string): never {
+  throw new HvError('refused', `refused (gate "${gate}"): ${message}`, { gate });
+}
+
+const AGAIN = 'run "hv upgrade-test" again, then "hv system-upgrade"';
+
+/**
+ * The apply gates of SPEC: a PASSED result, young enough, flake dir and lock unchanged since the
+ * test, the system unchanged since the test, the tested store path still valid. Returns the result
+ * it approves; throws HvError('refused') naming the gate otherwise.
+ */
+export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
+  const { config, runner, now, paths } = deps;
+  const r = readTestResult(paths);
+  if (!r)
+    refuse('tested', `there is no upgrade test result (${paths.testJson}); run "hv upgrade-test" first`);
+  if (r.status !== 'passed')
+    refuse(
+      'passed',
+      `the last upgrade test FAILED${r.failedStep ? ` at ${r.failedStep}` : ''}${r.reason ? ` (${r.reason})` : ''} on ${r.finishedAt}; fix the cause (see ${paths.testText}) and ${AGAIN}`,
+    );
+  if (!r.toplevel || !r.testedLock)
+    refuse('passed', `the test result ${paths.testJson} does not name a tested system and lock; ${AGAIN}`);
+  const ageDays = (now().getTime() - Date.parse(r.finishedAt)) / 86_400_000;
+  if (!(ageDays <= config.test.maxAgeDays))
+    refuse(
+      'fresh',
+      `the PASSED test finished ${r.finishedAt} (${Number.isFinite(ageDays) ? `${ageDays.toFixed(1)} days ago` : 'at an unreadable time'}), older than test.maxAgeDays = ${config.test.maxAgeDays}; ${AGAIN}`,
+    );
+  const live = inputsManifest(config.flake.dir);
+  const changed = manifestDiff(r.stagingFiles ?? {}, live);
+  if (changed.length)
+    refuse(
+      'flake unchanged',
+      `${config.flake.dir} changed since the test (${changed.slice(0, 10).join(', ')}${changed.length > 10 ? ', …' : ''}); the tested system no longer matches it; ${AGAIN}`,
+    );
+  let liveLock: string | null = null;
+  try {
+    liveLock = readFileSync(join(config.flake.dir, 'flake.lock'), 'utf8');
+  } catch {
+    liveLock = null;
+  }
+  if (liveLock === null || sha256(liveLock) !== r.liveLockSha256)
+    refuse(
+      'flake unchanged',
+      `${join(config.flake.dir, 'flake.lock')} changed since the test (someone updated or edited it); ${AGAIN}`,
+    );
+  const generation = currentGeneration(config.paths.profile);
+  if (generation !== r.previousGeneration)
+    refuse(
+      'system unchanged',
+      `the system profile ${config.paths.profile} is at generation ${generation ?? '?'}, but the test started from generation ${r.previousGeneration ?? '?'} (the system was switched since the test); ${AGAIN}`,
+    );
+  const current = systemPath(config.paths.currentSystem);
+  if (current !== r.previousSystem && current !== r.toplevel)
+    refuse(
+      'system unchanged',
+      `the running system ${current ?? '?'} is neither the one the test started from (${r.previousSystem}) nor the tested one; ${AGAIN}`,
+    );
+  if (!existsSync(r.toplevel) || !(await storePathValid(runner, config, r.toplevel)))
+    refuse(
+      'tested system present',
+      `the tested system ${r.toplevel} is no longer in the Nix store (garbage-collected?); ${AGAIN}`,
+    );
+  return r;
+}
+
+/**
+ * Apply exactly the tested system: back up, install the tested lock, add it as a new profile
+ * generation and activate it with `switch` (or `boot`). Records `last-upgrade.json` before
+ * activating, so a rollback target exists even if activation dies half-way. Exit 4 of the
+ * activation leaves the new generation in place and reports the upgrade as failed (the admin
+ * decides: fix the unit or `hv rollback`).
+ */
+export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeRecord> {
+  const { config, runner, now, paths, log, progress } = deps;
+  const r = await checkGates(deps);
+  const toplevel = r.toplevel as string;
+  const startedAt = now().toISOString();
+  log.info('system upgrade started', { toplevel, by, operation: config.apply.operation });
+
+  progress.step('backing up flake.lock, the flake dir and backup.paths');
+  const previousSystem = systemPath(config.paths.profile);
+  const previousGeneration = currentGeneration(config.paths.profile);
+  const backup = makeBackup({
+    backupsRoot: paths.backups,
+    flakeDir: config.flake.dir,
+    extraPaths: config.backup.paths,
+    system: previousSystem,
+    generation: previousGeneration,
+    keep: config.backup.keep,
+    now: now(),
+  });
+  log.info('backup made', { dir: backup.dir, paths: backup.paths.map((p) => p.source) });
+
+  const lockPath = join(config.flake.dir, 'flake.lock');
+  progress.step('installing the tested flake.lock');
+  writeFileAtomic(lockPath, r.testedLock as string);
+
+  progress.step('adding the tested system as a profile generation');
+  const set = await runner.run([config.tools.nixEnv, '-p', config.paths.profile, '--set', toplevel], {
+    timeoutMs: 10 * 60_000,
+    onLine: (l) => log.output(l),
+  });
+  if (set.exitCode !== 0) {
+    // Nothing switched: put the old lock back so flake.dir matches the running system again.
+    writeFileAtomic(lockPath, readFileSync(join(backup.dir, 'flake.lock')));
+    log.error('nix-env --set failed', { exitCode: set.exitCode });
+    throw new HvError(
+      'nix-failed',
+      `nix-env -p ${config.paths.profile} --set ${toplevel} failed (exit ${set.exitCode}); nothing was changed (flake.lock restored): ${lastLines(set.spawnError ?? set.stderr, 10)}`,
+    );
+  }
+  const rec: UpgradeRecord = {
+    status: 'activating',
+    startedAt,
+    finishedAt: undefined,
+    by,
+    operation: config.apply.operation,
+    previousGeneration,
+    previousSystem,
+    newGeneration: currentGeneration(config.paths.profile),
+    toplevel,
+    version: r.version,
+    input: r.input,
+    oldRev: r.oldRev,
+    newRev: r.newRev,
+    testStartedAt: r.startedAt,
+    backupDir: backup.dir,
+    activationExit: undefined,
+    rebootRequired: false,
+    rebootParts: [],
+  };
+  writeJsonAtomic(paths.lastUpgrade, rec);
+
+  progress.step(`activating (switch-to-configuration ${config.apply.operation})`);
+  const act = await switchTo(runner, toplevel, config.apply.operation, log);
+  rec.activationExit = act.exitCode;
+  rec.rebootParts = rebootParts(toplevel, systemPath(config.paths.bootedSystem));
+  rec.rebootRequired = act.rebootRequired || config.apply.operation === 'boot' || rec.rebootParts.length > 0;
+  rec.status = act.exitCode === 0 || act.exitCode === 100 ? 'applied' : 'failed';
+  if (rec.status === 'failed')
+    rec.error = `switch-to-configuration ${config.apply.operation} ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
+  rec.finishedAt = now().toISOString();
+  writeJsonAtomic(paths.lastUpgrade, rec);
+  log.info('system upgrade finished', {
+    status: rec.status,
+    generation: rec.newGeneration,
+    previousGeneration,
+    activationExit: act.exitCode,
+  });
+  return rec;
+}
+
+export function readLastUpgrade(paths: StatePaths): UpgradeRecord | null {
+  return readJson<UpgradeRecord>(paths.lastUpgrade);
+}

@@ -1,0 +1,106 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../fs/atomic.js';
+import { readJson } from '../state.js';
+import { sha256 } from './flake-lock.js';
+
+/** `<state>/backups/<ts>/manifest.json`: what a backup holds and which system it belongs to. */
+export interface BackupManifest {
+  createdAt: string;
+  dir: string;
+  flakeDir: string;
+  /** sha256 of the backed-up flake.lock (absent when there was none). */
+  lockSha256: string | undefined;
+  /** The system (store path) and generation that ran with this lock. */
+  system: string | undefined;
+  generation: number | undefined;
+  /** Other paths copied (backup.paths that existed), source → copy. */
+  paths: { source: string; copy: string }[];
+}
+
+export interface BackupInput {
+  backupsRoot: string;
+  flakeDir: string;
+  extraPaths: string[];
+  system: string | undefined;
+  generation: number | undefined;
+  keep: number;
+  now: Date;
+}
+
+/**
+ * A timestamped backup under `<state>/backups/<ts>/`: `flake.lock`, the whole flake dir as
+ * `flake/`, every existing `backup.paths` entry under `paths/<absolute path>`, and a manifest.
+ * Older backups beyond `keep` are removed.
+ */
+export function makeBackup(b: BackupInput): BackupManifest {
+  mkdirSync(b.backupsRoot, { recursive: true });
+  let name = b.now.toISOString().replace(/[:.]/g, '-');
+  for (let i = 1; existsSync(join(b.backupsRoot, name)); i++)
+    name = `${b.now.toISOString().replace(/[:.]/g, '-')}-${i}`;
+  const dir = join(b.backupsRoot, name);
+  mkdirSync(dir, { recursive: true });
+  const lockPath = join(b.flakeDir, 'flake.lock');
+  let lockSha256: string | undefined;
+  if (existsSync(lockPath)) {
+    cpSync(lockPath, join(dir, 'flake.lock'), { preserveTimestamps: true });
+    lockSha256 = sha256(readFileSync(lockPath));
+  }
+  cpSync(b.flakeDir, join(dir, 'flake'), {
+    recursive: true,
+    verbatimSymlinks: true,
+    preserveTimestamps: true,
+  });
+  const paths: BackupManifest['paths'] = [];
+  for (const source of b.extraPaths) {
+    if (!existsSync(source)) continue;
+    const copy = join(dir, 'paths', source);
+    cpSync(source, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    paths.push({ source, copy });
+  }
+  const manifest: BackupManifest = {
+    createdAt: b.now.toISOString(),
+    dir,
+    flakeDir: b.flakeDir,
+    lockSha256,
+    system: b.system,
+    generation: b.generation,
+    paths,
+  };
+  writeJsonAtomic(join(dir, 'manifest.json'), manifest);
+  pruneBackups(b.backupsRoot, b.keep);
+  return manifest;
+}
+
+/** Backup dirs, oldest first (their names are timestamps). */
+export function listBackups(root: string): string[] {
+  try {
+    return readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort()
+      .map((n) => join(root, n));
+  } catch {
+    return [];
+  }
+}
+
+export function pruneBackups(root: string, keep: number): string[] {
+  const all = listBackups(root);
+  const drop = all.slice(0, Math.max(0, all.length - keep));
+  for (const d of drop) rmSync(d, { recursive: true, force: true });
+  return drop;
+}
+
+export function readBackup(dir: string): BackupManifest | null {
+  return readJson<BackupManifest>(join(dir, 'manifest.json'));
+}
+
+/** The newest backup taken while `system` ran (to restore its lock on a rollback to it). */
+export function findBackupForSystem(root: string, system: string): BackupManifest | null {
+  for (const d of listBackups(root).reverse()) {
+    const m = readBackup(d);
+    if (m?.system === system) return m;
+  }
+  return null;
+}

@@ -1,0 +1,174 @@
+import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { World } from './fixtures/world.js';
+
+let world: World | undefined;
+afterEach(() => {
+  world?.cleanup();
+  world = undefined;
+});
+
+/** Profile generations as `nix-env --list-generations` would show them: number → store path. */
+function generations(w: World): { number: number; path: string; current: boolean }[] {
+  const dir = join(w.paths.profile, '..');
+  const current = realpathSync(w.paths.profile);
+  return readdirSync(dir)
+    .map((n) => /^system-(\d+)-link$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => {
+      const path = realpathSync(join(dir, m[0]));
+      return { number: Number(m[1]), path, current: path === current };
+    })
+    .sort((a, b) => a.number - b.number);
+}
+
+const lockOf = (w: World) => readFileSync(join(w.flakeDir, 'flake.lock'), 'utf8');
+
+describe('hv system-upgrade on a real Nix', () => {
+  it('applies exactly the tested system: new generation, switch on it, tested lock installed, old lock backed up, notices cleared', () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    const oldLock = lockOf(w);
+    const previous = realpathSync(w.paths.currentSystem);
+    w.upstream.advance('nixos-24.05');
+    expect(w.hv(['check-updates']).code).toBe(100);
+    expect(existsSync(w.paths.motd)).toBe(true);
+    const t = w.hv(['upgrade-test', '--json']);
+    expect(t.code, t.stderr).toBe(0);
+    const tested = JSON.parse(w.read(w.paths.testJson));
+
+    const r = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.json.status).toBe('applied');
+    const gens = generations(w);
+    expect(gens.map((g) => g.number)).toEqual([1, 2]);
+    expect(gens[1]).toEqual({ number: 2, path: tested.toplevel, current: true });
+    expect(gens[0]?.path).toBe(previous);
+    expect(w.activations()).toEqual([
+      { action: 'test', path: tested.toplevel },
+      { action: 'switch', path: tested.toplevel },
+    ]);
+    expect(lockOf(w)).toBe(tested.testedLock);
+    expect(lockOf(w)).not.toBe(oldLock);
+    const backups = readdirSync(join(w.paths.state, 'backups'));
+    expect(backups).toHaveLength(1);
+    const bdir = join(w.paths.state, 'backups', backups[0] as string);
+    expect(readFileSync(join(bdir, 'flake.lock'), 'utf8')).toBe(oldLock);
+    expect(readFileSync(join(bdir, 'flake', 'flake.nix'), 'utf8')).toBe(
+      w.read(join(w.flakeDir, 'flake.nix')),
+    );
+    expect(existsSync(join(bdir, 'paths', w.root, 'etc-nixos', 'configuration.nix'))).toBe(true);
+    expect(existsSync(w.paths.motd)).toBe(false);
+    expect(existsSync(w.paths.updateText)).toBe(false);
+    expect(existsSync(w.paths.updateJson)).toBe(false);
+    const last = JSON.parse(w.read(join(w.paths.state, 'last-upgrade.json')));
+    expect(last).toMatchObject({
+      previousGeneration: 1,
+      previousSystem: previous,
+      newGeneration: 2,
+      toplevel: tested.toplevel,
+      backupDir: bdir,
+    });
+    expect(w.wallMessages().some((m) => /System upgrade applied/.test(m))).toBe(true);
+    expect(w.read(join(w.paths.log, 'system-upgrade.log'))).toContain('system upgrade finished');
+    const audit = w
+      .read(w.paths.audit)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(
+      audit.some(
+        (a) => a.operation === 'system-upgrade' && a.result === 'applied' && a.actor.channel === 'cli',
+      ),
+    ).toBe(true);
+
+    // The same result cannot be applied twice: the system moved on since the test.
+    const again = w.hv(['system-upgrade', '--yes']);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/gate "(system|flake) unchanged"/);
+  });
+
+  it('refuses (exit 3, naming the gate) and changes nothing: no result, FAILED, too old, flake changed, lock changed, system changed, store path gone; no --yes without a terminal: exit 2', () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    const lock = lockOf(w);
+    const refused = (pattern: RegExp) => {
+      const r = w.hv(['system-upgrade', '--yes', '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(3);
+      expect(r.json.status).toBe('refused');
+      expect(r.json.message).toMatch(pattern);
+      expect(lockOf(w)).toBe(lock);
+      expect(generations(w).map((g) => g.number)).toEqual([1]);
+      expect(w.activations().filter((a) => a.action !== 'test')).toEqual([]);
+      expect(existsSync(join(w.paths.state, 'backups'))).toBe(false);
+    };
+    refused(/gate "tested".*run "hv upgrade-test" first/);
+
+    w.upstream.advance('nixos-24.05');
+    expect(w.hv(['upgrade-test']).code).toBe(0);
+    const json = w.read(w.paths.testJson);
+    const edit = (f: (r: Record<string, unknown>) => void) => {
+      const r = JSON.parse(json);
+      f(r);
+      writeFileSync(w.paths.testJson, JSON.stringify(r));
+    };
+
+    // Without --yes and without a terminal: usage error, nothing changed.
+    const noYes = w.hv(['system-upgrade']);
+    expect(noYes.code).toBe(2);
+    expect(noYes.stderr).toMatch(/--yes/);
+    expect(lockOf(w)).toBe(lock);
+    expect(generations(w).map((g) => g.number)).toEqual([1]);
+
+    edit((r) => {
+      r.status = 'failed';
+    });
+    refused(/gate "passed".*FAILED/);
+    edit((r) => {
+      r.finishedAt = new Date(Date.now() - 8 * 86_400_000).toISOString();
+    });
+    refused(/gate "fresh".*older than test.maxAgeDays = 7/);
+    writeFileSync(w.paths.testJson, json);
+
+    const flakeNix = join(w.flakeDir, 'flake.nix');
+    const original = w.read(flakeNix);
+    writeFileSync(flakeNix, `${original}# edited after the test\n`);
+    refused(/gate "flake unchanged".*flake\.nix/);
+    writeFileSync(flakeNix, original);
+    writeFileSync(join(w.flakeDir, 'extra.nix'), '{ }\n');
+    refused(/gate "flake unchanged".*extra\.nix/);
+    rmSync(join(w.flakeDir, 'extra.nix'));
+
+    const lockPath = join(w.flakeDir, 'flake.lock');
+    writeFileSync(lockPath, `${lock}\n`);
+    const changedLock = lockOf(w);
+    const r = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.json.message).toMatch(/gate "flake unchanged".*flake\.lock changed/);
+    expect(lockOf(w)).toBe(changedLock);
+    writeFileSync(lockPath, lock);
+
+    const profileTarget = 'system-1-link';
+    w.link(w.paths.profile, 'system-7-link');
+    const sys = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(sys.code).toBe(3);
+    expect(sys.json.message).toMatch(/gate "system unchanged".*generation 7.*generation 1/);
+    w.link(w.paths.profile, profileTarget);
+    const current = realpathSync(w.paths.currentSystem);
+    w.link(w.paths.currentSystem, join(w.root, 'etc-nixos'));
+    refused(/gate "system unchanged".*neither/);
+    w.link(w.paths.currentSystem, current);
+
+    // As after a reboot: the previous system runs again (still acceptable to the gate).
+    w.link(w.paths.currentSystem, JSON.parse(json).previousSystem);
+    edit((r) => {
+      r.toplevel = '/nix/store/00000000000000000000000000000000-nixos-system-hv01-gone';
+    });
+    refused(/gate "tested system present".*no longer in the Nix store/);
+
+    // All restored: it applies.
+    writeFileSync(w.paths.testJson, json);
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+  });
+});
