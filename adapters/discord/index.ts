@@ -339,6 +339,13 @@ export class DiscordAdapter implements ChannelAdapter {
     }
     const outcome = await bus.confirm(token, actor, reply);
     if (outcome.kind === 'duplicate') await reply.whisper('Already confirmed.');
+    else if (outcome.kind === 'awaiting-approval')
+      // Keep the buttons on the message for the next admin.
+      await reply.note(
+        `hv ${command}: waiting for approval`,
+        `Approved by <@${interaction.user.id}>; ${outcome.approvalsNeeded} more admin approval(s) needed.`,
+        { components: interaction.message.components.map((row) => row.toJSON()) },
+      );
     else await this.show(outcome, reply, `Confirmed by <@${interaction.user.id}>.`);
   }
 
@@ -358,7 +365,6 @@ export class DiscordAdapter implements ChannelAdapter {
         await reply.note(
           `hv ${command}: waiting for approval`,
           `${who} ${outcome.approvalsNeeded} more admin approval(s) needed.`,
-          { keepComponents: true },
         );
         return;
       case 'refused':

@@ -237,7 +237,7 @@ export function promptMessage(prompt: ConfirmationPrompt, note?: string): Messag
 }
 
 /** A plain status line on the request's message (accepted, cancelled, waiting for approvals). */
-export function noteMessage(title: string, text: string, keepComponents = false): MessageBody {
+export function noteMessage(title: string, text: string, components: unknown[] = []): MessageBody {
   return {
     content: '',
     embeds: [
@@ -247,7 +247,7 @@ export function noteMessage(title: string, text: string, keepComponents = false)
         color: COLOR.busy,
       },
     ],
-    ...(keepComponents ? {} : { components: [] }),
+    components,
     allowed_mentions: { parse: [] },
   };
 }

@@ -143,11 +143,11 @@ export class DiscordReply implements Reply {
   note(
     title: string,
     text: string,
-    opts: { keepComponents?: boolean; ifNothingShown?: boolean } = {},
+    opts: { components?: unknown[]; ifNothingShown?: boolean } = {},
   ): Promise<void> {
     return this.enqueue(async () => {
       if (opts.ifNothingShown && (this.rendered || this.finished)) return;
-      await this.showPublic(noteMessage(title, text, opts.keepComponents));
+      await this.showPublic(noteMessage(title, text, opts.components));
     });
   }
 

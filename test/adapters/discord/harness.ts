@@ -60,7 +60,7 @@ export interface DiscordWorld {
 export interface DiscordWorldOptions {
   bus?: CommandBus;
   adapter?: DiscordAdapterOptions;
-  channel?: Partial<DiscordChannel>;
+  channel?: (peer: DiscordPeer) => Partial<DiscordChannel>;
   config?: Record<string, unknown>;
   /** Don't start the adapter (notification-only, or start failures). */
   noStart?: boolean;
@@ -79,7 +79,7 @@ export async function startDiscord(opts: DiscordWorldOptions = {}): Promise<Disc
     guildId: DISCORD_IDS.guild,
     channelId: DISCORD_IDS.channel,
     apiUrl: peer.apiUrl,
-    ...opts.channel,
+    ...opts.channel?.(peer),
   });
   const config = parseConfig({
     host: 'hv01',

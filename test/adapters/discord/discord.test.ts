@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DiscordAdapter } from '../../../adapters/discord/index.js';
+import { LIMITS } from '../../../adapters/discord/render.js';
+import { DeliveryError } from '../../../adapters/types.js';
+import { isHvError } from '../../../src/errors.js';
+import { makeEvent } from '../../../src/notify/events.js';
+import { readSecret } from '../../../src/services.js';
+import { DISCORD_IDS } from '../../peers/discord-peer.js';
+import { FakeBus, longText, makePrompt, makeResult, poll } from '../chat-contract.js';
+import { type DiscordWorld, messageText, startDiscord } from './harness.js';
+
+let w: DiscordWorld | undefined;
+afterEach(async () => {
+  await w?.close();
+  w = undefined;
+});
+
+const fake = (world: DiscordWorld) => world.bus as FakeBus;
+const notice = (title: string, data: Record<string, unknown> = {}) =>
+  makeEvent('test.failed', { host: 'hv01', key: randomUUID(), title, data, next: 'hv status' });
+
+describe('discord adapter: registration and identity', () => {
+  it('registers /hv in the guild for admins only, with the subcommands and rollback to:<integer>', async () => {
+    w = await startDiscord();
+    expect(w.peer.commandWrites).toHaveLength(1);
+    const write = w.peer.commandWrites[0]!;
+    expect(write.guildId).toBe(DISCORD_IDS.guild);
+    expect(write.commands).toHaveLength(1);
+    const hv = write.commands[0] as {
+      name: string;
+      default_member_permissions: string;
+      options: { type: number; name: string; options?: { name: string; type: number }[] }[];
+    };
+    expect(hv.name).toBe('hv');
+    expect(hv.default_member_permissions).toBe('8');
+    expect(hv.options.map((o) => o.name).sort()).toEqual(
+      ['check-updates', 'help', 'rollback', 'status', 'system-upgrade', 'upgrade-test'].sort(),
+    );
+    expect(hv.options.every((o) => o.type === 1)).toBe(true);
+    expect(hv.options.find((o) => o.name === 'rollback')?.options).toEqual([
+      expect.objectContaining({ name: 'to', type: 4 }),
+    ]);
+    expect(w.peer.identifies).toBe(1);
+  });
+
+  it('sends the Discord identity: user id and the member roles as groups', async () => {
+    w = await startDiscord();
+    w.command(w.admin, 'status');
+    const sub = await fake(w).waitForSubmit();
+    expect(sub.req.actor).toMatchObject({
+      channel: 'discord',
+      id: `user:${DISCORD_IDS.admin}`,
+      display: 'admin',
+      groups: [`role:${DISCORD_IDS.adminRole}`],
+    });
+    expect(sub.req.replyTo.channel).toBe('discord');
+  });
+
+  it('a bad token fails start with what to fix, and the token is never in the message or logs', async () => {
+    w = await startDiscord({ noStart: true });
+    writeFileSync(w.channel.tokenFile, 'not-the-token-s3cr3t\n');
+    const adapter = new DiscordAdapter(
+      w.channel,
+      { config: w.config, runner: undefined as never, now: () => new Date(), readSecret, log: () => {} },
+      { readyTimeoutMs: 5_000 },
+    );
+    const err = await adapter.start({ bus: new FakeBus() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await adapter.stop();
+    expect(isHvError(err) && err.code).toBe('adapter-failed');
+    expect(String((err as Error).message)).toContain(w.channel.tokenFile);
+    expect(String((err as Error).message)).not.toContain('s3cr3t');
+    expect(JSON.stringify(w.logs)).not.toContain('s3cr3t');
+  });
+
+  it('gatewayUrl overrides the gateway address the REST API announces', async () => {
+    w = await startDiscord({ channel: (peer) => ({ gatewayUrl: `${peer.gatewayUrl}/via-override` }) });
+    expect(w.peer.gatewayConnections[0]?.path).toBe('/via-override');
+  });
+});
+
+describe('discord adapter: replies', () => {
+  it('a refusal is shown only to the requester: the public "thinking" message goes away', async () => {
+    w = await startDiscord();
+    fake(w).onSubmit = () => ({ kind: 'refused', reason: 'not authorised.' });
+    const sent = w.command(w.outsider, 'status');
+    expect((await w.peer.waitForCallback(sent.id)).latencyMs).toBeLessThan(3_000);
+    const followUp = await poll(
+      () => w?.related(sent.id).find((m) => m.source === 'followup'),
+      'ephemeral follow-up',
+    );
+    expect(followUp.wire.flags).toBe(64);
+    expect(messageText(followUp)).toContain('not authorised');
+    const visible = w.related(sent.id).filter((m) => !m.deleted && !((m.wire.flags as number) & 64));
+    expect(visible).toEqual([]);
+  });
+
+  it('progress edits one message (no flood); the result replaces it with PASSED and the facts', async () => {
+    w = await startDiscord();
+    const sent = w.command(w.admin, 'upgrade-test');
+    const sub = await fake(w).waitForSubmit();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => sub.reply.progress('building', `step ${i}`)));
+    await sub.reply.result(
+      makeResult('passed', 'Upgrade Test: PASSED\nnixpkgs abc123 → def456\nhealth checks: 3/3 ok'),
+    );
+    const msgs = w.related(sent.id).filter((m) => !m.deleted);
+    expect(msgs).toHaveLength(1);
+    // 20 progress calls were coalesced into far fewer edits.
+    expect(msgs[0]!.edits).toBeLessThan(10);
+    const text = messageText(msgs[0]!);
+    expect(text).toContain('PASSED');
+    expect(text).toContain('def456');
+    expect(msgs[0]!.wire.components).toEqual([]);
+  });
+
+  it('a very long result still fits one valid message', async () => {
+    w = await startDiscord();
+    const sent = w.command(w.admin, 'status');
+    const sub = await fake(w).waitForSubmit();
+    await sub.reply.result(makeResult('ok', longText(9_000)));
+    const [msg] = w.related(sent.id);
+    expect(messageText(msg!)).toContain('line 0000');
+    const embeds = msg!.wire.embeds as { description: string }[];
+    expect(embeds.reduce((n, e) => n + e.description.length, 0)).toBeLessThanOrEqual(LIMITS.embedTotal);
+  });
+
+  it('after 15 minutes the reply continues in a channel message and the result mentions the requester', async () => {
+    w = await startDiscord();
+    const sent = w.command(w.admin, 'upgrade-test');
+    const sub = await fake(w).waitForSubmit();
+    await sub.reply.progress('building');
+    const before = w.peer.restCalls.length;
+    w.advanceClock(15 * 60_000);
+    await sub.reply.progress('activating');
+    await sub.reply.progress('health checks');
+    await sub.reply.result(makeResult('passed', 'Upgrade Test: PASSED'));
+    const calls = w.peer.restCalls.slice(before);
+    expect(calls.some((c) => c.path.startsWith('/webhooks/'))).toBe(false);
+    const channelMsgs = w.peer.messagesIn(DISCORD_IDS.channel).filter((m) => m.source === 'channel');
+    expect(channelMsgs).toHaveLength(2);
+    expect(messageText(channelMsgs[0]!)).toContain('health checks');
+    expect(channelMsgs[0]!.edits).toBe(1);
+    expect(channelMsgs[1]!.wire.content).toContain(`<@${DISCORD_IDS.admin}>`);
+    expect(messageText(channelMsgs[1]!)).toContain('PASSED');
+    // The reply knows where it continued, so a restart edits the same channel message.
+    const addr = (sub.reply as { address?: () => { data: Record<string, unknown> } }).address?.();
+    expect(addr?.data.messageId).toBe(channelMsgs[0]!.id);
+    expect(w.related(sent.id)[0]?.wire).toMatchObject({ embeds: [expect.anything()] });
+  });
+
+  it('replyFor rebuilds a reply after a restart: the result edits the original message', async () => {
+    w = await startDiscord();
+    const sent = w.command(w.admin, 'upgrade-test');
+    const sub = await fake(w).waitForSubmit();
+    await sub.reply.progress('building');
+    await w.adapter.stop();
+    // A new daemon: a fresh adapter, not even logged in to the gateway.
+    const ctx = {
+      config: w.config,
+      runner: undefined as never,
+      now: () => new Date(),
+      readSecret,
+      log: () => {},
+    };
+    const again = new DiscordAdapter(w.channel, ctx);
+    const stored = JSON.parse(JSON.stringify(sub.req.replyTo));
+    expect(again.replyFor({ channel: 'slack', data: stored.data })).toBeUndefined();
+    const reply = again.replyFor(stored);
+    expect(reply).toBeDefined();
+    await reply!.result(makeResult('failed', 'Upgrade Test: FAILED\nlibvirtd inactive; reverted'));
+    const [msg] = w.related(sent.id);
+    expect(messageText(msg!)).toContain('FAILED');
+    expect(messageText(msg!)).toContain('libvirtd inactive');
+  });
+
+  it('cancel: the click reaches bus.cancel with the clicker and the prompt is closed', async () => {
+    w = await startDiscord();
+    const prompt = makePrompt('system-upgrade');
+    fake(w).onSubmit = () => ({ kind: 'needs-confirmation', prompt });
+    const sent = w.command(w.admin, 'system-upgrade');
+    const msg = await poll(
+      () => w?.related(sent.id).find((m) => ((m.wire.components as unknown[]) ?? []).length > 0),
+      'prompt',
+    );
+    const buttons = (msg.wire.components as { components: { custom_id: string; label: string }[] }[])[0]!
+      .components;
+    expect(buttons.map((b) => b.label)).toEqual(['Confirm', 'Cancel']);
+    expect(buttons.every((b) => b.custom_id.length <= LIMITS.customId)).toBe(true);
+    w.peer.sendInteraction({
+      type: 3,
+      data: { custom_id: buttons[1]!.custom_id },
+      message: { id: msg.id },
+      member: { user: w.admin.member.user, roles: w.admin.member.roles ?? [] },
+    });
+    await poll(() => fake(w!).cancels[0], 'cancel');
+    expect(fake(w).cancels[0]).toMatchObject({
+      token: prompt.token,
+      actor: { id: `user:${DISCORD_IDS.admin}` },
+    });
+    await poll(() => messageText(msg).includes('Cancelled'), 'cancelled note');
+    expect(msg.wire.components).toEqual([]);
+  });
+});
+
+describe('discord adapter: gateway outage', () => {
+  it('the gateway drops during an operation: the client resumes, missed commands arrive, the result is delivered', async () => {
+    w = await startDiscord({});
+    const sent = w.command(w.admin, 'upgrade-test');
+    const sub = await fake(w).waitForSubmit();
+    await sub.reply.progress('building');
+    w.peer.dropGateway();
+    // While the socket is down: progress still goes out over REST, and a new /hv is queued by Discord.
+    await sub.reply.progress('activating');
+    const missed = w.command(w.admin, 'status');
+    await w.peer.waitForSession({ resumes: 1 }, { timeoutMs: 15_000 });
+    await w.peer.waitForCallback(missed.id, { timeoutMs: 10_000 });
+    await fake(w).waitForSubmit(1);
+    await sub.reply.result(makeResult('passed', 'Upgrade Test: PASSED after the outage'));
+    expect(messageText(w.related(sent.id)[0]!)).toContain('PASSED after the outage');
+    expect(w.peer.identifies).toBe(1);
+    expect(w.logs.some((l) => l.msg === 'discord gateway resumed')).toBe(true);
+  });
+
+  it('a non-resumable session: the client identifies again and keeps serving /hv', async () => {
+    w = await startDiscord();
+    w.peer.invalidateSession(false);
+    await w.peer.waitForSession({ identifies: 2 }, { timeoutMs: 15_000 });
+    const sent = w.command(w.admin, 'status');
+    expect((await w.peer.waitForCallback(sent.id, { timeoutMs: 10_000 })).accepted).toBe(true);
+  });
+});
+
+describe('discord adapter: notifications', () => {
+  it('a 4,500-character notification arrives as valid embeds, nothing lost', async () => {
+    w = await startDiscord({ noStart: true });
+    const body = longText(4_500);
+    await w.adapter.deliver(notice('Upgrade test failed on hv01', { error: body }), {
+      id: randomUUID(),
+      attempt: 1,
+    });
+    const posts = w.peer.restCalls.filter((c) => c.method === 'POST' && c.path.endsWith('/messages'));
+    expect(posts.map((c) => c.status)).toEqual(posts.map(() => 200));
+    const msgs = w.peer.messagesIn(DISCORD_IDS.channel);
+    for (const m of msgs) {
+      const embeds = m.wire.embeds as { title?: string; description?: string }[];
+      expect(embeds.length).toBeLessThanOrEqual(10);
+      for (const e of embeds) expect(e.description?.length ?? 0).toBeLessThanOrEqual(4096);
+      expect(String(m.wire.content ?? '').length).toBeLessThanOrEqual(2000);
+    }
+    const text = msgs.map(messageText).join('\n');
+    for (const line of body.split('\n')) expect(text).toContain(line);
+    expect(text).toContain('Upgrade test failed on hv01');
+  });
+
+  it('a 20,000-character notification spans messages; a 429 midway resumes without repeating a part', async () => {
+    w = await startDiscord({ noStart: true });
+    const body = longText(20_000);
+    const event = notice('Huge build log', { output: body });
+    const delivery = { id: randomUUID(), attempt: 1 };
+    // The first part goes through, the second is rate limited: inject the 429 as the second post
+    // arrives (the peer records a call before it decides the answer).
+    const calls = w.peer.restCalls;
+    const push = calls.push.bind(calls);
+    let posts = 0;
+    calls.push = (...items) => {
+      for (const c of items) if (c.method === 'POST' && c.path.endsWith('/messages')) posts++;
+      if (posts === 2) w?.peer.failNext('POST /channels/:id/messages', { status: 429, retryAfter: 1.5 });
+      return push(...items);
+    };
+    const first = await w.adapter.deliver(event, delivery).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    calls.push = push;
+    expect(first).toBeInstanceOf(DeliveryError);
+    expect((first as DeliveryError).retryAfterMs).toBeGreaterThanOrEqual(1_500);
+    expect(w.peer.messagesIn(DISCORD_IDS.channel)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1_600));
+    await w.adapter.deliver(event, { ...delivery, attempt: 2 });
+    const msgs = w.peer.messagesIn(DISCORD_IDS.channel);
+    expect(msgs.length).toBeGreaterThanOrEqual(4);
+    const text = msgs.map(messageText).join('\n');
+    for (const line of body.split('\n')) expect(text.split(line).length - 1, line).toBe(1);
+  });
+
+  it('permanent failures say what to fix (unknown channel)', async () => {
+    w = await startDiscord({ noStart: true, channel: () => ({ channelId: '999' }) });
+    const err = await w.adapter.deliver(notice('x'), { id: randomUUID(), attempt: 1 }).then(
+      () => undefined,
+      (e: unknown) => e as DeliveryError,
+    );
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect(err?.permanent).toBe(true);
+    expect(err?.message).toContain('channelId');
+  });
+});
