@@ -348,7 +348,7 @@ describe('DiscordPeer with the real discord.js', () => {
   }
 
   beforeAll(async () => {
-    peer = await DiscordPeer.start();
+    peer = await DiscordPeer.start({ heartbeatIntervalMs: 250 });
     client = new Client({
       intents: [GatewayIntentBits.Guilds],
       rest: { api: peer.apiUrl },
@@ -374,6 +374,19 @@ describe('DiscordPeer with the real discord.js', () => {
     expect(peer.identifies).toBe(1);
     expect(peer.gatewayConnections[0]?.query).toEqual({ v: '10', encoding: 'json' });
     expect(peer.restCalls[0]).toMatchObject({ method: 'GET', path: '/gateway/bot', authorized: true });
+  });
+
+  it('acknowledges heartbeats with the last sequence number', async () => {
+    const beat = await waitFor(() => peer.gatewayFrames.find((f) => f.direction === 'in' && f.op === 1), {
+      what: 'a heartbeat',
+    });
+    expect(typeof beat.d).toBe('number');
+    await waitFor(
+      () => peer.gatewayFrames.find((f) => f.direction === 'out' && f.op === 11 && f.at >= beat.at),
+      {
+        what: 'its ack',
+      },
+    );
   });
 
   it('refuses a login with the wrong token (401 on GET /gateway/bot)', async () => {
