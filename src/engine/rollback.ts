@@ -47,7 +47,7 @@ export async function rollbackTo(
       { gate: 'recorded' },
     );
   const gen = generations.find((g) => g.number === target);
-  if (!gen || !gen.path)
+  if (!gen?.path)
     throw new HvError(
       'refused',
       `refused: generation ${target} of ${config.paths.profile} does not exist; generations are: ${list}`,
