@@ -132,7 +132,8 @@ export class NotificationHub {
   /** Publish and (by default) drain: what cannot be delivered now stays in the outbox. */
   async publish(events: HvEvent[], opts: { drain?: boolean } = {}): Promise<ChannelReport[]> {
     const reports = this.enqueue(events);
-    if (opts.drain !== false && reports.some((r) => r.outcome !== 'skipped-repeat')) await this.drain();
+    // Drain even when everything was a repeat: an earlier run may have left deliveries pending.
+    if (opts.drain !== false) await this.drain();
     return reports.map((r) => {
       const rec = r.deliveryId ? this.outbox.get(r.deliveryId) : null;
       if (!rec) return r;
