@@ -142,6 +142,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     generation: previousGeneration,
     keep: config.backup.keep,
     now: now(),
+    installing: { system: toplevel, lock: r.testedLock as string },
   });
   log.info('backup made', { dir: backup.dir, paths: backup.paths.map((p) => p.source) });
 

@@ -1,6 +1,6 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../fs/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { readJson } from '../state.js';
 import { sha256 } from './flake-lock.js';
 
@@ -14,6 +14,8 @@ export interface BackupManifest {
   /** The system (store path) and generation that ran with this lock. */
   system: string | undefined;
   generation: number | undefined;
+  /** The system installed right after this backup, with its lock in `installed-flake.lock`. */
+  installedSystem?: string;
   /** Other paths copied (backup.paths that existed), source → copy. */
   paths: { source: string; copy: string }[];
 }
@@ -26,6 +28,8 @@ export interface BackupInput {
   generation: number | undefined;
   keep: number;
   now: Date;
+  /** The system about to be installed and its lock (so a later rollback *to* it finds its lock). */
+  installing?: { system: string; lock: string };
 }
 
 /**
@@ -51,6 +55,7 @@ export function makeBackup(b: BackupInput): BackupManifest {
     verbatimSymlinks: true,
     preserveTimestamps: true,
   });
+  if (b.installing) writeFileAtomic(join(dir, 'installed-flake.lock'), b.installing.lock);
   const paths: BackupManifest['paths'] = [];
   for (const source of b.extraPaths) {
     if (!existsSync(source)) continue;
@@ -65,6 +70,7 @@ export function makeBackup(b: BackupInput): BackupManifest {
     lockSha256,
     system: b.system,
     generation: b.generation,
+    installedSystem: b.installing?.system,
     paths,
   };
   writeJsonAtomic(join(dir, 'manifest.json'), manifest);
@@ -96,11 +102,20 @@ export function readBackup(dir: string): BackupManifest | null {
   return readJson<BackupManifest>(join(dir, 'manifest.json'));
 }
 
-/** The newest backup taken while `system` ran (to restore its lock on a rollback to it). */
-export function findBackupForSystem(root: string, system: string): BackupManifest | null {
+/**
+ * The flake.lock that belongs to `system`, newest backup first: the lock backed up while it ran, or
+ * the lock installed together with it. Undefined when no backup knows that system.
+ */
+export function findLockForSystem(
+  root: string,
+  system: string,
+): { file: string; backup: string } | undefined {
   for (const d of listBackups(root).reverse()) {
     const m = readBackup(d);
-    if (m?.system === system) return m;
+    if (m?.system === system && existsSync(join(d, 'flake.lock')))
+      return { file: join(d, 'flake.lock'), backup: d };
+    if (m?.installedSystem === system && existsSync(join(d, 'installed-flake.lock')))
+      return { file: join(d, 'installed-flake.lock'), backup: d };
   }
-  return null;
+  return undefined;
 }

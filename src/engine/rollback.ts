@@ -4,7 +4,7 @@ import { HvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { describeExit, switchTo } from './activation.js';
 import { type ApplyDeps, readLastUpgrade } from './apply.js';
-import { type BackupManifest, findBackupForSystem, readBackup } from './backup.js';
+import { findLockForSystem } from './backup.js';
 import { lastLines } from './nix.js';
 import { currentGeneration, listGenerations, rebootParts, systemPath } from './system.js';
 
@@ -71,17 +71,22 @@ export async function rollbackTo(
   const act = await switchTo(runner, gen.path, 'switch', log);
 
   // The lock that belongs to the target system: the last upgrade's backup when returning to the
-  // generation it replaced, else the newest backup taken while that system ran.
-  let backup: BackupManifest | null = null;
-  if (last && target === last.previousGeneration && last.backupDir) backup = readBackup(last.backupDir);
-  backup ??= findBackupForSystem(paths.backups, gen.path);
+  // generation it replaced, else the newest backup that knows that system.
+  let saved: { file: string; backup: string } | undefined;
+  if (
+    last &&
+    target === last.previousGeneration &&
+    last.backupDir &&
+    existsSync(join(last.backupDir, 'flake.lock'))
+  )
+    saved = { file: join(last.backupDir, 'flake.lock'), backup: last.backupDir };
+  saved ??= findLockForSystem(paths.backups, gen.path);
   let lockRestored = false;
-  const saved = backup ? join(backup.dir, 'flake.lock') : undefined;
-  if (saved && existsSync(saved)) {
+  if (saved) {
     progress.step('restoring the flake.lock of that generation');
-    writeFileAtomic(join(config.flake.dir, 'flake.lock'), readFileSync(saved));
+    writeFileAtomic(join(config.flake.dir, 'flake.lock'), readFileSync(saved.file));
     lockRestored = true;
-    log.info('flake.lock restored', { from: saved });
+    log.info('flake.lock restored', { from: saved.file });
   } else {
     log.warn('no backed-up flake.lock for the target generation', { generation: target });
   }
@@ -93,7 +98,7 @@ export async function rollbackTo(
     fromGeneration,
     generation: target,
     system: gen.path,
-    lockRestoredFrom: lockRestored ? backup?.dir : undefined,
+    lockRestoredFrom: saved?.file,
     lockRestored,
     activationExit: act.exitCode,
     rebootParts: rebootParts(gen.path, systemPath(config.paths.bootedSystem)),
