@@ -178,6 +178,7 @@ export class NotificationHub {
           state: hold ? 'held' : 'pending',
           events: [event],
           createdAt: nowIso,
+          seq: reports.length,
           attempts: 0,
           nextAt: period ? period.endsAt : nowIso,
           ...(period ? { digest: period } : {}),
@@ -361,16 +362,21 @@ export class NotificationHub {
   }
 
   /** One pass on one channel: close ended digests, attempt every due delivery in order. */
-  private async pass(ch: Channel, budget?: { started: number; ms: number }): Promise<number> {
+  private async pass(
+    ch: Channel,
+    budget?: { started: number; ms: number },
+  ): Promise<{ attempted: number; busy: number }> {
     this.closeDigests(ch);
     let attempted = 0;
+    let busy = 0;
     const nowMs = this.now();
     for (const r of this.pendingOf(this.nameOf(ch))) {
       if (Date.parse(r.nextAt) > nowMs) continue;
       if (budget && attempted > 0 && performance.now() - budget.started >= budget.ms) break;
       if (await this.attempt(ch, r.id)) attempted++;
+      else busy++;
     }
-    return attempted;
+    return { attempted, busy };
   }
 
   /**
@@ -385,14 +391,14 @@ export class NotificationHub {
         const budget = { started: performance.now(), ms: this.timeoutMs(ch) };
         const name = this.nameOf(ch);
         for (;;) {
-          const attempted = await this.pass(ch, budget);
+          const { busy } = await this.pass(ch, budget);
           const pending = this.pendingOf(name);
           if (!pending.length) return;
           const elapsed = performance.now() - budget.started;
           if (elapsed >= budget.ms) return;
           const wait = Math.min(...pending.map((r) => Date.parse(r.nextAt))) - this.now();
           if (wait <= 0) {
-            if (attempted === 0) return; // due but claimed by another process: theirs to finish
+            if (busy > 0) return; // due but claimed by another process: theirs to finish
             continue;
           }
           if (elapsed + wait > budget.ms) return;
@@ -437,16 +443,16 @@ export class NotificationHub {
       this.channels.map(async (ch) => {
         const name = this.nameOf(ch);
         while (!signal.aborted) {
-          let attempted = 0;
+          let busy = 0;
           try {
-            attempted = await this.pass(ch);
+            busy = (await this.pass(ch)).busy;
           } catch (e) {
             this.opts.log('error', 'notification pass failed', { channel: name, error: errorMessage(e) });
           }
           const next = this.nextDue(name);
           let wait = next === null ? idleMs : Math.min(idleMs, Math.max(0, next - this.now()));
           // Due but not attempted: another process holds it; look again shortly, not in a spin.
-          if (wait === 0 && attempted === 0) wait = 1000;
+          if (wait === 0 && busy > 0) wait = 1000;
           if (wait > 0) await this.sleepOrWake(wait, signal);
         }
       }),

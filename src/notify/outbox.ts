@@ -34,6 +34,8 @@ export interface DeliveryRecord {
   state: DeliveryState;
   events: HvEvent[];
   createdAt: string;
+  /** Order among records created in the same millisecond (publication order). */
+  seq?: number;
   /** Attempts made (counted before each attempt starts, so a crash mid-attempt counts too). */
   attempts: number;
   nextAt: string;
@@ -93,7 +95,10 @@ export class Outbox {
       const r = this.get(n.slice(0, -'.json'.length));
       if (r) out.push(r);
     }
-    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    return out.sort(
+      (a, b) =>
+        a.createdAt.localeCompare(b.createdAt) || (a.seq ?? 0) - (b.seq ?? 0) || a.id.localeCompare(b.id),
+    );
   }
 
   /**
