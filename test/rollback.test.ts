@@ -13,7 +13,8 @@ const lockOf = (w: World) => readFileSync(join(w.flakeDir, 'flake.lock'), 'utf8'
 
 describe('hv rollback on a real Nix', () => {
   it('returns to the generation recorded before the upgrade, restores its lock; refuses when nothing is recorded or N does not exist', () => {
-    world = new World({ branches: ['nixos-24.05'] });
+    // A git flake (as many /etc/hypervisor are): staging keeps .git, Nix builds it as one.
+    world = new World({ branches: ['nixos-24.05'], gitFlake: true });
     const w = world;
     const oldLock = lockOf(w);
     const previous = realpathSync(w.paths.currentSystem);

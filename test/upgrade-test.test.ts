@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { classifyBuild } from '../src/engine/guidance.js';
+import { buildArgv, parseBuildOutput, updateInputArgv } from '../src/engine/nix.js';
 import { snapshot, World } from './fixtures/world.js';
 
 let world: World | undefined;
@@ -178,5 +180,51 @@ describe('hv upgrade-test on a real Nix', () => {
       .map((l) => JSON.parse(l));
     expect(audit.some((a) => a.operation === 'upgrade-test' && a.result === 'downgrade-allowed')).toBe(true);
     expect(audit.some((a) => a.operation === 'upgrade-test' && a.args?.allowDowngrade === true)).toBe(true);
+  });
+});
+
+describe('Nix version differences', () => {
+  it('updates one input with "flake lock --update-input" before 2.19 and "flake update <input>" since', () => {
+    const v = (major: number, minor: number) => ({ major, minor, text: `${major}.${minor}` });
+    expect(updateInputArgv(v(2, 8), 'nix', [], '/s', 'nixpkgs')).toEqual([
+      'nix',
+      'flake',
+      'lock',
+      '/s',
+      '--update-input',
+      'nixpkgs',
+      '--refresh',
+    ]);
+    expect(updateInputArgv(v(2, 18), 'nix', [], '/s', 'nixpkgs')).toContain('--update-input');
+    for (const ver of [v(2, 19), v(2, 24), v(3, 0)])
+      expect(updateInputArgv(ver, 'nix', ['--option', 'x', 'y'], '/s', 'nixpkgs')).toEqual([
+        'nix',
+        '--option',
+        'x',
+        'y',
+        'flake',
+        'update',
+        'nixpkgs',
+        '--flake',
+        '/s',
+        '--refresh',
+      ]);
+    // --print-out-paths is missing before 2.10: always --json.
+    expect(buildArgv('nix', [], 'i')).not.toContain('--print-out-paths');
+    expect(parseBuildOutput('[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/b"}}]\n')).toBe(
+      '/nix/store/b',
+    );
+    expect(parseBuildOutput('')).toBeUndefined();
+  });
+
+  it('classifies build output for guidance', () => {
+    expect(classifyBuild("error: builder for '/nix/store/x.drv' failed with exit code 2")).toBe('build');
+    expect(classifyBuild('error: unable to download https://cache.nixos.org/x: HTTP error 503')).toBe(
+      'download',
+    );
+    expect(classifyBuild("error: The option `services.foo' does not exist.")).toBe('evaluation');
+    expect(classifyBuild('error: The option `fileSystems."/".device\' is used but not defined.')).toBe(
+      'hardware',
+    );
   });
 });
