@@ -120,7 +120,16 @@ export function discordRoutes(peer: DiscordPeer): DiscordRoute[] {
     const body = asJson(call);
     const invalid = validateMessageBody(body, call.files.length === 0);
     if (invalid) return { status: 400, body: invalid };
+    // enforce_nonce: a repeat of a recent nonce returns the first message instead of a new one.
+    const nonce =
+      typeof body.nonce === 'string' || typeof body.nonce === 'number' ? String(body.nonce) : undefined;
+    const repeat =
+      nonce && body.enforce_nonce === true
+        ? peer.messagesIn(channelId).find((m) => m.wire.nonce === nonce)
+        : undefined;
+    if (repeat) return ok(repeat.wire);
     const record = createMessage(peer, channelId, 'channel', undefined, peer.botMessage(channelId, body));
+    if (nonce) record.wire.nonce = nonce;
     return ok(record.wire);
   });
   add('GET', '/channels/:channelId/messages/:messageId', true, ({ channelId, messageId }) => {
