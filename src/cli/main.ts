@@ -110,12 +110,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 export function runAs(command: string | undefined): void {
   const argv = process.argv.slice(2);
   main(command ? [command, ...argv] : argv).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    // A one-shot command is done when main resolves: exit even if a chat client's socket lingers
+    // (stdout and stderr are synchronous on Linux, nothing is lost).
+    (code) => process.exit(code),
     (e) => {
       process.stderr.write(`hv: ${errorMessage(e)}\n`);
-      process.exitCode = 1;
+      process.exit(1);
     },
   );
 }
