@@ -11,7 +11,12 @@ export const EmailChannel = z.strictObject({
   to: z.array(Address).min(1, 'must list at least one recipient'),
   smtp: z.strictObject({
     host: z.string().min(1),
-    port: z.number().int().min(1).max(65535).default(25),
+    port: z
+      .number()
+      .int('must be a port number from 1 to 65535 (25, 465 or 587 for SMTP)')
+      .min(1, 'must be a port number from 1 to 65535 (25, 465 or 587 for SMTP)')
+      .max(65535, 'must be a port number from 1 to 65535 (25, 465 or 587 for SMTP)')
+      .default(25),
     secure: z.boolean().default(false),
     user: z.string().min(1).optional(),
     passwordFile: AbsPath.optional(),

@@ -139,11 +139,15 @@ describe('email channel config', () => {
     [{ ...good, to: ['not-an-address'] }, /notify\.channels\[0\]\.to\[0\]: must be an email address/],
     [
       { ...good, smtp: { host: '127.0.0.1', port: 0 } },
-      /notify\.channels\[0\]\.smtp\.port: .*(greater than or equal to 1|>=)/,
+      /notify\.channels\[0\]\.smtp\.port: must be a port number from 1 to 65535/,
     ],
     [
       { ...good, smtp: { host: '127.0.0.1', port: 70000 } },
-      /notify\.channels\[0\]\.smtp\.port: .*(less than or equal to 65535|<=)/,
+      /notify\.channels\[0\]\.smtp\.port: must be a port number from 1 to 65535/,
+    ],
+    [
+      { ...good, smtp: { host: '127.0.0.1', port: 25.5 } },
+      /notify\.channels\[0\]\.smtp\.port: must be integer, got float/,
     ],
     [
       { ...good, smtp: { host: '127.0.0.1', port: '25' } },
