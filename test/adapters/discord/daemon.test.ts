@@ -33,36 +33,59 @@ function startDaemon(w: World): { proc: ChildProcess; output: () => string; exit
   return { proc, output: () => out, exited };
 }
 
+/** A Nix world whose config has a Discord channel pointed at a fresh peer, and an admin role. */
+async function discordWorld(token?: string): Promise<{ w: World; p: DiscordPeer }> {
+  peer = await DiscordPeer.start();
+  const p = peer;
+  world = new World({
+    branches: ['nixos-24.05'],
+    config: {
+      randomizedDelaySec: 0,
+      chatops: { roles: { [`discord:role:${DISCORD_IDS.adminRole}`]: 'admin' } },
+    },
+  });
+  const w = world;
+  // A recent successful check, so the daemon does not catch up a check at start.
+  writeFileSync(
+    join(w.paths.state, 'last-check.json'),
+    JSON.stringify({ at: new Date().toISOString(), ok: true }),
+  );
+  const tokenFile = join(w.root, 'discord-token');
+  writeFileSync(tokenFile, `${token ?? p.token}\n`, { mode: 0o600 });
+  (w.config.notify as { channels: unknown[] }).channels.push({
+    type: 'discord',
+    tokenFile,
+    applicationId: p.applicationId,
+    guildId: DISCORD_IDS.guild,
+    channelId: DISCORD_IDS.channel,
+    apiUrl: p.apiUrl,
+    events: ['test.passed', 'test.failed'],
+  });
+  w.writeConfig();
+  return { w, p };
+}
+
+/** The CLI without blocking this process (the peer lives here and must keep answering). */
+async function hvAsync(
+  w: World,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = w.hvSpawn(args);
+  let stdout = '';
+  let stderr = '';
+  proc.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
 describe('hv daemon hosts the Discord adapter', () => {
   it('an upgrade-test from Discord survives a daemon restart: the result still edits the same reply', async () => {
-    peer = await DiscordPeer.start();
-    const p = peer;
-    world = new World({
-      branches: ['nixos-24.05'],
-      config: {
-        randomizedDelaySec: 0,
-        chatops: { roles: { [`discord:role:${DISCORD_IDS.adminRole}`]: 'admin' } },
-      },
-    });
-    const w = world;
-    // A recent successful check, so the daemon does not catch up a check at start.
-    writeFileSync(
-      join(w.paths.state, 'last-check.json'),
-      JSON.stringify({ at: new Date().toISOString(), ok: true }),
-    );
-    const tokenFile = join(w.root, 'discord-token');
-    writeFileSync(tokenFile, `${p.token}\n`, { mode: 0o600 });
-    (w.config.notify as { channels: unknown[] }).channels.push({
-      type: 'discord',
-      tokenFile,
-      applicationId: p.applicationId,
-      guildId: DISCORD_IDS.guild,
-      channelId: DISCORD_IDS.channel,
-      apiUrl: p.apiUrl,
-      events: ['test.passed', 'test.failed'],
-    });
-    w.writeConfig();
-
+    const { w, p } = await discordWorld();
     const first = startDaemon(w);
     await p.waitForSession({}, { timeoutMs: 30_000 });
     await poll(() => p.commandWrites.length > 0, '/hv registration', 10_000);
@@ -92,4 +115,35 @@ describe('hv daemon hosts the Discord adapter', () => {
     expect(await second.exited).toBe(0);
     expect(second.output()).not.toContain(p.token);
   }, 300_000);
+
+  it('hv notify test --channel discord posts an embed; a bad token fails with what to fix, never the token', async () => {
+    const { w, p } = await discordWorld();
+    const ok = await hvAsync(w, ['notify', 'test', '--channel', 'discord', '--json']);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    const posted = p.messagesIn(DISCORD_IDS.channel).filter((m) => m.source === 'channel');
+    expect(posted).toHaveLength(1);
+    expect(messageText(posted[0]!)).toContain('hv01');
+    expect(posted[0]!.wire.embeds).toHaveLength(1);
+
+    writeFileSync(join(w.root, 'discord-token'), 'wrong-token-s3cr3t\n');
+    const bad = await hvAsync(w, ['notify', 'test', '--channel', 'discord', '--json']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout + bad.stderr).toContain(join(w.root, 'discord-token'));
+    expect(bad.stdout + bad.stderr).toContain('401');
+    expect(bad.stdout + bad.stderr).not.toContain('s3cr3t');
+    expect(p.messagesIn(DISCORD_IDS.channel).filter((m) => m.source === 'channel')).toHaveLength(1);
+  }, 120_000);
+
+  it('a daemon with a bad Discord token says what to fix and keeps running', async () => {
+    const { w, p } = await discordWorld('wrong-token-s3cr3t');
+    const d = startDaemon(w);
+    await poll(() => d.output().includes('chat adapter failed to start'), 'the start error', 30_000);
+    expect(d.output()).toContain(join(w.root, 'discord-token'));
+    expect(d.output()).not.toContain('s3cr3t');
+    expect(p.identifies).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(d.proc.exitCode).toBe(null);
+    d.proc.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+  }, 120_000);
 });
