@@ -131,7 +131,11 @@ export const Config = z.strictObject({
       timeoutSec: z.number().positive().max(600).default(30),
       /** First retry delay; doubles per attempt (with jitter) up to `maxBackoffSec`. */
       backoffSec: z.number().positive().max(86_400).default(30),
-      maxBackoffSec: z.number().positive().max(86_400 * 7).default(3600),
+      maxBackoffSec: z
+        .number()
+        .positive()
+        .max(86_400 * 7)
+        .default(3600),
     })
     .default({})
     .superRefine((n, ctx) => {
