@@ -60,7 +60,17 @@ export const notifyCommand: Command<{ action: (typeof ACTIONS)[number]; channel?
         status: 'ok',
         exitCode: Exit.ok,
         message: all.length
-          ? ['Undelivered notifications:', ...all.map(line)].join('\n')
+          ? [
+              'Undelivered notifications:',
+              ...Object.entries(stats)
+                .filter(([name]) => !args.channel || name === args.channel)
+                .map(
+                  ([name, s]) =>
+                    `${name}: ${s.pending} pending, ${s.retrying} retrying, ${s.dead} dead, ${s.held} held for digest`,
+                ),
+              '',
+              ...all.map(line),
+            ].join('\n')
           : 'No undelivered notifications.',
         data: { deliveries: all.map(describe), channels: stats },
       };

@@ -70,7 +70,8 @@ export function wants(channel: ChannelConfig, event: HvEvent): boolean {
 }
 
 const factKey = (e: HvEvent) => `${e.type}:${e.key}`;
-const DONE_KEPT_MS = 30 * 86_400_000;
+/** Completed deliveries are kept a week (no resend after a restart); announced.json remembers longer. */
+const DONE_KEPT_MS = 7 * 86_400_000;
 
 /**
  * The notification hub: events in, deliveries out, through a durable outbox (`<state>/notify/`).
@@ -222,7 +223,7 @@ export class NotificationHub {
     );
   }
 
-  /** Forget completed deliveries after a month; announced.json keeps what they announced. */
+  /** Forget completed deliveries after a week; announced.json keeps what they announced. */
   private prune(existing: DeliveryRecord[], announced: Announced, nowMs: number): void {
     let changed = false;
     for (const r of existing) {
