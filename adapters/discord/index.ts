@@ -13,7 +13,7 @@ import {
   Routes,
 } from 'discord.js';
 import type { AdapterHost, CommandBus, Reply, ReplyAddress, SubmitOutcome } from '../../src/bus/types.js';
-import { errorMessage, HvError } from '../../src/errors.js';
+import { errorMessage, HvError, isHvError } from '../../src/errors.js';
 import type { HvEvent } from '../../src/events.js';
 import {
   type AdapterContext,
@@ -35,6 +35,8 @@ export interface DiscordAdapterOptions {
   tokenTtlMs?: number;
   /** How long `start` waits for the gateway's READY. Default 30 s. */
   readyTimeoutMs?: number;
+  /** First delay before reconnecting when Discord was unreachable at start (doubles, max 5 min). */
+  retryMs?: number;
 }
 
 /**
@@ -122,6 +124,9 @@ export class DiscordAdapter implements ChannelAdapter {
   private readonly sentParts = new Map<string, Set<number>>();
   private readonly tokenTtlMs: number;
   private readonly readyTimeoutMs: number;
+  private readonly retryMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     readonly channel: DiscordChannel,
@@ -131,6 +136,7 @@ export class DiscordAdapter implements ChannelAdapter {
     this.name = channel.name ?? 'discord';
     this.tokenTtlMs = opts.tokenTtlMs ?? TOKEN_TTL_MS;
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+    this.retryMs = opts.retryMs ?? 5_000;
     const base = restOptions(channel);
     this.notifyRest = new REST({ ...base, rejectOnRateLimit: () => true, retries: 0 });
     this.replyRest = new REST(base);
@@ -176,11 +182,48 @@ export class DiscordAdapter implements ChannelAdapter {
     }
   }
 
-  /** Registers /hv in the guild, logs in to the gateway and hands interactions to `host.bus`. */
+  /**
+   * Registers /hv in the guild, logs in to the gateway and hands interactions to `host.bus`. A
+   * wrong token or missing access fails at once with what to fix; an unreachable Discord (network
+   * not up yet at boot, 5xx) is retried in the background with backoff until `stop`.
+   */
   async start(intake: unknown): Promise<void> {
     const host = intake as AdapterHost;
     if (!host?.bus) throw new Error('discord adapter started without a command bus');
     this.bus = host.bus;
+    this.stopped = false;
+    try {
+      await this.connect();
+    } catch (e) {
+      if (isHvError(e) && (e.details.permanent || e.code === 'secret-unreadable')) throw e;
+      this.ctx.log('warn', 'discord unreachable at start; retrying in the background', {
+        channel: this.name,
+        error: errorMessage(e),
+      });
+      this.retryLater(this.retryMs);
+    }
+  }
+
+  private retryLater(delayMs: number): void {
+    if (this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect().then(
+        () => undefined,
+        (e: unknown) => {
+          this.ctx.log('warn', 'discord connection failed; retrying', {
+            channel: this.name,
+            error: errorMessage(e),
+            retryInMs: Math.min(delayMs * 2, 300_000),
+          });
+          this.retryLater(Math.min(delayMs * 2, 300_000));
+        },
+      );
+    }, delayMs);
+    this.retryTimer.unref?.();
+  }
+
+  private async connect(): Promise<void> {
     const token = this.token();
     const { applicationId, guildId } = this.channel;
     try {
@@ -188,8 +231,10 @@ export class DiscordAdapter implements ChannelAdapter {
         body: [hvCommandDefinition(this.ctx.config.host)],
       });
     } catch (e) {
-      throw new HvError('adapter-failed', this.registrationHint(e));
+      const permanent = e instanceof DiscordAPIError && e.status >= 400 && e.status < 500 && e.status !== 429;
+      throw new HvError('adapter-failed', this.registrationHint(e), { permanent });
     }
+    if (this.stopped) return;
     const client = new Client({ intents: [GatewayIntentBits.Guilds], rest: restOptions(this.channel) });
     this.client = client;
     client.on(Events.InteractionCreate, (interaction) => {
@@ -225,13 +270,15 @@ export class DiscordAdapter implements ChannelAdapter {
       await ready;
     } catch (e) {
       await client.destroy().catch(() => undefined);
-      this.client = undefined;
+      if (this.client === client) this.client = undefined;
+      // discord.js: TokenInvalid (401 on GET /gateway/bot) or gateway close 4004.
       const bad = e instanceof Error && /token/i.test(e.message);
       throw new HvError(
         'adapter-failed',
         bad
           ? `Discord rejected the bot token; put a valid bot token in ${this.channel.tokenFile}`
           : `cannot connect to the Discord gateway: ${errorMessage(e)}`,
+        { permanent: bad },
       );
     }
     this.ctx.log('info', 'discord adapter started', { channel: this.name, guild: guildId });
@@ -249,6 +296,9 @@ export class DiscordAdapter implements ChannelAdapter {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     const client = this.client;
     this.client = undefined;
     await client?.destroy();

@@ -77,6 +77,21 @@ describe('discord adapter: registration and identity', () => {
     expect(JSON.stringify(w.logs)).not.toContain('s3cr3t');
   });
 
+  it('Discord unreachable at start (503s): start returns, the adapter connects in the background', async () => {
+    w = await startDiscord({ noStart: true, adapter: { retryMs: 200 } });
+    // discord.js retries a 5xx three times itself: four failures make the first attempt fail.
+    w.peer.failNext('PUT /applications/:app/guilds/:guild/commands', { status: 503, times: 4 });
+    await w.adapter.start({ bus: w.bus });
+    expect(w.peer.identifies).toBe(0);
+    expect(w.logs.some((l) => l.msg === 'discord unreachable at start; retrying in the background')).toBe(
+      true,
+    );
+    await w.peer.waitForSession({}, { timeoutMs: 10_000 });
+    expect(w.peer.commandWrites).toHaveLength(1);
+    const sent = w.command(w.admin, 'status');
+    expect((await w.peer.waitForCallback(sent.id)).accepted).toBe(true);
+  });
+
   it('gatewayUrl overrides the gateway address the REST API announces', async () => {
     w = await startDiscord({ channel: (peer) => ({ gatewayUrl: `${peer.gatewayUrl}/via-override` }) });
     expect(w.peer.gatewayConnections[0]?.path).toBe('/via-override');
