@@ -6,7 +6,7 @@ import { LIMITS } from '../../../adapters/discord/render.js';
 import { DeliveryError } from '../../../adapters/types.js';
 import { isHvError } from '../../../src/errors.js';
 import { makeEvent } from '../../../src/notify/events.js';
-import { readSecret } from '../../../src/services.js';
+import { createServices, readSecret } from '../../../src/services.js';
 import { DISCORD_IDS } from '../../peers/discord-peer.js';
 import { FakeBus, longText, makePrompt, makeResult, poll } from '../chat-contract.js';
 import { type DiscordWorld, messageText, startDiscord } from './harness.js';
@@ -370,6 +370,17 @@ describe('discord adapter: notifications', () => {
     // A different delivery of the same event is a new message (the outbox decides repeats).
     await w.adapter.deliver(event, { id: randomUUID(), attempt: 1 });
     expect(w.peer.messagesIn(DISCORD_IDS.channel)).toHaveLength(posted * 2);
+  });
+
+  it('through the hub and outbox: a 429 with retry_after 2 s is retried no sooner than 2 s later, one message', async () => {
+    w = await startDiscord({ noStart: true });
+    const hub = await createServices(w.config).hub();
+    w.peer.failNext('POST /channels/:id/messages', { status: 429, retryAfter: 2 });
+    await hub.publish([notice('Upgrade test failed on hv01')]);
+    await poll(() => w?.peer.messagesIn(DISCORD_IDS.channel).length === 1, 'the retried message', 10_000);
+    const posts = w.peer.restCalls.filter((c) => c.method === 'POST' && c.path.endsWith('/messages'));
+    expect(posts.map((c) => c.status)).toEqual([429, 200]);
+    expect(posts[1]!.at - posts[0]!.at).toBeGreaterThanOrEqual(2_000);
   });
 
   it('permanent failures say what to fix (unknown channel)', async () => {
