@@ -140,9 +140,10 @@ export class SlackAdapter implements ChannelAdapter {
   }
 
   /** Check the bot token (auth.test); the error says what to fix. */
-  async check(): Promise<void> {
+  async check(): Promise<{ botUserId?: string; botId?: string }> {
     try {
-      await this.notifyClient().auth.test();
+      const r = await this.notifyClient().auth.test();
+      return { botUserId: r.user_id, botId: r.bot_id };
     } catch (e) {
       throw new Error(describeSlackError(e, this.cfg).message);
     }
@@ -150,7 +151,9 @@ export class SlackAdapter implements ChannelAdapter {
 
   async start(intake: unknown): Promise<void> {
     const { bus } = intake as AdapterHost;
-    await this.check();
+    // bolt calls auth.test on every event unless it is given the bot's ids (or verifies the token
+    // itself at construction, which we do here with a clear error instead).
+    const ids = await this.check();
     const logger = {
       debug: () => {},
       info: () => {},
@@ -170,6 +173,7 @@ export class SlackAdapter implements ChannelAdapter {
         clientOptions: this.clientOptions(),
         logger,
         tokenVerificationEnabled: false,
+        ...ids,
       });
     } else {
       const receiver = new SocketModeReceiver({
@@ -184,6 +188,7 @@ export class SlackAdapter implements ChannelAdapter {
         clientOptions: this.clientOptions(),
         logger,
         tokenVerificationEnabled: false,
+        ...ids,
       });
     }
     this.route(this.app, bus);

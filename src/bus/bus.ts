@@ -105,6 +105,13 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
   const tasks = new Set<Promise<void>>();
   let stopped = false;
 
+  let lane: Promise<void> = Promise.resolve();
+  const takeTurn = (): Promise<void> => {
+    const turn = lane.then(() => new Promise<void>((r) => setImmediate(r)));
+    lane = turn;
+    return turn;
+  };
+
   const track = (p: Promise<void>) => {
     tasks.add(p);
     p.finally(() => tasks.delete(p)).catch(() => {});
@@ -244,8 +251,11 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     } catch (e) {
       result = { status: 'error', exitCode: Exit.failed, message: errorMessage(e), data: {} };
     }
-    store.writeResult(rec.id, result);
-    await deliverResult(rec, reply, result);
+    try {
+      await reply.result(result);
+    } catch (e) {
+      services.log('warn', 'reply failed', { what: 'result', operation: rec.id, error: errorMessage(e) });
+    }
   };
 
   const start = (
@@ -260,7 +270,8 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
       mode: cmd.exclusive || cmd.confirm ? 'child' : 'inline',
       createdAt: now().toISOString(),
     };
-    store.save(rec);
+    // Inline (read-only, quick) operations are not resumable: no record, just the claim.
+    if (rec.mode === 'child') store.save(rec);
     store.settle(keys, { operationId: rec.id, outcome: 'accepted' }, now());
     services.log('info', 'operation accepted', {
       operation: rec.id,
@@ -288,6 +299,9 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     store,
 
     async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
+      // What follows writes and fsyncs (claim, audit) synchronously: take turns, one request per
+      // event-loop iteration, so that acknowledgements of other requests are never held up for long.
+      await takeTurn();
       const keys = [req.id, ...(req.dedupeKeys ?? [])];
       const seen = store.claim(keys, now());
       if (seen) {

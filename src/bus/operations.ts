@@ -10,6 +10,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -110,12 +111,14 @@ export class OperationStore {
 
   /** Record what became of a claimed request (operation id or refusal). */
   settle(keys: string[], fields: { operationId?: string; outcome: string }, at: Date): void {
-    for (const key of keys)
-      writeJsonAtomic(
-        join(this.requests, `${hash(key)}.json`),
-        { key, at: at.toISOString(), ...fields },
-        0o600,
-      );
+    // No fsync: the claim file itself (written at claim time) is what deduplicates; this only adds
+    // what became of it. rename keeps it whole.
+    for (const key of keys) {
+      const path = join(this.requests, `${hash(key)}.json`);
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ key, at: at.toISOString(), ...fields }), { mode: 0o600 });
+      renameSync(tmp, path);
+    }
   }
 
   private readClaim(path: string): RequestClaim | null {
