@@ -1,15 +1,15 @@
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChannelConfig } from '../../adapters/schemas.js';
-import type { ChannelAdapter, Delivery, PendingNotice } from '../../adapters/types.js';
-import { DeliveryError } from '../../adapters/types.js';
+import type { ChannelAdapter, PendingNotice } from '../../adapters/types.js';
 import { errorMessage, HvError } from '../errors.js';
 import { type HvEvent, URGENT_EVENTS } from '../events.js';
-import { readJson, writeJsonAtomic } from '../state.js';
-import { type DigestKind, periodOf } from './digest.js';
+import { Announcements, factKey } from './announced.js';
+import { attemptDelivery, type HubLog } from './attempt.js';
+import { closeDigests, type DigestKind, periodOf } from './digest.js';
 import { makeEvent } from './events.js';
 import { type DeliveryRecord, Outbox } from './outbox.js';
+import { backoffMs, sleep, withTimeout } from './timing.js';
 
 export interface ChannelReport {
   channel: string;
@@ -33,15 +33,7 @@ export interface TestReport {
   ms: number;
 }
 
-export type HubLog = (
-  level: 'info' | 'warn' | 'error',
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
-
-interface Announced {
-  [channel: string]: { [factKey: string]: string };
-}
+export type { HubLog };
 
 /** An adapter and the config entry it was made from. */
 export interface Channel {
@@ -68,10 +60,6 @@ export interface HubOptions {
 export function wants(channel: ChannelConfig, event: HvEvent): boolean {
   return !channel.events || channel.events.includes(event.type);
 }
-
-const factKey = (e: HvEvent) => `${e.type}:${e.key}`;
-/** Completed deliveries are kept a week (no resend after a restart); announced.json remembers longer. */
-const DONE_KEPT_MS = 7 * 86_400_000;
 
 /**
  * The notification hub: events in, deliveries out, through a durable outbox (`<state>/notify/`).
@@ -155,18 +143,16 @@ export class NotificationHub {
     const nowMs = this.now();
     const nowIso = new Date(nowMs).toISOString();
     this.outbox.sweepTemp(Date.now());
-    const announced = readJson<Announced>(this.announcedFile) ?? {};
-    const existing = this.outbox.all();
+    const announced = new Announcements(this.announcedFile, this.opts.reminderDays);
+    const existing = announced.prune(this.outbox, this.outbox.all(), nowMs);
     const reports: ChannelReport[] = [];
-    this.prune(existing, announced, nowMs);
-    let changed = false;
     for (const ch of this.channels) {
       const name = this.nameOf(ch);
       const digest = this.digestKind(ch);
       for (const event of events) {
         if (!wants(ch.config, event)) continue;
         const fact = factKey(event);
-        if (this.isRepeat(announced, existing, name, fact, nowMs)) {
+        if (announced.isRepeat(existing, name, fact, nowMs)) {
           reports.push({ channel: name, event: event.type, outcome: 'skipped-repeat' });
           continue;
         }
@@ -186,9 +172,7 @@ export class NotificationHub {
         };
         this.outbox.put(rec);
         existing.push(rec);
-        announced[name] ??= {};
-        (announced[name] as Record<string, string>)[fact] = nowIso;
-        changed = true;
+        announced.record(name, fact, nowIso);
         reports.push({
           channel: name,
           event: event.type,
@@ -197,165 +181,25 @@ export class NotificationHub {
         });
       }
     }
-    if (changed) {
-      mkdirSync(join(this.announcedFile, '..'), { recursive: true });
-      writeJsonAtomic(this.announcedFile, announced, 0o600);
-    }
+    announced.save();
     this.wake();
     return reports;
   }
 
-  private isRepeat(
-    announced: Announced,
-    existing: DeliveryRecord[],
-    channel: string,
-    fact: string,
-    nowMs: number,
-  ): boolean {
-    const { reminderDays } = this.opts;
-    const recent = (iso: string) =>
-      reminderDays === null || nowMs - Date.parse(iso) < reminderDays * 86_400_000;
-    const at = announced[channel]?.[fact];
-    if (at && recent(at)) return true;
-    // A record written just before a crash that kept announced.json from being updated.
-    return existing.some(
-      (r) => r.channel === channel && recent(r.createdAt) && r.events.some((e) => factKey(e) === fact),
-    );
+  private backoff(attempts: number): number {
+    const o = this.opts;
+    return backoffMs(attempts, o.backoffSec ?? 30, o.maxBackoffSec ?? 3600, o.random ?? Math.random);
   }
 
-  /** Forget completed deliveries after a week; announced.json keeps what they announced. */
-  private prune(existing: DeliveryRecord[], announced: Announced, nowMs: number): void {
-    let changed = false;
-    for (const r of existing) {
-      if (r.state !== 'done' || nowMs - Date.parse(r.doneAt ?? r.createdAt) < DONE_KEPT_MS) continue;
-      for (const e of r.events) {
-        const seen = announced[r.channel] ?? {};
-        announced[r.channel] = seen;
-        if (!seen[factKey(e)]) {
-          seen[factKey(e)] = r.createdAt;
-          changed = true;
-        }
-      }
-    }
-    if (changed) writeJsonAtomic(this.announcedFile, announced, 0o600);
-    for (const r of existing) {
-      if (r.state === 'done' && nowMs - Date.parse(r.doneAt ?? r.createdAt) >= DONE_KEPT_MS)
-        this.outbox.remove(r.id);
-    }
-  }
-
-  /** Turn a channel's held events whose digest period has ended into one digest delivery. */
-  private closeDigests(ch: Channel): void {
-    const name = this.nameOf(ch);
-    const nowMs = this.now();
-    const held = this.outbox
-      .all()
-      .filter((r) => r.channel === name && r.state === 'held' && Date.parse(r.nextAt) <= nowMs);
-    if (!held.length) return;
-    const release = this.outbox.claim(`digest-close.${name}`, 60_000);
-    if (!release) return;
-    try {
-      const groups = new Map<string, DeliveryRecord[]>();
-      for (const r of held) {
-        const key = r.digest?.period ?? 'unknown';
-        groups.set(key, [...(groups.get(key) ?? []), r]);
-      }
-      for (const [period, items] of groups) {
-        const events = items.flatMap((r) => r.events).sort((a, b) => a.at.localeCompare(b.at));
-        let id = `digest.${name}.${period}`;
-        let digest = this.outbox.get(id);
-        // A digest written before a crash already holds these events: only the clean-up was missed.
-        const fresh = events.filter((e) => !digest?.events.some((x) => x.id === e.id));
-        if (fresh.length) {
-          if (digest && digest.state !== 'done' && digest.attempts === 0) {
-            digest.events = [...digest.events, ...fresh].sort((a, b) => a.at.localeCompare(b.at));
-          } else {
-            if (digest) id = `${id}.${nowMs}`;
-            digest = {
-              id,
-              channel: name,
-              kind: 'digest',
-              state: 'pending',
-              events: fresh,
-              createdAt: new Date(nowMs).toISOString(),
-              attempts: 0,
-              nextAt: new Date(nowMs).toISOString(),
-              ...(items[0]?.digest ? { digest: items[0].digest } : {}),
-            };
-          }
-          this.outbox.put(digest);
-        }
-        for (const r of items) this.outbox.remove(r.id);
-      }
-    } finally {
-      release();
-    }
-  }
-
-  private backoffMs(attempts: number): number {
-    const base = (this.opts.backoffSec ?? 30) * 1000 * 2 ** Math.max(0, attempts - 1);
-    const capped = Math.min(base, (this.opts.maxBackoffSec ?? 3600) * 1000);
-    // "Equal jitter": between half and all of the delay, so retries of many hosts spread out.
-    return Math.round(capped * (0.5 + (this.opts.random ?? Math.random)() * 0.5));
-  }
-
-  private async send(ch: Channel, rec: DeliveryRecord): Promise<void> {
-    const delivery: Delivery = { id: rec.id, attempt: rec.attempts };
-    if (rec.kind === 'digest' && ch.adapter.sendDigest) return ch.adapter.sendDigest(rec.events, delivery);
-    for (const [i, e] of rec.events.entries())
-      await ch.adapter.deliver(e, rec.events.length > 1 ? { ...delivery, id: `${rec.id}.${i}` } : delivery);
-  }
-
-  /**
-   * One attempt of one delivery, claimed against other processes. The attempt is counted on disk
-   * before it starts, so a delivery that crashes the process still runs out of attempts.
-   * Returns false when the delivery was not attempted (claimed elsewhere, no longer due).
-   */
-  private async attempt(ch: Channel, id: string): Promise<boolean> {
-    const timeoutMs = this.timeoutMs(ch);
-    const release = this.outbox.claim(id, timeoutMs + 60_000);
-    if (!release) return false;
-    try {
-      const rec = this.outbox.get(id);
-      if (rec?.state !== 'pending' || Date.parse(rec.nextAt) > this.now()) return false;
-      rec.attempts += 1;
-      rec.lastAttemptAt = new Date(this.now()).toISOString();
-      rec.nextAt = new Date(this.now() + this.backoffMs(rec.attempts)).toISOString();
-      this.outbox.put(rec);
-      const fields = {
-        channel: rec.channel,
-        delivery: rec.id,
-        event: rec.events[0]?.type,
-        attempt: rec.attempts,
-      };
-      try {
-        await withTimeout(this.send(ch, rec), timeoutMs);
-        rec.state = 'done';
-        rec.doneAt = new Date(this.now()).toISOString();
-        this.outbox.put(rec);
-        this.opts.log('info', 'notification delivered', fields);
-      } catch (e) {
-        const err = e instanceof DeliveryError ? e : new DeliveryError(errorMessage(e));
-        rec.lastError = err.message;
-        const max = this.opts.maxAttempts ?? 8;
-        if (err.permanent || rec.attempts >= max) {
-          rec.state = 'dead';
-          this.opts.log('error', 'notification delivery given up', { ...fields, error: err.message });
-        } else {
-          const delay = err.retryAfterMs !== undefined ? err.retryAfterMs : this.backoffMs(rec.attempts);
-          rec.nextAt = new Date(this.now() + Math.max(0, delay)).toISOString();
-          this.opts.log('warn', 'notification delivery failed, will retry', {
-            ...fields,
-            error: err.message,
-            retryInMs: delay,
-          });
-        }
-        this.outbox.put(rec);
-      }
-      return true;
-    } finally {
-      release();
-    }
+  /** One attempt of one delivery (see attemptDelivery); false when not attempted. */
+  private attempt(ch: Channel, id: string): Promise<boolean> {
+    return attemptDelivery(this.outbox, ch.adapter, id, {
+      timeoutMs: this.timeoutMs(ch),
+      maxAttempts: this.opts.maxAttempts ?? 8,
+      now: () => this.now(),
+      backoff: (n) => this.backoff(n),
+      log: this.opts.log,
+    });
   }
 
   private pendingOf(name: string): DeliveryRecord[] {
@@ -367,7 +211,7 @@ export class NotificationHub {
     ch: Channel,
     budget?: { started: number; ms: number },
   ): Promise<{ attempted: number; busy: number }> {
-    this.closeDigests(ch);
+    closeDigests(this.outbox, this.nameOf(ch), this.now());
     let attempted = 0;
     let busy = 0;
     const nowMs = this.now();
@@ -559,14 +403,4 @@ export class NotificationHub {
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeliveryError(`timed out after ${Math.round(ms / 100) / 10} s`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { withTimeout };
