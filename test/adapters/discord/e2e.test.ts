@@ -36,6 +36,8 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
   let bus: HostedCommandBus;
   let adapter: DiscordAdapter;
   const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
+  /** The bus's clock runs ahead by this much (confirmation expiry). */
+  let clockOffset = 0;
 
   const slash = (user: string, command: string, options: Record<string, unknown>[] = []) =>
     peer.sendInteraction({
@@ -91,6 +93,7 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     world.writeConfig();
     const config = parseConfig(world.config);
     const services = createServices(config, {
+      now: () => new Date(Date.now() + clockOffset),
       log: (level, msg, fields) => logs.push({ msg, fields: { level, ...fields } }),
     });
     bus = createCommandBus(services, { configPath: world.configPath, pollMs: 100 });
@@ -218,4 +221,33 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     const after = slash(DISCORD_IDS.admin, 'status');
     expect((await peer.waitForCallback(after.id, { timeoutMs: 10_000 })).accepted).toBe(true);
   }, 240_000);
+
+  it('an expired confirmation is refused and nothing runs', async () => {
+    const genBefore = generation();
+    const activationsBefore = world.activations().length;
+    const sent = slash(DISCORD_IDS.admin, 'rollback');
+    const msg = await poll(() => original(sent.id), 'the reply');
+    const buttons = await poll(
+      () =>
+        ((msg.wire.components ?? []) as { components: { label: string; custom_id: string }[] }[])[0]
+          ?.components,
+      'confirm buttons',
+    );
+    clockOffset += 6 * 60_000; // past chatops.confirmTimeoutSec (300 s)
+    const c = click(
+      DISCORD_IDS.admin,
+      msg.id,
+      buttons.find((b) => b.label === 'Confirm')?.custom_id as string,
+    );
+    const refusal = await poll(
+      () => peer.messages.find((m) => m.interactionId === c.id && m.source === 'followup'),
+      'expiry refusal',
+    );
+    expect(messageText(refusal)).toContain('expired');
+    expect(refusal.wire.flags).toBe(64);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(generation()).toBe(genBefore);
+    expect(world.activations().length).toBe(activationsBefore);
+    expect(audit().at(-1)).toMatchObject({ operation: 'rollback', result: 'denied', requestId: sent.id });
+  });
 });
