@@ -59,7 +59,7 @@ export function facts(event: HvEvent): [string, string][] {
     default:
       // Other events: show their scalar facts (toplevel, generation, reason…) without guessing.
       for (const [k, v] of Object.entries(d)) {
-        if (k === 'error' || k === 'output') continue;
+        if (k === 'error' || k === 'output' || k === 'guidance') continue;
         if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
           const s = String(v);
           if (s.length <= 200 && !s.includes('\n')) out.push([label(k), s]);
@@ -77,7 +77,13 @@ function label(key: string): string {
 
 /** Long free text of an event (an error, build output), shown in full below the facts. */
 function longText(event: HvEvent): string | undefined {
-  const parts = [str(event.data.error), str(event.data.output)].filter(Boolean) as string[];
+  const g = event.data.guidance;
+  const guidance = Array.isArray(g) ? g.filter((x) => typeof x === 'string').join('\n') : str(g);
+  const parts = [
+    str(event.data.error),
+    str(event.data.output),
+    guidance ? `What to do:\n${guidance}` : undefined,
+  ].filter(Boolean) as string[];
   return parts.length ? parts.join('\n\n') : undefined;
 }
 

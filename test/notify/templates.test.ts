@@ -57,6 +57,31 @@ describe('templates', () => {
     expect(renderText(nasty)).toContain("<img src=x onerror='y'>");
   });
 
+  it('a failed test shows its facts, the error and what to do', () => {
+    const failed = makeEvent('test.failed', {
+      host: 'hv01',
+      key: 'k',
+      title: 'Upgrade test FAILED on hv01 at health (libvirtd inactive)',
+      data: {
+        status: 'failed',
+        failedStep: 'health',
+        reverted: true,
+        toplevel: '/nix/store/abc-nixos-system',
+        error: 'libvirtd: inactive',
+        guidance: 'Look at journalctl -u libvirtd.\nThen run hv upgrade-test again.',
+        checks: [{ name: 'x' }],
+      },
+      next: 'hv upgrade-test',
+    });
+    const text = renderText(failed);
+    expect(text).toMatch(/Failed step: +health/);
+    expect(text).toMatch(/Reverted: +true/);
+    expect(text).toMatch(/Toplevel: +\/nix\/store\/abc-nixos-system/);
+    expect(text).toContain('libvirtd: inactive');
+    expect(text).toContain('What to do:\nLook at journalctl -u libvirtd.\nThen run hv upgrade-test again.');
+    expect(text).not.toContain('[object Object]');
+  });
+
   it('digest text lists every event, in order', () => {
     const e2 = { ...update, title: 'second', at: '2024-09-03T12:00:00.000Z' };
     const text = renderDigestText('hv01', [update, e2], { kind: 'daily', label: '2024-09-03' });
