@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { daemonComponents } from '../src/daemon/components.js';
-import { Daemon } from '../src/daemon/daemon.js';
-import { journalLog } from '../src/daemon/journal.js';
+import type { Daemon } from '../src/daemon/daemon.js';
 import { Exit } from '../src/errors.js';
 import type { Command, CommandResult } from './types.js';
 
@@ -15,6 +13,12 @@ export const daemonCommand: Command<Record<string, never>> = {
   flags: {},
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
+    // The daemon's parts load here, not when any other command starts.
+    const [{ Daemon }, { daemonComponents }, { journalLog }] = await Promise.all([
+      import('../src/daemon/daemon.js'),
+      import('../src/daemon/components.js'),
+      import('../src/daemon/journal.js'),
+    ]);
     const log = journalLog();
     const daemon: Daemon = new Daemon({
       configFlag: ctx.configFlag,

@@ -2,13 +2,15 @@
 // `hv status` starts fast: one module graph to parse instead of dozens of files. Platform
 // libraries stay external and load lazily from node_modules only when a channel needs them.
 // Built beside and swapped in by rename, so a CLI running meanwhile never sees a half-built tree.
-import { chmodSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const entries = ['hv', 'check-updates', 'upgrade-test', 'system-upgrade'];
+// One entry (hv.mjs holds everything loaded at start; dynamic imports become chunks). The alias
+// bins put their command in front of the arguments and load hv.mjs.
+const aliases = ['check-updates', 'upgrade-test', 'system-upgrade'];
 const out = `dist/bundle.${process.pid}`;
 await build({
-  entryPoints: Object.fromEntries(entries.map((e) => [e, `src/cli/${e}.ts`])),
+  entryPoints: { hv: 'src/cli/hv.ts' },
   outdir: out,
   bundle: true,
   splitting: true,
@@ -21,7 +23,13 @@ await build({
   external: ['@slack/bolt', 'discord.js', 'nodemailer', 'execa', 'smtp-server', 'mailparser', 'ws'],
   logLevel: 'warning',
 });
-for (const f of readdirSync(out)) if (entries.some((e) => f === `${e}.mjs`)) chmodSync(`${out}/${f}`, 0o755);
+for (const alias of aliases) {
+  writeFileSync(
+    `${out}/${alias}.mjs`,
+    `#!/usr/bin/env node\n// hv-${alias}: the same as \`hv ${alias}\`.\nprocess.argv.splice(2, 0, '${alias}');\nawait import('./hv.mjs');\n`,
+  );
+}
+for (const bin of ['hv', ...aliases]) chmodSync(`${out}/${bin}.mjs`, 0o755);
 const old = `dist/bundle.old.${process.pid}`;
 try {
   renameSync('dist/bundle', old);

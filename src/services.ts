@@ -4,7 +4,6 @@ import { AuditLog } from './audit.js';
 import type { Config } from './config/schema.js';
 import { HvError } from './errors.js';
 import { type OpLog, openOpLog } from './log.js';
-import { buildHub } from './notify/build.js';
 import type { NotificationHub } from './notify/hub.js';
 import { ExecaRunner, type Runner } from './proc.js';
 import { type StatePaths, statePaths } from './state.js';
@@ -56,7 +55,8 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
     log,
     hub() {
       const ctx: AdapterContext = { config, runner, now, readSecret, log };
-      hub ??= buildHub(config, ctx, paths.dir);
+      // Loaded on first use: commands that notify nobody (status) never parse the hub.
+      hub ??= import('./notify/build.js').then(({ buildHub }) => buildHub(config, ctx, paths.dir));
       return hub;
     },
   };
