@@ -46,8 +46,11 @@ export interface CommandBusOptions {
   /** The compiled operation-child.js. */
   childEntry?: string;
   /**
-   * Words put before `node <child>` (e.g. `["systemd-run", "--collect", "--quiet", "--"]`) so that
-   * a child survives a unit whose KillMode would take it down with the daemon.
+   * Words put before `node <child>`; `{id}` is replaced by the operation id. Default: when the
+   * daemon runs as a systemd service as root, `systemd-run --scope --collect --unit hv-{id} --`, so
+   * that the operation lives in its own scope and survives a restart of hv-daemon.service whatever
+   * its KillMode (the module's `mixed` would SIGKILL a child left in the service's cgroup). When
+   * systemd-run cannot be started, the child is spawned without it.
    */
   spawnPrefix?: string[];
   /** Environment of the child (default: the daemon's). */
@@ -92,6 +95,12 @@ function alive(pid: number | undefined, id: string): boolean {
   } catch {
     return true; // no /proc: trust kill(0)
   }
+}
+
+/** `systemd-run --scope …` when running as root inside a systemd service, else nothing. */
+export function systemdScopePrefix(env: NodeJS.ProcessEnv): string[] {
+  if (!env.INVOCATION_ID || process.getuid?.() !== 0 || !existsSync('/run/systemd/system')) return [];
+  return ['systemd-run', '--scope', '--quiet', '--collect', '--unit=hv-{id}', '--'];
 }
 
 /** Create the bus the daemon hosts; chat and email adapters submit to it. */
@@ -166,14 +175,22 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
   };
 
   /** Follow a detached child: forward its progress lines, then its result. */
-  const follow = async (rec: OperationRecord, reply: Reply, child?: ChildProcess) => {
+  const follow = async (rec: OperationRecord, reply: Reply, first?: ChildProcess) => {
     let offset = 0;
     let exited = false;
     let exitCode: number | null = null;
-    child?.once('exit', (code) => {
-      exited = true;
-      exitCode = code;
-    });
+    let child = first;
+    let retried = false;
+    const watch = (c: ChildProcess) => {
+      c.once('exit', (code) => {
+        exited = true;
+        exitCode = code;
+      });
+      c.once('error', () => {
+        exited = true;
+      });
+    };
+    if (child) watch(child);
     const forward = async () => {
       const p = store.readProgress(rec.id, offset);
       offset = p.offset;
@@ -193,6 +210,20 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
       if (gone) {
         await sleep(50);
         if (store.readResult(rec.id)) continue;
+        // The wrapper (systemd-run) failed before the operation started: run it without.
+        if (child && !retried && !store.wasStarted(rec.id)) {
+          retried = true;
+          exited = false;
+          services.log('warn', 'operation wrapper failed; starting it directly', {
+            operation: rec.id,
+            exitCode,
+          });
+          child = spawnChild(rec, false);
+          rec.pid = child.pid;
+          store.save(rec);
+          watch(child);
+          continue;
+        }
         const lost: CommandResult = {
           status: 'error',
           exitCode: Exit.failed,
@@ -206,10 +237,15 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     }
   };
 
-  const spawnChild = (rec: OperationRecord): ChildProcess => {
+  const spawnChild = (rec: OperationRecord, withPrefix = true): ChildProcess => {
     const entry = opts.childEntry ?? defaultChildEntry();
+    const prefix = withPrefix
+      ? (opts.spawnPrefix ?? systemdScopePrefix(opts.env ?? process.env)).map((w) =>
+          w.replaceAll('{id}', rec.id),
+        )
+      : [];
     const words = [
-      ...(opts.spawnPrefix ?? []),
+      ...prefix,
       opts.nodePath ?? process.execPath,
       entry,
       '--operation',

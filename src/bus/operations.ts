@@ -223,6 +223,11 @@ export class OperationStore {
     }
   }
 
+  /** The child claimed the operation (it writes `<id>.started` before running anything). */
+  wasStarted(id: string): boolean {
+    return existsSync(this.file(id, '.started'));
+  }
+
   markReported(id: string, at: Date): void {
     writeJsonAtomic(this.file(id, '.reported'), { at: at.toISOString() }, 0o600);
   }

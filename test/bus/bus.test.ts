@@ -20,7 +20,7 @@ let dir: string;
 let t: number;
 let buses: HostedCommandBus[] = [];
 
-function setup(chatops: ConfigInput['chatops'] = {}) {
+function setup(chatops: ConfigInput['chatops'] = {}, busOpts: { spawnPrefix?: string[] } = {}) {
   const raw = {
     host: 'hv01',
     allowNonRoot: true,
@@ -43,7 +43,7 @@ function setup(chatops: ConfigInput['chatops'] = {}) {
   writeFileSync(configPath, JSON.stringify(raw));
   const config = parseConfig(raw);
   const services = createServices(config, { now: () => new Date(t) });
-  const bus = createCommandBus(services, { configPath, pollMs: 50 });
+  const bus = createCommandBus(services, { configPath, pollMs: 50, ...busOpts });
   buses.push(bus);
   return { bus, services, config };
 }
@@ -265,5 +265,31 @@ describe('command bus: restart', () => {
     expect(resumed[0]?.results).toHaveLength(1);
     // Reported once: a further restart has nothing left to deliver.
     expect(setup().bus.resumePending(() => new RecordingReply())).toBe(0);
+  });
+});
+
+describe('command bus: detached operations', () => {
+  it('runs the operation directly when the wrapper (systemd-run) cannot start', async () => {
+    const { bus } = setup({}, { spawnPrefix: [join(dir, 'no-such-systemd-run'), '--unit=hv-{id}', '--'] });
+    const reply = new RecordingReply();
+    const a = await bus.submit(req(ADMIN, 'rollback --to 1'), reply);
+    const token = (a as { prompt: { token: string } }).prompt.token;
+    expect((await bus.confirm(token, ADMIN, reply)).kind).toBe('accepted');
+    await bus.idle();
+    expect(reply.results).toHaveLength(1);
+    expect(reply.results[0]?.status).toBe('refused');
+    expect(reply.steps.map((s) => s.step)).toContain('started');
+  });
+
+  it('substitutes {id} in the wrapper words', async () => {
+    const { bus } = setup({}, { spawnPrefix: ['env', 'HV_WRAPPED={id}'] });
+    const reply = new RecordingReply();
+    const a = await bus.submit(req(ADMIN, 'rollback --to 1'), reply);
+    const token = (a as { prompt: { token: string } }).prompt.token;
+    const ok = await bus.confirm(token, ADMIN, reply);
+    await bus.idle();
+    expect(reply.results[0]?.status).toBe('refused');
+    const id = (ok as { operationId: string }).operationId;
+    expect(bus.store.load(id)?.pid).toBeGreaterThan(0);
   });
 });
