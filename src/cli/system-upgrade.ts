@@ -1,4 +1,0 @@
-#!/usr/bin/env node
-import { runAs } from './main.js';
-
-runAs('system-upgrade');
