@@ -298,7 +298,7 @@ export class SlackAdapter implements ChannelAdapter {
       outcome = await bus.confirm(token, actor, reply);
       await this.show(outcome, reply);
     } else {
-      await bus.cancel(token, actor);
+      await bus.cancel(token, actor, reply);
     }
     let settled: string | undefined;
     if (!confirm && reply.refusals === 0) settled = `Cancelled by <@${esc(user)}>.`;

@@ -537,9 +537,12 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
       return { kind: 'accepted', operationId };
     },
 
-    async cancel(token: string, actor: Actor): Promise<void> {
+    async cancel(token: string, actor: Actor, reply?: Reply): Promise<void> {
       const c = store.loadConfirmation(token);
-      if (!c) return;
+      const tell = async (reason: string) => {
+        if (reply) await safely('refused', c?.requestId ?? 'cancel', () => reply.refused(reason));
+      };
+      if (!c) return tell('This confirmation is unknown or was already used.');
       const isRequester = actorKey(actor) === actorKey(c.requester);
       if (!isRequester && !atLeast(roleOf(actor, chat.roles), 'admin')) {
         audit.append({
@@ -549,16 +552,16 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           requestId: c.requestId,
           details: { reason: 'cancel by non-admin' },
         });
-        return;
+        return tell(`${NOT_AUTHORISED}: only the requester or an admin can cancel this.`);
       }
-      if (store.takeConfirmation(token))
-        audit.append({
-          actor,
-          operation: c.command,
-          args: c.args,
-          result: 'cancelled',
-          requestId: c.requestId,
-        });
+      if (!store.takeConfirmation(token)) return tell('This confirmation is unknown or was already used.');
+      audit.append({
+        actor,
+        operation: c.command,
+        args: c.args,
+        result: 'cancelled',
+        requestId: c.requestId,
+      });
     },
 
     resumePending(replyFor: ReplyFactory): number {

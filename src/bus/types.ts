@@ -74,8 +74,12 @@ export interface CommandBus {
   submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome>;
   /** A confirm/approve button click. Only an authorised admin's click counts. */
   confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome>;
-  /** A cancel button click. */
-  cancel(token: string, actor: Actor): Promise<void>;
+  /**
+   * A cancel button click: the requester or an admin may cancel. Optional `reply`: a refused
+   * cancel (someone else, unknown or used token) is shown through `reply.refused`, so a front end
+   * that passes it must not claim "cancelled" when its refused() was called.
+   */
+  cancel(token: string, actor: Actor, reply?: Reply): Promise<void>;
 }
 
 /**

@@ -293,3 +293,32 @@ describe('command bus: detached operations', () => {
     expect(bus.store.load(id)?.pid).toBeGreaterThan(0);
   });
 });
+
+describe('command bus: cancel', () => {
+  it('the requester or an admin may cancel; anyone else is refused; a cancelled token cannot be confirmed', async () => {
+    const { bus } = setup();
+    const reply = new RecordingReply();
+    await bus.submit(req(ADMIN, 'system-upgrade'), reply);
+    const token = reply.prompts[0]?.token as string;
+    const byOperator = new RecordingReply();
+    await bus.cancel(token, OPERATOR, byOperator);
+    expect(byOperator.refusals[0]).toContain('not authorised');
+    const byAdmin = new RecordingReply();
+    await bus.cancel(token, ADMIN2, byAdmin);
+    expect(byAdmin.refusals).toEqual([]);
+    const late = new RecordingReply();
+    expect((await bus.confirm(token, ADMIN, late)).kind).toBe('refused');
+    expect(bus.store.unreported()).toEqual([]);
+    expect(
+      audit()
+        .filter((r) => r.operation === 'system-upgrade')
+        .map((r) => [r.actor.id, r.result]),
+    ).toEqual([
+      [ADMIN.id, 'allowed'],
+      [OPERATOR.id, 'denied'],
+      [ADMIN2.id, 'cancelled'],
+    ]);
+    // The click on the used token is audited as a denied confirmation.
+    expect(audit().at(-1)).toMatchObject({ actor: ADMIN, operation: 'confirm', result: 'denied' });
+  });
+});
