@@ -122,6 +122,8 @@ export class DiscordAdapter implements ChannelAdapter {
   private readonly replyRest: REST;
   /** Parts of a multi-message notification already posted, so a retry sends only the rest. */
   private readonly sentParts = new Map<string, Set<number>>();
+  /** Confirmation tokens settled by a click, so that their prompt is not closed as expired. */
+  private readonly settled = new Set<string>();
   private readonly tokenTtlMs: number;
   private readonly readyTimeoutMs: number;
   private readonly retryMs: number;
@@ -312,7 +314,7 @@ export class DiscordAdapter implements ChannelAdapter {
   }
 
   private makeReply(data: DiscordReplyData): DiscordReply {
-    return new DiscordReply(this.replyRest, data, this.ctx, this.ctx.config.host, this.name);
+    return new DiscordReply(this.replyRest, data, this.ctx, this.ctx.config.host, this.name, this.settled);
   }
 
   private async onInteraction(interaction: Interaction): Promise<void> {
@@ -384,10 +386,17 @@ export class DiscordAdapter implements ChannelAdapter {
         await reply.refused(errorMessage(e));
         return;
       }
+      this.settled.add(token);
       await reply.note(`hv ${command}: cancelled`, `Cancelled by <@${interaction.user.id}>.`);
       return;
     }
-    const outcome = await bus.confirm(token, actor, reply);
+    // Settled while the bus decides, so an expiry timer firing meanwhile cannot close the prompt.
+    this.settled.add(token);
+    const outcome = await bus.confirm(token, actor, reply).catch((e: unknown) => {
+      this.settled.delete(token);
+      throw e;
+    });
+    if (outcome.kind !== 'accepted' && outcome.kind !== 'duplicate') this.settled.delete(token);
     if (outcome.kind === 'duplicate') await reply.whisper('Already confirmed.');
     else if (outcome.kind === 'awaiting-approval')
       // Keep the buttons on the message for the next admin.

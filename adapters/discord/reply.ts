@@ -60,6 +60,8 @@ export class DiscordReply implements Reply {
   private readonly shownPrompts = new Set<string>();
   /** Something other than the "thinking…" state is on the public message. */
   private rendered = false;
+  /** How many times the public message was rendered (to tell whether a prompt is still shown). */
+  private renders = 0;
   private original = true;
   private finished = false;
 
@@ -70,6 +72,8 @@ export class DiscordReply implements Reply {
     private readonly host: string,
     /** The adapter's channel name, `ReplyAddress.channel`. */
     private readonly channelName: string,
+    /** Confirmation tokens a click settled (confirmed or cancelled): their prompts never expire. */
+    private readonly settled: ReadonlySet<string> = new Set(),
   ) {}
 
   /** Where this reply is now (the bus persists it, so a restart continues in the same place). */
@@ -136,6 +140,19 @@ export class DiscordReply implements Reply {
       if (this.shownPrompts.has(prompt.token)) return;
       this.shownPrompts.add(prompt.token);
       await this.showPublic(promptMessage(prompt));
+      const shown = this.renders;
+      // Close the prompt when it expires, unless something else was shown since (a click).
+      const timer = setTimeout(
+        () => {
+          if (this.renders !== shown || this.settled.has(prompt.token) || !this.tokenUsable()) return;
+          this.note(
+            `hv ${prompt.command}: confirmation expired`,
+            `Nobody confirmed in time. Run \`/hv ${prompt.command}\` again if it is still wanted.`,
+          ).catch(() => undefined);
+        },
+        Math.max(0, Date.parse(prompt.expiresAt) - this.ctx.now().getTime()),
+      );
+      timer.unref?.();
     });
   }
 
@@ -182,6 +199,7 @@ export class DiscordReply implements Reply {
   /** Edit the interaction's message while the token lives, else the channel message. */
   private async showPublic(body: MessageBody): Promise<void> {
     this.rendered = true;
+    this.renders += 1;
     if (this.tokenUsable()) {
       try {
         await this.webhook('patch', '@original', body);

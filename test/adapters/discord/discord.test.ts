@@ -192,6 +192,34 @@ describe('discord adapter: replies', () => {
     expect(messageText(msg!)).toContain('libvirtd inactive');
   });
 
+  it('an unanswered prompt is closed when it expires; a confirmed one is left alone', async () => {
+    w = await startDiscord();
+    const soon = () => ({
+      ...makePrompt('system-upgrade'),
+      expiresAt: new Date(Date.now() + 400).toISOString(),
+    });
+    fake(w).onSubmit = () => ({ kind: 'needs-confirmation', prompt: soon() });
+    const unanswered = w.command(w.admin, 'system-upgrade');
+    const answered = w.command(w.admin, 'system-upgrade');
+    const promptOf = (id: string) =>
+      poll(() => w?.related(id).find((m) => ((m.wire.components as unknown[]) ?? []).length > 0), 'prompt');
+    const [a, b] = [await promptOf(unanswered.id), await promptOf(answered.id)];
+    const confirmId = (b.wire.components as { components: { custom_id: string }[] }[])[0]!.components[0]!
+      .custom_id;
+    const c = w.peer.sendInteraction({
+      type: 3,
+      data: { custom_id: confirmId },
+      message: { id: b.id },
+      member: { user: w.admin.member.user, roles: w.admin.member.roles ?? [] },
+    });
+    await w.peer.waitForCallback(c.id);
+    await poll(() => messageText(b).includes('Confirmed by'), 'confirmed note');
+    await poll(() => messageText(a).includes('confirmation expired'), 'expired note', 3_000);
+    expect(a.wire.components).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(messageText(b)).not.toContain('expired');
+  });
+
   it('cancel: the click reaches bus.cancel with the clicker and the prompt is closed', async () => {
     w = await startDiscord();
     const prompt = makePrompt('system-upgrade');
