@@ -381,11 +381,13 @@ export class DiscordAdapter implements ChannelAdapter {
     const reply = this.makeReply(this.replyData(interaction, 'component', command));
     if (!confirm) {
       try {
-        await bus.cancel(token, actor);
+        await bus.cancel(token, actor, reply);
       } catch (e) {
         await reply.refused(errorMessage(e));
         return;
       }
+      // A refused cancel (not the requester nor an admin, used token) was shown by the bus.
+      if (reply.refusals > 0) return;
       this.settled.add(token);
       await reply.note(`hv ${command}: cancelled`, `Cancelled by <@${interaction.user.id}>.`);
       return;

@@ -62,6 +62,7 @@ export class DiscordReply implements Reply {
   private rendered = false;
   /** How many times the public message was rendered (to tell whether a prompt is still shown). */
   private renders = 0;
+  private refusalCalls = 0;
   private original = true;
   private finished = false;
 
@@ -75,6 +76,11 @@ export class DiscordReply implements Reply {
     /** Confirmation tokens a click settled (confirmed or cancelled): their prompts never expire. */
     private readonly settled: ReadonlySet<string> = new Set(),
   ) {}
+
+  /** How many refusals this reply was asked to show. */
+  get refusals(): number {
+    return this.refusalCalls;
+  }
 
   /** Where this reply is now (the bus persists it, so a restart continues in the same place). */
   address(): ReplyAddress {
@@ -114,6 +120,7 @@ export class DiscordReply implements Reply {
   }
 
   refused(reason: string): Promise<void> {
+    this.refusalCalls += 1;
     return this.enqueue(async () => {
       if (this.shownRefusals.has(reason)) return;
       this.shownRefusals.add(reason);

@@ -51,6 +51,8 @@ export class FakeBus implements CommandBus {
     operationId: token,
   });
   answerVia: AnswerVia = 'both';
+  /** Decides a cancel click: a refusal reason (shown through the reply), or undefined: cancelled. */
+  onCancel: (token: string, actor: Actor) => string | undefined = () => undefined;
 
   async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
     const outcome = this.onSubmit(req);
@@ -66,8 +68,10 @@ export class FakeBus implements CommandBus {
     return outcome;
   }
 
-  async cancel(token: string, actor: Actor): Promise<void> {
+  async cancel(token: string, actor: Actor, reply?: Reply): Promise<void> {
     this.cancels.push({ token, actor });
+    const reason = this.onCancel(token, actor);
+    if (reason) await reply?.refused(reason);
   }
 
   /** Resolves with the n-th submit (0-based) once it arrived. */
@@ -168,6 +172,7 @@ export type ContractCase =
   | 'refused-once'
   | 'confirm'
   | 'confirm-other'
+  | 'cancel'
   | 'progress'
   | 'redelivery'
   | 'notify'
@@ -199,6 +204,7 @@ export function runChatAdapterContract(
       bus().onSubmit = (req) => ({ kind: 'accepted', operationId: req.id });
       bus().onConfirm = (token) => ({ kind: 'accepted', operationId: token });
       bus().answerVia = 'both';
+      bus().onCancel = () => undefined;
     };
     const caseIt = (id: ContractCase, title: string, fn: () => Promise<void>) => {
       const reason = opts.skip?.[id];
@@ -328,6 +334,48 @@ export function runChatAdapterContract(
         );
         // The prompt stays for the admin.
         expect(sent.buttons().some((b) => /confirm/i.test(b.label))).toBe(true);
+      },
+    );
+
+    caseIt(
+      'cancel',
+      "a cancel by someone else is refused and the prompt stays; the requester's cancel closes it",
+      async () => {
+        const prompt = makePrompt('system-upgrade');
+        bus().onSubmit = () => ({ kind: 'needs-confirmation', prompt });
+        bus().onCancel = (_token, actor) =>
+          actor.id === h.users.admin.actor.id
+            ? undefined
+            : 'not authorised: only the requester or an admin can cancel';
+        const before = bus().submits.length;
+        const sent = await h.command(h.users.admin, 'system-upgrade');
+        await bus().waitForSubmit(before);
+        const cancel = await poll(
+          () => sent.buttons().find((b) => /cancel/i.test(b.label)),
+          'a Cancel button',
+        );
+        const cancelsBefore = bus().cancels.length;
+        await cancel.click(h.users.other);
+        await poll(() => bus().cancels[cancelsBefore], 'cancel by the other user');
+        expect(bus().cancels[cancelsBefore]?.token).toBe(prompt.token);
+        expect(bus().cancels[cancelsBefore]?.actor).toMatchObject(h.users.other.actor);
+        await poll(
+          () =>
+            `${sent.privateText(h.users.other)}\n${sent.publicText()}`.includes(
+              'only the requester or an admin',
+            ),
+          'refusal of the cancel',
+        );
+        await settle();
+        expect(sent.buttons().some((b) => /confirm/i.test(b.label))).toBe(true);
+        expect(sent.publicText()).not.toMatch(/cancelled by/i);
+        const again = await poll(
+          () => sent.buttons().find((b) => /cancel/i.test(b.label)),
+          'the Cancel button',
+        );
+        await again.click(h.users.admin);
+        await poll(() => !sent.buttons().some((b) => /confirm/i.test(b.label)), 'the prompt closed');
+        expect(sent.publicText()).toMatch(/cancel/i);
       },
     );
 
