@@ -107,7 +107,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 /** Entry for the bin aliases: `hv-check-updates` is `hv check-updates`. */
+let started = false;
 export function runAs(command: string | undefined): void {
+  // In the bundle, hv.ts and the self-check below are the same module: run the command once.
+  if (started) return;
+  started = true;
   const argv = process.argv.slice(2);
   main(command ? [command, ...argv] : argv).then(
     // A one-shot command is done when main resolves: exit even if a chat client's socket lingers
