@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import '../src/engine/recovery.js';
-import type { TestResult } from '../src/engine/test-result.js';
-import { resultSummary, runUpgradeTest, testEvent } from '../src/engine/upgrade-test.js';
+import { resultSummary, type TestResult, testEvent } from '../src/engine/test-result.js';
+import { runUpgradeTest } from '../src/engine/upgrade-test.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
 

@@ -171,4 +171,24 @@ describe('hv system-upgrade on a real Nix', () => {
     writeFileSync(w.paths.testJson, json);
     expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
   });
+
+  it('apply.operation = boot: the tested system becomes the boot default, "boot" is called on it, a reboot is required', () => {
+    world = new World({ branches: ['nixos-24.05'], config: { apply: { operation: 'boot' } } });
+    const w = world;
+    w.upstream.advance('nixos-24.05');
+    const t = w.hv(['upgrade-test', '--json']);
+    expect(t.code, t.stderr).toBe(0);
+    const r = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.json).toMatchObject({
+      status: 'applied',
+      operation: 'boot',
+      rebootRequired: true,
+      newGeneration: 2,
+    });
+    expect(r.json.message).toMatch(/next boot/);
+    expect(generations(w).at(-1)).toEqual({ number: 2, path: t.json.toplevel, current: true });
+    expect(w.activations().map((a) => a.action)).toEqual(['test', 'boot']);
+    expect(w.activations()[1]?.path).toBe(t.json.toplevel);
+  });
 });

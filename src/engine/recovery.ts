@@ -7,8 +7,7 @@ import { readJson, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { guidanceFor } from './guidance.js';
 import { systemPath } from './system.js';
-import { type InProgress, type TestResult, writeTestResult } from './test-result.js';
-import { testEvent } from './upgrade-test.js';
+import { type InProgress, type TestResult, testEvent, writeTestResult } from './test-result.js';
 
 function alive(pid: number): boolean {
   try {

@@ -1,4 +1,7 @@
+import type { Config } from '../config/schema.js';
+import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { makeEvent } from '../notify/events.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
 import type { FailureKind } from './guidance.js';
@@ -117,4 +120,42 @@ export function resultText(r: TestResult): string {
 export function writeTestResult(paths: StatePaths, r: TestResult): void {
   writeJsonAtomic(paths.testJson, r);
   writeFileAtomic(paths.testText, resultText(r));
+}
+
+/** test.passed / test.failed for a result. */
+export function testEvent(config: Config, r: TestResult, paths: StatePaths, now: Date): HvEvent {
+  const passed = r.status === 'passed';
+  return makeEvent(
+    passed ? 'test.passed' : 'test.failed',
+    {
+      host: config.host,
+      key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
+      title: passed
+        ? `Upgrade test PASSED on ${config.host}: ${r.version ?? r.toplevel}`
+        : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
+      data: {
+        status: r.status,
+        input: r.input,
+        oldRev: r.oldRev,
+        newRev: r.newRev,
+        toplevel: r.toplevel,
+        version: r.version,
+        failedStep: r.failedStep,
+        reason: r.reason,
+        error: r.error,
+        guidance: r.guidance,
+        reverted: r.reverted,
+        rebootRequired: r.rebootRequired,
+      },
+      next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
+      detailsFile: paths.testText,
+    },
+    now,
+  );
+}
+
+/** The result without the (long) lock text, for `--json` and chat. */
+export function resultSummary(r: TestResult): Record<string, unknown> {
+  const { testedLock: _lock, stagingFiles: _files, ...rest } = r;
+  return rest;
 }

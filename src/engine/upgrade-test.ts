@@ -1,15 +1,14 @@
 import { rmSync } from 'node:fs';
 import type { Progress } from '../../commands/types.js';
 import type { Config } from '../config/schema.js';
-import { errorMessage, HvError } from '../errors.js';
-import type { HvEvent } from '../events.js';
+import { errorMessage, HvError, isHvError } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { OpLog } from '../log.js';
-import { makeEvent } from '../notify/events.js';
 import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
+import { guardDowngrade } from './downgrade.js';
 import { lockedInput, readFlakeLock } from './flake-lock.js';
 import { classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
@@ -124,207 +123,175 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     return r;
   };
 
-  // 1. Update only the tracked input, in the staging copy.
-  const nv = await nixVersion(runner, config.tools.nix);
-  const extra = config.nix.extraArgs;
-  progress.step(`updating ${input}`, `nix ${nv.text}`);
-  const upd = await runner.run(updateInputArgv(nv, config.tools.nix, extra, stagingDir, input), {
-    timeoutMs: 30 * 60_000,
-    onLine: (l) => log.output(l),
-  });
-  if (upd.exitCode !== 0)
-    return fail('update', 'update', lastLines(upd.spawnError ?? `${upd.stderr}\n${upd.stdout}`, 30));
-  const stagingLock = readFlakeLock(stagingDir);
-  const newNode = lockedInput(stagingLock, input);
-  r.newRev = newNode.locked.rev;
-  r.newLastModified = newNode.locked.lastModified;
-  r.testedLock = stagingLock.text;
-  r.testedLockSha256 = stagingLock.sha256;
-  log.info('input updated', { input, oldRev: r.oldRev, newRev: r.newRev });
-
-  // 2. Downgrade guard on the lock (cheap, before building).
-  const downgrade: string[] = [];
-  if (
-    r.newLastModified !== undefined &&
-    r.oldLastModified !== undefined &&
-    r.newLastModified < r.oldLastModified
-  )
-    downgrade.push(
-      `${input} ${short(r.newRev)} (${new Date(r.newLastModified * 1000).toISOString()}) is older than the locked ${short(r.oldRev)} (${new Date(r.oldLastModified * 1000).toISOString()})`,
-    );
-  const running = runningRelease(previousSystem);
-  const trackedRelease = releaseOfRef(
-    typeof newNode.original.ref === 'string' ? newNode.original.ref : undefined,
-  );
-  if (running && trackedRelease && compareReleases(trackedRelease, running) < 0)
-    downgrade.push(
-      `the tracked branch ${newNode.original.ref} is release ${releaseName(trackedRelease)}, lower than the running ${releaseName(running)}`,
-    );
-  guardDowngrade(downgrade, opts, r, log);
-
-  // 3. Build.
-  const installable = `${stagingDir}#nixosConfigurations.${config.host}.config.system.build.toplevel`;
-  progress.step('building the system', `${short(r.oldRev)} -> ${short(r.newRev)}`);
-  log.info('build started', { installable });
-  const build = await runner.run(buildArgv(config.tools.nix, extra, installable), {
-    timeoutMs: 6 * 3600_000,
-    onLine: (l) => log.output(l),
-  });
-  const toplevel = build.exitCode === 0 ? parseBuildOutput(build.stdout) : undefined;
-  if (!toplevel) {
-    const out = build.spawnError ?? `${build.stderr}\n${build.stdout}`;
-    const kind = classifyBuild(out);
-    log.error('build failed', { exitCode: build.exitCode, kind });
-    return fail(kind === 'evaluation' ? 'evaluate' : 'build', kind, lastLines(out, 30));
-  }
-  r.toplevel = toplevel;
-  r.version = versionOf(toplevel);
-  log.info('build finished', { toplevel, version: r.version });
-
-  // 4. Downgrade guard on the built system's release.
-  const built = releaseOfVersion(r.version);
-  if (running && built && compareReleases(built, running) < 0)
-    guardDowngrade(
-      [`the new system is NixOS ${r.version}, a lower release than the running ${versionOf(previousSystem)}`],
-      opts,
-      r,
-      log,
-    );
-
-  r.gcRoot = await addGcRoot(runner, config, TESTED_ROOT, toplevel);
-
-  // 5. Baseline, marker, activation.
-  progress.step('recording the running state');
-  let baseline: Awaited<ReturnType<typeof healthBaseline>>;
-  try {
-    baseline = await healthBaseline(runner, config);
-  } catch (e) {
-    return fail('pre-check', 'internal', `could not record the state before activation: ${errorMessage(e)}`);
-  }
-  const marker: InProgress = {
-    pid: process.pid,
-    startedAt,
-    by: opts.by,
-    toplevel,
-    previousSystem,
-    previousGeneration,
-    result: r,
-  };
-  writeJsonAtomic(paths.testInProgress, marker);
-
-  const revert = async () => {
-    progress.step('re-activating the previous system');
-    log.warn('reverting', { previousSystem });
-    const back = await switchTo(runner, previousSystem, 'test', log);
-    const current = systemPath(config.paths.currentSystem);
-    r.reverted = back.ok && current === previousSystem;
-    r.checks.push({
-      name: 'revert to the previous system',
-      ok: r.reverted,
-      output: r.reverted
-        ? `${previousSystem} is active again`
-        : `switch-to-configuration test ${describeExit(back.exitCode)}; current system: ${current ?? '?'}\n${back.output}`,
+  // Any unexpected error before activation is still a recorded FAILED test (a refusal is not).
+  let step = 'update';
+  const body = async (): Promise<TestResult> => {
+    // 1. Update only the tracked input, in the staging copy.
+    step = 'update';
+    const nv = await nixVersion(runner, config.tools.nix);
+    const extra = config.nix.extraArgs;
+    progress.step(`updating ${input}`, `nix ${nv.text}`);
+    const upd = await runner.run(updateInputArgv(nv, config.tools.nix, extra, stagingDir, input), {
+      timeoutMs: 30 * 60_000,
+      onLine: (l) => log.output(l),
     });
-  };
+    if (upd.exitCode !== 0)
+      return fail('update', 'update', lastLines(upd.spawnError ?? `${upd.stderr}\n${upd.stdout}`, 30));
+    const stagingLock = readFlakeLock(stagingDir);
+    const newNode = lockedInput(stagingLock, input);
+    r.newRev = newNode.locked.rev;
+    r.newLastModified = newNode.locked.lastModified;
+    r.testedLock = stagingLock.text;
+    r.testedLockSha256 = stagingLock.sha256;
+    log.info('input updated', { input, oldRev: r.oldRev, newRev: r.newRev });
 
-  try {
-    progress.step('activating the new system (switch-to-configuration test)');
-    const act: Activation = await switchTo(runner, toplevel, 'test', log);
-    r.checks.push({
-      name: 'activation (switch-to-configuration test)',
-      ok: act.ok,
-      output: `${describeExit(act.exitCode)}${act.output ? `\n${lastLines(act.output, 30)}` : ''}`,
+    // 2. Downgrade guard on the lock (cheap, before building).
+    const downgrade: string[] = [];
+    if (
+      r.newLastModified !== undefined &&
+      r.oldLastModified !== undefined &&
+      r.newLastModified < r.oldLastModified
+    )
+      downgrade.push(
+        `${input} ${short(r.newRev)} (${new Date(r.newLastModified * 1000).toISOString()}) is older than the locked ${short(r.oldRev)} (${new Date(r.oldLastModified * 1000).toISOString()})`,
+      );
+    const running = runningRelease(previousSystem);
+    const trackedRelease = releaseOfRef(
+      typeof newNode.original.ref === 'string' ? newNode.original.ref : undefined,
+    );
+    if (running && trackedRelease && compareReleases(trackedRelease, running) < 0)
+      downgrade.push(
+        `the tracked branch ${newNode.original.ref} is release ${releaseName(trackedRelease)}, lower than the running ${releaseName(running)}`,
+      );
+    guardDowngrade(downgrade, opts, r, log);
+
+    // 3. Build.
+    step = 'build';
+    const installable = `${stagingDir}#nixosConfigurations.${config.host}.config.system.build.toplevel`;
+    progress.step('building the system', `${short(r.oldRev)} -> ${short(r.newRev)}`);
+    log.info('build started', { installable });
+    const build = await runner.run(buildArgv(config.tools.nix, extra, installable), {
+      timeoutMs: 6 * 3600_000,
+      onLine: (l) => log.output(l),
     });
-    if (!act.ok) {
-      const units = await failedUnits(runner, config).catch(() => [] as string[]);
-      const newly = units.filter((u) => !baseline.failedUnits.includes(u));
-      await revert();
+    const toplevel = build.exitCode === 0 ? parseBuildOutput(build.stdout) : undefined;
+    if (!toplevel) {
+      const out = build.spawnError ?? `${build.stderr}\n${build.stdout}`;
+      const kind = classifyBuild(out);
+      log.error('build failed', { exitCode: build.exitCode, kind });
+      return fail(kind === 'evaluation' ? 'evaluate' : 'build', kind, lastLines(out, 30));
+    }
+    r.toplevel = toplevel;
+    r.version = versionOf(toplevel);
+    log.info('build finished', { toplevel, version: r.version });
+
+    // 4. Downgrade guard on the built system's release.
+    const built = releaseOfVersion(r.version);
+    if (running && built && compareReleases(built, running) < 0)
+      guardDowngrade(
+        [
+          `the new system is NixOS ${r.version}, a lower release than the running ${versionOf(previousSystem)}`,
+        ],
+        opts,
+        r,
+        log,
+      );
+
+    step = 'gc-root';
+    r.gcRoot = await addGcRoot(runner, config, TESTED_ROOT, toplevel);
+
+    // 5. Baseline, marker, activation.
+    step = 'pre-check';
+    progress.step('recording the running state');
+    let baseline: Awaited<ReturnType<typeof healthBaseline>>;
+    try {
+      baseline = await healthBaseline(runner, config);
+    } catch (e) {
       return fail(
-        'activate',
-        'activation',
-        `switch-to-configuration test ${describeExit(act.exitCode)}${newly.length ? `; failed units: ${newly.join(', ')}` : ''}\n${lastLines(act.output, 20)}`,
-        { failedUnits: newly },
+        'pre-check',
+        'internal',
+        `could not record the state before activation: ${errorMessage(e)}`,
       );
     }
-    r.rebootParts = rebootParts(toplevel, systemPath(config.paths.bootedSystem));
-    r.rebootRequired = act.rebootRequired || r.rebootParts.length > 0;
+    const marker: InProgress = {
+      pid: process.pid,
+      startedAt,
+      by: opts.by,
+      toplevel,
+      previousSystem,
+      previousGeneration,
+      result: r,
+    };
+    writeJsonAtomic(paths.testInProgress, marker);
 
-    const settle = config.test.healthChecks.settleSec;
-    if (settle > 0) {
-      progress.step('letting units settle', `${settle}s`);
-      await sleep(settle * 1000);
+    const revert = async () => {
+      progress.step('re-activating the previous system');
+      log.warn('reverting', { previousSystem });
+      const back = await switchTo(runner, previousSystem, 'test', log);
+      const current = systemPath(config.paths.currentSystem);
+      r.reverted = back.ok && current === previousSystem;
+      r.checks.push({
+        name: 'revert to the previous system',
+        ok: r.reverted,
+        output: r.reverted
+          ? `${previousSystem} is active again`
+          : `switch-to-configuration test ${describeExit(back.exitCode)}; current system: ${current ?? '?'}\n${back.output}`,
+      });
+    };
+
+    try {
+      progress.step('activating the new system (switch-to-configuration test)');
+      const act: Activation = await switchTo(runner, toplevel, 'test', log);
+      r.checks.push({
+        name: 'activation (switch-to-configuration test)',
+        ok: act.ok,
+        output: `${describeExit(act.exitCode)}${act.output ? `\n${lastLines(act.output, 30)}` : ''}`,
+      });
+      if (!act.ok) {
+        const units = await failedUnits(runner, config).catch(() => [] as string[]);
+        const newly = units.filter((u) => !baseline.failedUnits.includes(u));
+        await revert();
+        return fail(
+          'activate',
+          'activation',
+          `switch-to-configuration test ${describeExit(act.exitCode)}${newly.length ? `; failed units: ${newly.join(', ')}` : ''}\n${lastLines(act.output, 20)}`,
+          { failedUnits: newly },
+        );
+      }
+      r.rebootParts = rebootParts(toplevel, systemPath(config.paths.bootedSystem));
+      r.rebootRequired = act.rebootRequired || r.rebootParts.length > 0;
+
+      const settle = config.test.healthChecks.settleSec;
+      if (settle > 0) {
+        progress.step('letting units settle', `${settle}s`);
+        await sleep(settle * 1000);
+      }
+      progress.step('health checks');
+      const health = await runHealthChecks(runner, config, baseline, log);
+      r.checks.push(...health.checks);
+      const failed = health.checks.filter((c) => !c.ok);
+      if (failed.length) {
+        await revert();
+        return fail(
+          'health-check',
+          health.newlyFailed.length && failed.length === 1 ? 'activation' : 'health',
+          failed.map((c) => `${c.name}: ${c.output}`).join('\n'),
+          { failedUnits: health.newlyFailed },
+        );
+      }
+    } catch (e) {
+      log.error('test crashed after activation', { error: errorMessage(e) });
+      await revert().catch((x) => log.error('revert failed', { error: errorMessage(x) }));
+      return fail('activate', 'internal', errorMessage(e));
     }
-    progress.step('health checks');
-    const health = await runHealthChecks(runner, config, baseline, log);
-    r.checks.push(...health.checks);
-    const failed = health.checks.filter((c) => !c.ok);
-    if (failed.length) {
-      await revert();
-      return fail(
-        'health-check',
-        health.newlyFailed.length && failed.length === 1 ? 'activation' : 'health',
-        failed.map((c) => `${c.name}: ${c.output}`).join('\n'),
-        { failedUnits: health.newlyFailed },
-      );
-    }
+    r.status = 'passed';
+    return finish();
+  };
+  try {
+    return await body();
   } catch (e) {
-    log.error('test crashed after activation', { error: errorMessage(e) });
-    await revert().catch((x) => log.error('revert failed', { error: errorMessage(x) }));
-    return fail('activate', 'internal', errorMessage(e));
+    if (isHvError(e) && e.code === 'refused') throw e;
+    log.error('upgrade test failed', { step, error: errorMessage(e) });
+    return fail(step, 'internal', errorMessage(e));
   }
-  r.status = 'passed';
-  return finish();
-}
-
-function guardDowngrade(reasons: string[], opts: TestOptions, r: TestResult, log: OpLog): void {
-  if (!reasons.length) return;
-  if (opts.allowDowngrade) {
-    r.downgradeAllowed = true;
-    log.warn('downgrade allowed', { reasons });
-    return;
-  }
-  log.error('downgrade refused', { reasons });
-  throw new HvError(
-    'refused',
-    `refused (downgrade guard): ${reasons.join('; ')}. Nothing was activated. If you really mean to go back, run "hv upgrade-test --allow-downgrade".`,
-    { gate: 'downgrade', reasons },
-  );
-}
-
-/** test.passed / test.failed for a result. */
-export function testEvent(config: Config, r: TestResult, paths: StatePaths, now: Date): HvEvent {
-  const passed = r.status === 'passed';
-  return makeEvent(
-    passed ? 'test.passed' : 'test.failed',
-    {
-      host: config.host,
-      key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
-      title: passed
-        ? `Upgrade test PASSED on ${config.host}: ${r.version ?? r.toplevel}`
-        : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
-      data: {
-        status: r.status,
-        input: r.input,
-        oldRev: r.oldRev,
-        newRev: r.newRev,
-        toplevel: r.toplevel,
-        version: r.version,
-        failedStep: r.failedStep,
-        reason: r.reason,
-        error: r.error,
-        guidance: r.guidance,
-        reverted: r.reverted,
-        rebootRequired: r.rebootRequired,
-      },
-      next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
-      detailsFile: paths.testText,
-    },
-    now,
-  );
-}
-
-/** The result without the (long) lock text, for `--json` and chat. */
-export function resultSummary(r: TestResult): Record<string, unknown> {
-  const { testedLock: _lock, stagingFiles: _files, ...rest } = r;
-  return rest;
 }
