@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hvBin, World } from './fixtures/world.js';
@@ -71,5 +71,42 @@ describe('an interrupted upgrade test', () => {
     const apply = w.hv(['system-upgrade', '--yes']);
     expect(apply.code).toBe(3);
     expect(apply.stderr).toMatch(/gate "passed".*interrupted/);
+  });
+
+  it('a marker of a live process is left alone; one of a dead process that never activated is recorded without any activation', () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    const marker = join(w.paths.state, 'upgrade-test-in-progress.json');
+    const previous = realpathSync(w.paths.currentSystem);
+    const result = { status: 'failed', startedAt: new Date().toISOString(), input: 'nixpkgs', checks: [] };
+    const write = (pid: number) =>
+      writeFileSync(
+        marker,
+        JSON.stringify({
+          pid,
+          startedAt: result.startedAt,
+          by: 'root',
+          toplevel: '/nix/store/00000000000000000000000000000000-nixos-system-hv01-untested',
+          previousSystem: previous,
+          previousGeneration: 1,
+          result,
+        }),
+      );
+    write(process.pid); // alive: a test still running
+    expect(w.hv(['status']).code).toBe(0);
+    expect(existsSync(marker)).toBe(true);
+    expect(existsSync(w.paths.testJson)).toBe(false);
+
+    const dead = spawnSync('true').pid as number;
+    write(dead);
+    expect(w.hv(['status']).code).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+    expect(JSON.parse(w.read(w.paths.testJson))).toMatchObject({
+      status: 'failed',
+      reason: 'interrupted',
+      reverted: false,
+    });
+    expect(w.activations()).toEqual([]);
+    expect(realpathSync(w.paths.currentSystem)).toBe(previous);
   });
 });

@@ -64,4 +64,30 @@ describe('hv rollback on a real Nix', () => {
     expect(readlinkSync(w.paths.profile)).toBe('system-2-link');
     expect(lockOf(w)).toBe(newLock);
   });
+
+  it('an applied system whose switch exits 4 is reported failed (exit 1, upgrade.failed, rollback hint); hv rollback recovers', () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    const previous = realpathSync(w.paths.currentSystem);
+    const oldLock = lockOf(w);
+    w.upstream.advance('nixos-24.05', { switchExit: 4, failedUnits: [] });
+    expect(w.hv(['upgrade-test']).code).toBe(0);
+    const up = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(up.code, up.stderr).toBe(1);
+    expect(up.json).toMatchObject({
+      status: 'failed',
+      activationExit: 4,
+      previousGeneration: 1,
+      newGeneration: 2,
+    });
+    expect(up.json.message).toMatch(/hv rollback \(to generation 1\)/);
+    expect(readlinkSync(w.paths.profile)).toBe('system-2-link');
+    expect(w.wallMessages().some((m) => /System upgrade FAILED/.test(m))).toBe(true);
+
+    const r = w.hv(['rollback', '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readlinkSync(w.paths.profile)).toBe('system-1-link');
+    expect(realpathSync(w.paths.currentSystem)).toBe(previous);
+    expect(lockOf(w)).toBe(oldLock);
+  });
 });
