@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classifyBuild } from '../src/engine/guidance.js';
+import { classifyActivation, classifyBuild } from '../src/engine/guidance.js';
 import { buildArgv, parseBuildOutput, updateInputArgv } from '../src/engine/nix.js';
 import { snapshot, World } from './fixtures/world.js';
 
@@ -236,6 +236,11 @@ describe('Nix version differences', () => {
       'download',
     );
     expect(classifyBuild("error: The option `services.foo' does not exist.")).toBe('evaluation');
+    expect(classifyBuild("error: undefined variable 'qemuOvmf' at /etc/hypervisor/vm.nix:3:5")).toBe(
+      'evaluation',
+    );
+    expect(classifyActivation('mount: /boot: special device /dev/sda1 does not exist.')).toBe('hardware');
+    expect(classifyActivation('warning: the following units failed: libvirtd.service')).toBe('activation');
     expect(classifyBuild('error: The option `fileSystems."/".device\' is used but not defined.')).toBe(
       'hardware',
     );

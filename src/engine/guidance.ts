@@ -11,7 +11,7 @@ export type FailureKind =
   | 'internal';
 
 const HARDWARE =
-  /hardware-configuration|fileSystems\.|boot\.loader|boot\.initrd|grub|systemd-boot|no bootloader|root file ?system|kernel module|No such device|EFI|\/boot\b/i;
+  /hardware-configuration|fileSystems\.|boot\.loader|boot\.initrd|grub|systemd-boot|no bootloader|root file ?system|kernel module|No such device|\bEFI\b|\/boot\b/i;
 const DOWNLOAD =
   /unable to download|HTTP error|Could not resolve|couldn't resolve|Connection (refused|reset|timed out)|Failed to connect|SSL|cannot fetch|error: (cannot|unable to) (fetch|download)|No space left on device/i;
 const BUILD =
@@ -22,6 +22,11 @@ export function classifyBuild(output: string): FailureKind {
   if (DOWNLOAD.test(output)) return 'download';
   if (BUILD.test(output)) return HARDWARE.test(output) ? 'hardware' : 'build';
   return HARDWARE.test(output) ? 'hardware' : 'evaluation';
+}
+
+/** Classify a failed activation: hardware/boot trouble (mounts, boot loader) or failing units. */
+export function classifyActivation(output: string): FailureKind {
+  return HARDWARE.test(output) ? 'hardware' : 'activation';
 }
 
 const DISK =

@@ -10,7 +10,7 @@ import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
 import { guardDowngrade } from './downgrade.js';
 import { lockedInput, readFlakeLock } from './flake-lock.js';
-import { classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
+import { classifyActivation, classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
 import { addGcRoot, buildArgv, lastLines, nixVersion, parseBuildOutput, updateInputArgv } from './nix.js';
 import { compareReleases, releaseName, releaseOfRef, releaseOfVersion } from './releases.js';
@@ -253,7 +253,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
         await revert();
         return fail(
           'activate',
-          'activation',
+          classifyActivation(act.output),
           `switch-to-configuration test ${describeExit(act.exitCode)}${newly.length ? `; failed units: ${newly.join(', ')}` : ''}\n${lastLines(act.output, 20)}`,
           { failedUnits: newly },
         );
