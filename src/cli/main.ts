@@ -1,6 +1,4 @@
-import { realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { commands, findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
@@ -107,11 +105,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 /** Entry for the bin aliases: `hv-check-updates` is `hv check-updates`. */
-let started = false;
 export function runAs(command: string | undefined): void {
-  // In the bundle, hv.ts and the self-check below are the same module: run the command once.
-  if (started) return;
-  started = true;
   const argv = process.argv.slice(2);
   main(command ? [command, ...argv] : argv).then(
     // A one-shot command is done when main resolves: exit even if a chat client's socket lingers
@@ -123,7 +117,3 @@ export function runAs(command: string | undefined): void {
     },
   );
 }
-
-// Run when this file itself is the program (dist/src/cli/main.js); the bundled bins use hv.ts.
-if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href)
-  runAs(undefined);
