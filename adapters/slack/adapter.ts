@@ -251,6 +251,7 @@ export class SlackAdapter implements ChannelAdapter {
       user: command.user_id,
       team: command.team_id,
       command: [name, ...words.slice(1)].join(' '),
+      responseUrl: command.response_url,
     });
     const req: CommandRequest = {
       id: `slack:${command.team_id}:${command.trigger_id}`,
@@ -291,6 +292,7 @@ export class SlackAdapter implements ChannelAdapter {
       team,
       command: commandOf(body.message?.text),
       threadTs,
+      responseUrl: body.response_url,
     });
     const promptText = body.message?.text ?? '';
     let outcome: SubmitOutcome | undefined;
@@ -315,6 +317,7 @@ export class SlackAdapter implements ChannelAdapter {
 }
 
 interface ClickBody {
+  response_url?: string;
   user: { id: string; team_id?: string; username?: string; name?: string };
   team?: { id: string } | null;
   channel?: { id: string };

@@ -17,6 +17,8 @@ export interface SlackReplyData {
   threadTs?: string;
   /** The progress message edited in place. */
   progressTs?: string;
+  /** Slack's response_url of the request (valid 30 min): a private fallback for refusals. */
+  responseUrl?: string;
 }
 
 export function replyData(data: Record<string, unknown>): SlackReplyData {
@@ -28,6 +30,7 @@ export function replyData(data: Record<string, unknown>): SlackReplyData {
     command: s('command') ?? 'command',
     threadTs: s('threadTs'),
     progressTs: s('progressTs'),
+    responseUrl: s('responseUrl'),
   };
 }
 
@@ -166,12 +169,24 @@ export class SlackReply implements Reply {
     return this.serial(async () => {
       const text = `:no_entry: ${esc(reason)}`;
       if (this.data.user) {
-        await this.client.chat.postEphemeral({
-          channel: this.data.channel,
-          user: this.data.user,
-          text,
-          ...(this.data.threadTs ? { thread_ts: this.data.threadTs } : {}),
-        });
+        try {
+          await this.client.chat.postEphemeral({
+            channel: this.data.channel,
+            user: this.data.user,
+            text,
+            ...(this.data.threadTs ? { thread_ts: this.data.threadTs } : {}),
+          });
+        } catch (e) {
+          // The bot may not be in that conversation (not_in_channel, a DM): the request's own
+          // response_url still reaches the requester, privately.
+          if (!this.data.responseUrl) throw e;
+          const res = await fetch(this.data.responseUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ response_type: 'ephemeral', replace_original: false, text }),
+          });
+          if (!res.ok) throw e;
+        }
       } else {
         await this.client.chat.postMessage({
           channel: this.data.channel,

@@ -7,12 +7,14 @@ import { parseConfig } from '../../../src/config/load.js';
 import { makeEvent } from '../../../src/notify/events.js';
 import { createServices } from '../../../src/services.js';
 import { SlackPeer } from '../../peers/slack-peer.js';
+import { FakeBus } from '../chat-contract.js';
 import {
   bareConfig,
   buttonsOf,
   click,
   makeAdapter,
   messageText,
+  NOTIFY_CHANNEL,
   sendSlash,
   slackChannelConfig,
   threadsSince,
@@ -121,5 +123,23 @@ describe('Slack adapter: daemon restart and bad tokens', () => {
     expect((failure as DeliveryError).permanent).toBe(true);
     expect((failure as DeliveryError).message).toContain('Bot User OAuth Token');
     expect(JSON.stringify(logs)).not.toContain('xoxb-revoked');
+  });
+
+  it("a refusal reaches the requester through the request's response_url when the bot cannot post in that channel", async () => {
+    const peer = await SlackPeer.start({ channels: [NOTIFY_CHANNEL] });
+    stops.push(() => peer.stop());
+    const { config, cleanup } = bareConfig(peer);
+    stops.push(cleanup);
+    const { adapter } = makeAdapter(config);
+    const bus = new FakeBus();
+    bus.onSubmit = () => ({ kind: 'refused', reason: 'not authorised' });
+    await adapter.start({ bus });
+    stops.push(() => adapter.stop());
+    const sent = sendSlash(peer, { id: 'U0NOBODY' }, 'status');
+    const ack = await sent.ack;
+    expect(ack.acked).toBe(true);
+    const posts = await peer.waitForResponse(ack.responseUrl as string);
+    expect(JSON.stringify(posts[0]?.body)).toContain('not authorised');
+    expect(posts[0]?.body.response_type).toBe('ephemeral');
   });
 });
