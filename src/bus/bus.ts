@@ -170,6 +170,17 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         services.log('info', 'operation reported', { operation: rec.id, status: result.status });
         return;
       }
+      if (attempt >= 9) {
+        // About 10 minutes of trying: the platform refuses this reply for good (channel gone, bot
+        // removed). The outcome stays in the audit log and the operation's files.
+        store.markReported(rec.id, now());
+        services.log('error', 'operation result could not be delivered', {
+          operation: rec.id,
+          status: result.status,
+          channel: rec.replyTo.channel,
+        });
+        return;
+      }
       await sleep(Math.min(60_000, 1000 * 2 ** attempt));
     }
   };
