@@ -28,13 +28,8 @@ function wallChannel(file: string) {
   return { type: 'wall', command: ['sh', '-c', `cat >> '${file}'; echo '--' >> '${file}'`] };
 }
 
-/** A loopback port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const s = await HungServer.start();
-  const port = s.port;
-  await s.close();
-  return port;
-}
+/** A loopback port nobody listens on (privileged, unused): connections are refused. */
+const DOWN_PORT = 1;
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -45,12 +40,11 @@ describe('hv notify test', () => {
   it('delivers through every channel; one down: exit 1 naming it and the error', async () => {
     const sink = await MailSink.start();
     cleanups.push(() => sink.close());
-    const down = await closedPort();
     const s = sandbox([
       { type: 'motd' },
       wallChannel(join(tmpdir(), 'x')),
       emailChannel('ops-mail', sink.port),
-      emailChannel('backup-mail', down),
+      emailChannel('backup-mail', DOWN_PORT),
     ]);
     writeFileSync(s.configPath, readFileSync(s.configPath, 'utf8').replace(join(tmpdir(), 'x'), s.wall));
     cleanups.push(() => rmSync(s.root, { recursive: true, force: true }));
