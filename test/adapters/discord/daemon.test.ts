@@ -106,8 +106,14 @@ describe('hv daemon hosts the Discord adapter', () => {
     expect(messageText(msg)).not.toMatch(/PASSED|FAILED/);
 
     const second = startDaemon(w);
-    await p.waitForSession({ identifies: 2 }, { timeoutMs: 30_000 });
-    await poll(() => /PASSED|FAILED/.test(messageText(msg)), 'the result after the restart', 120_000);
+    try {
+      await p.waitForSession({ identifies: 2 }, { timeoutMs: 60_000 });
+      await poll(() => /PASSED|FAILED/.test(messageText(msg)), 'the result after the restart', 120_000);
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message}\n--- first daemon:\n${first.output()}\n--- second daemon:\n${second.output()}`,
+      );
+    }
     expect(messageText(msg)).toContain('PASSED');
     // Exactly one reply message for the request: the result edited it, nothing was posted twice.
     expect(p.messages.filter((m) => m.interactionId === sent.id)).toHaveLength(1);
