@@ -220,6 +220,9 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     // Still serving after the resume.
     const after = slash(DISCORD_IDS.admin, 'status');
     expect((await peer.waitForCallback(after.id, { timeoutMs: 10_000 })).accepted).toBe(true);
+    const status = await poll(() => original(after.id), 'status reply');
+    await poll(() => messageText(status).includes('Generations'), 'status result', 30_000);
+    expect(messageText(status)).toContain('hv01');
   }, 240_000);
 
   it('an expired confirmation is refused and nothing runs', async () => {
@@ -250,4 +253,31 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     expect(world.activations().length).toBe(activationsBefore);
     expect(audit().at(-1)).toMatchObject({ operation: 'rollback', result: 'denied', requestId: sent.id });
   });
+
+  it('/hv rollback to:1 reaches the command as --to 1; an outsider cannot cancel it; the admin confirms and it rolls back', async () => {
+    const genBefore = generation();
+    const sent = slash(DISCORD_IDS.admin, 'rollback', [{ name: 'to', type: 4, value: 1 }]);
+    const msg = await poll(() => original(sent.id), 'the reply');
+    const buttons = await poll(
+      () =>
+        ((msg.wire.components ?? []) as { components: { label: string; custom_id: string }[] }[])[0]
+          ?.components,
+      'confirm buttons',
+    );
+    expect(messageText(msg)).toContain('rollback --to 1');
+    const id = (label: string) => buttons.find((b) => b.label === label)?.custom_id as string;
+    const cancel = click(DISCORD_IDS.outsider, msg.id, id('Cancel'));
+    const refusal = await poll(
+      () => peer.messages.find((m) => m.interactionId === cancel.id && m.source === 'followup'),
+      'cancel refusal',
+    );
+    expect(messageText(refusal)).toContain('not authorised');
+    expect(messageText(msg)).not.toMatch(/cancelled/i);
+    const ok = click(DISCORD_IDS.admin, msg.id, id('Confirm'));
+    await peer.waitForCallback(ok.id);
+    await poll(() => /ROLLED BACK|FAILED|REFUSED|ERROR/.test(messageText(msg)), 'the result', 120_000);
+    expect(messageText(msg)).toContain('ROLLED BACK');
+    expect(generation()).not.toBe(genBefore);
+    expect(audit().find((a) => a.result === 'confirmed' && a.requestId === sent.id)).toBeDefined();
+  }, 180_000);
 });
