@@ -193,7 +193,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
   rec.rebootRequired = act.rebootRequired || config.apply.operation === 'boot' || rec.rebootParts.length > 0;
   rec.status = act.exitCode === 0 || act.exitCode === 100 ? 'applied' : 'failed';
   if (rec.status === 'failed')
-    rec.error = `switch-to-configuration ${config.apply.operation} ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
+    rec.error = `switch-to-configuration ${config.apply.operation}: ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
   rec.finishedAt = now().toISOString();
   writeJsonAtomic(paths.lastUpgrade, rec);
   log.info('system upgrade finished', {

@@ -58,7 +58,7 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
         ok: reverted,
         output: reverted
           ? `${marker.previousSystem} is active again`
-          : `switch-to-configuration test ${describeExit(back.exitCode)}\n${back.output}`,
+          : `switch-to-configuration test: ${describeExit(back.exitCode)}\n${back.output}`,
       });
     } else {
       r.checks.push({

@@ -106,7 +106,7 @@ export async function rollbackTo(
   };
   rec.rebootRequired = act.rebootRequired || rec.rebootParts.length > 0;
   if (!act.ok)
-    rec.error = `switch-to-configuration switch ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
+    rec.error = `switch-to-configuration switch: ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
   if (last && target === last.previousGeneration)
     writeJsonAtomic(paths.lastUpgrade, { ...last, rolledBackAt: rec.at });
   writeJsonAtomic(join(paths.dir, 'last-rollback.json'), rec);

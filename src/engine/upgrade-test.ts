@@ -235,7 +235,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
         ok: r.reverted,
         output: r.reverted
           ? `${previousSystem} is active again`
-          : `switch-to-configuration test ${describeExit(back.exitCode)}; current system: ${current ?? '?'}\n${back.output}`,
+          : `switch-to-configuration test: ${describeExit(back.exitCode)}; current system: ${current ?? '?'}\n${back.output}`,
       });
     };
 
@@ -254,7 +254,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
         return fail(
           'activate',
           classifyActivation(act.output),
-          `switch-to-configuration test ${describeExit(act.exitCode)}${newly.length ? `; failed units: ${newly.join(', ')}` : ''}\n${lastLines(act.output, 20)}`,
+          `switch-to-configuration test: ${describeExit(act.exitCode)}${newly.length ? `; failed units: ${newly.join(', ')}` : ''}\n${lastLines(act.output, 20)}`,
           { failedUnits: newly },
         );
       }
