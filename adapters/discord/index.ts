@@ -1,32 +1,15 @@
-import { createHash } from 'node:crypto';
-import {
-  type ButtonInteraction,
-  type ChatInputCommandInteraction,
-  Client,
-  DiscordAPIError,
-  Events,
-  GatewayIntentBits,
-  type Interaction,
-  RateLimitError,
-  REST,
-  type RESTOptions,
-  Routes,
-} from 'discord.js';
-import type { AdapterHost, CommandBus, Reply, ReplyAddress, SubmitOutcome } from '../../src/bus/types.js';
+import { Client, DiscordAPIError, Events, GatewayIntentBits, REST, Routes } from 'discord.js';
+import type { AdapterHost, CommandBus, Reply, ReplyAddress } from '../../src/bus/types.js';
 import { errorMessage, HvError, isHvError } from '../../src/errors.js';
 import type { HvEvent } from '../../src/events.js';
-import {
-  type AdapterContext,
-  type AdapterFactory,
-  type ChannelAdapter,
-  type Delivery,
-  DeliveryError,
-} from '../types.js';
-import { CANCEL_PREFIX, CONFIRM_PREFIX, eventMessages } from './render.js';
+import type { AdapterContext, AdapterFactory, ChannelAdapter, Delivery } from '../types.js';
+import { InteractionHandler } from './interactions.js';
+import { DiscordNotifier, deliveryErrorOf, restOptions } from './notify.js';
 import { DiscordReply, type DiscordReplyData, isReplyData, TOKEN_TTL_MS } from './reply.js';
 import type { DiscordChannel } from './schema.js';
-import { actorOf, argvOf, hvCommandDefinition } from './slash.js';
+import { hvCommandDefinition } from './slash.js';
 
+export { deliveryErrorOf, restOptions } from './notify.js';
 export { DiscordReply, type DiscordReplyData } from './reply.js';
 
 /** Knobs for tests; the config has none of these. */
@@ -37,73 +20,6 @@ export interface DiscordAdapterOptions {
   readyTimeoutMs?: number;
   /** First delay before reconnecting when Discord was unreachable at start (doubles, max 5 min). */
   retryMs?: number;
-}
-
-/**
- * REST options pointing discord.js at `apiUrl`, and, with `gatewayUrl`, answering GET /gateway/bot
- * with that URL (discord.js 14 takes the gateway address only from there).
- */
-export function restOptions(channel: DiscordChannel): Partial<RESTOptions> {
-  const opts: Partial<RESTOptions> = {};
-  if (channel.apiUrl) opts.api = channel.apiUrl.replace(/\/+$/, '');
-  const gatewayUrl = channel.gatewayUrl;
-  if (gatewayUrl) {
-    opts.makeRequest = async (url, init) => {
-      const res = await fetch(url, init as RequestInit);
-      if (!res.ok || !new URL(url).pathname.endsWith('/gateway/bot')) return res;
-      const info = (await res.json()) as Record<string, unknown>;
-      const headers = new Headers(res.headers);
-      headers.delete('content-length');
-      headers.delete('content-encoding');
-      return new Response(JSON.stringify({ ...info, url: gatewayUrl }), { status: res.status, headers });
-    };
-  }
-  return opts;
-}
-
-/** A 25-character nonce per notification part: Discord drops a repeat with `enforce_nonce`. */
-function nonceFor(deliveryId: string, part: number): string {
-  return createHash('sha256').update(`${deliveryId}:${part}`).digest('hex').slice(0, 25);
-}
-
-/** Maps a REST failure to what the outbox should do with it. */
-export function deliveryErrorOf(e: unknown, channel: DiscordChannel): DeliveryError {
-  if (e instanceof DeliveryError) return e;
-  if (e instanceof RateLimitError)
-    return new DeliveryError(`Discord rate limit (${e.scope}, ${e.route})`, Math.ceil(e.retryAfter));
-  if (e instanceof HvError) return new DeliveryError(e.message, undefined, true);
-  if (e instanceof DiscordAPIError) {
-    const code = Number(e.code);
-    if (e.status === 429) {
-      const raw = e.rawError as { retry_after?: number };
-      return new DeliveryError('Discord rate limit', Math.ceil((raw.retry_after ?? 1) * 1000));
-    }
-    if (e.status === 401)
-      return new DeliveryError(
-        `Discord rejected the bot token (401); put a valid bot token in ${channel.tokenFile}`,
-        undefined,
-        true,
-      );
-    if (e.status === 403)
-      return new DeliveryError(
-        `the bot may not post in channel ${channel.channelId} (${code} ${e.message}); give it View Channel, Send Messages and Embed Links there`,
-        undefined,
-        true,
-      );
-    if (e.status === 404)
-      return new DeliveryError(
-        `Discord channel ${channel.channelId} not found (${code}); check channelId`,
-        undefined,
-        true,
-      );
-    if (e.status >= 400 && e.status < 500)
-      return new DeliveryError(
-        `Discord refused the message (${e.status} ${code} ${e.message})`,
-        undefined,
-        true,
-      );
-  }
-  return new DeliveryError(`Discord request failed: ${errorMessage(e)}`);
 }
 
 /**
@@ -118,10 +34,9 @@ export class DiscordAdapter implements ChannelAdapter {
   private tokenValue: string | undefined;
   /** Notifications: a 429 throws at once (the outbox owns the backoff), no internal retries. */
   private readonly notifyRest: REST;
+  private readonly notifier: DiscordNotifier;
   /** Replies: discord.js waits out rate limits on edits itself (a user is watching). */
   private readonly replyRest: REST;
-  /** Parts of a multi-message notification already posted, so a retry sends only the rest. */
-  private readonly sentParts = new Map<string, Set<number>>();
   /** Confirmation tokens settled by a click, so that their prompt is not closed as expired. */
   private readonly settled = new Set<string>();
   private readonly tokenTtlMs: number;
@@ -129,6 +44,7 @@ export class DiscordAdapter implements ChannelAdapter {
   private readonly retryMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private handler: InteractionHandler | undefined;
 
   constructor(
     readonly channel: DiscordChannel,
@@ -142,6 +58,7 @@ export class DiscordAdapter implements ChannelAdapter {
     const base = restOptions(channel);
     this.notifyRest = new REST({ ...base, rejectOnRateLimit: () => true, retries: 0 });
     this.replyRest = new REST(base);
+    this.notifier = new DiscordNotifier(this.notifyRest, channel);
   }
 
   private token(): string {
@@ -159,29 +76,7 @@ export class DiscordAdapter implements ChannelAdapter {
     } catch (e) {
       throw deliveryErrorOf(e, this.channel);
     }
-    const bodies = eventMessages(event);
-    const sent = this.sentParts.get(delivery.id) ?? new Set<number>();
-    for (const [i, body] of bodies.entries()) {
-      if (sent.has(i)) continue;
-      try {
-        await this.notifyRest.post(Routes.channelMessages(this.channel.channelId), {
-          body: { ...body, nonce: nonceFor(delivery.id, i), enforce_nonce: true },
-        });
-      } catch (e) {
-        if (sent.size) this.remember(delivery.id, sent);
-        throw deliveryErrorOf(e, this.channel);
-      }
-      sent.add(i);
-    }
-    this.sentParts.delete(delivery.id);
-  }
-
-  private remember(id: string, parts: Set<number>): void {
-    this.sentParts.set(id, parts);
-    if (this.sentParts.size > 500) {
-      const oldest = this.sentParts.keys().next().value;
-      if (oldest !== undefined) this.sentParts.delete(oldest);
-    }
+    await this.notifier.deliver(event, delivery);
   }
 
   /**
@@ -240,13 +135,15 @@ export class DiscordAdapter implements ChannelAdapter {
     const client = new Client({ intents: [GatewayIntentBits.Guilds], rest: restOptions(this.channel) });
     this.client = client;
     client.on(Events.InteractionCreate, (interaction) => {
-      this.onInteraction(interaction).catch((e: unknown) =>
-        this.ctx.log('error', 'discord interaction failed', {
-          channel: this.name,
-          interaction: interaction.id,
-          error: errorMessage(e),
-        }),
-      );
+      this.interactions()
+        .handle(interaction)
+        .catch((e: unknown) =>
+          this.ctx.log('error', 'discord interaction failed', {
+            channel: this.name,
+            interaction: interaction.id,
+            error: errorMessage(e),
+          }),
+        );
     });
     client.on(Events.ShardDisconnect, (event) =>
       this.ctx.log('warn', 'discord gateway disconnected', { channel: this.name, code: event.code }),
@@ -313,133 +210,22 @@ export class DiscordAdapter implements ChannelAdapter {
     return this.makeReply({ ...address.data });
   }
 
+  private interactions(): InteractionHandler {
+    if (!this.bus) throw new Error('discord adapter has no command bus (start was not called)');
+    this.handler ??= new InteractionHandler({
+      bus: this.bus,
+      host: this.ctx.config.host,
+      fallbackChannelId: this.channel.channelId,
+      tokenTtlMs: this.tokenTtlMs,
+      ctx: this.ctx,
+      settled: this.settled,
+      makeReply: (data) => this.makeReply(data),
+    });
+    return this.handler;
+  }
+
   private makeReply(data: DiscordReplyData): DiscordReply {
     return new DiscordReply(this.replyRest, data, this.ctx, this.ctx.config.host, this.name, this.settled);
-  }
-
-  private async onInteraction(interaction: Interaction): Promise<void> {
-    if (interaction.isChatInputCommand() && interaction.commandName === 'hv')
-      await this.onCommand(interaction);
-    else if (interaction.isButton() && interaction.customId.startsWith('hv:'))
-      await this.onButton(interaction);
-  }
-
-  private replyData(
-    interaction: ChatInputCommandInteraction | ButtonInteraction,
-    kind: DiscordReplyData['kind'],
-    command: string,
-  ): DiscordReplyData {
-    return {
-      applicationId: interaction.applicationId,
-      interactionId: interaction.id,
-      token: interaction.token,
-      kind,
-      channelId: interaction.channelId ?? this.channel.channelId,
-      userId: interaction.user.id,
-      command,
-      tokenExpiresAt: this.ctx.now().getTime() + this.tokenTtlMs,
-    };
-  }
-
-  private async onCommand(interaction: ChatInputCommandInteraction): Promise<void> {
-    // Acknowledge first: Discord allows 3 s, and the bus may take its time to authorise and audit.
-    try {
-      await interaction.deferReply();
-    } catch (e) {
-      // 10062: too late, Discord already told the user it failed; running it now would surprise.
-      if (e instanceof DiscordAPIError && Number(e.code) === 10062) {
-        this.ctx.log('warn', 'discord interaction expired before it was acknowledged', {
-          interaction: interaction.id,
-        });
-        return;
-      }
-      // 40060 (already acknowledged): a replayed delivery; the bus recognises the request id.
-      if (!(e instanceof DiscordAPIError && Number(e.code) === 40060)) throw e;
-    }
-    const bus = this.requireBus();
-    const { command, argv } = argvOf(interaction);
-    const reply = this.makeReply(this.replyData(interaction, 'command', command));
-    const actor = actorOf(interaction);
-    const outcome = await bus.submit(
-      { id: interaction.id, command, argv, actor, replyTo: reply.address() },
-      reply,
-    );
-    await this.show(outcome, reply, `Requested by <@${interaction.user.id}>.`);
-  }
-
-  private async onButton(interaction: ButtonInteraction): Promise<void> {
-    await interaction.deferUpdate();
-    const id = interaction.customId;
-    const confirm = id.startsWith(CONFIRM_PREFIX);
-    const rest = id.slice((confirm ? CONFIRM_PREFIX : CANCEL_PREFIX).length);
-    const sep = rest.indexOf(':');
-    if (!(confirm || id.startsWith(CANCEL_PREFIX)) || sep < 0) return;
-    const command = rest.slice(0, sep);
-    const token = rest.slice(sep + 1);
-    const bus = this.requireBus();
-    const actor = actorOf(interaction);
-    const reply = this.makeReply(this.replyData(interaction, 'component', command));
-    if (!confirm) {
-      try {
-        await bus.cancel(token, actor, reply);
-      } catch (e) {
-        await reply.refused(errorMessage(e));
-        return;
-      }
-      // A refused cancel (not the requester nor an admin, used token) was shown by the bus.
-      if (reply.refusals > 0) return;
-      this.settled.add(token);
-      await reply.note(`hv ${command}: cancelled`, `Cancelled by <@${interaction.user.id}>.`);
-      return;
-    }
-    // Settled while the bus decides, so an expiry timer firing meanwhile cannot close the prompt.
-    this.settled.add(token);
-    const outcome = await bus.confirm(token, actor, reply).catch((e: unknown) => {
-      this.settled.delete(token);
-      throw e;
-    });
-    if (outcome.kind !== 'accepted' && outcome.kind !== 'duplicate') this.settled.delete(token);
-    if (outcome.kind === 'duplicate') await reply.whisper('Already confirmed.');
-    else if (outcome.kind === 'awaiting-approval')
-      // Keep the buttons on the message for the next admin.
-      await reply.note(
-        `hv ${command}: waiting for approval`,
-        `Approved by <@${interaction.user.id}>; ${outcome.approvalsNeeded} more admin approval(s) needed.`,
-        { components: interaction.message.components.map((row) => row.toJSON()) },
-      );
-    else await this.show(outcome, reply, `Confirmed by <@${interaction.user.id}>.`);
-  }
-
-  /** Shows what the bus decided, unless the bus already showed it through the Reply. */
-  private async show(outcome: SubmitOutcome, reply: DiscordReply, who: string): Promise<void> {
-    const command = reply.data.command;
-    switch (outcome.kind) {
-      case 'accepted':
-        await reply.note(`hv ${command} on ${this.ctx.config.host}: started`, `${who} Working…`, {
-          ifNothingShown: true,
-        });
-        return;
-      case 'needs-confirmation':
-        await reply.confirm(outcome.prompt);
-        return;
-      case 'awaiting-approval':
-        await reply.note(
-          `hv ${command}: waiting for approval`,
-          `${who} ${outcome.approvalsNeeded} more admin approval(s) needed.`,
-        );
-        return;
-      case 'refused':
-        await reply.refused(outcome.reason);
-        return;
-      case 'duplicate':
-        // The first delivery's reply is already showing this request.
-        return;
-    }
-  }
-
-  private requireBus(): CommandBus {
-    if (!this.bus) throw new Error('discord adapter has no command bus (start was not called)');
-    return this.bus;
   }
 
   /** Test helper: the logged-in client (undefined before start / after stop). */
