@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { CheckResult } from '../src/engine/check.js';
 import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
-import { listGenerations, rebootParts, systemPath, versionOf } from '../src/engine/system.js';
+import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { deliveryStats } from '../src/notify/outbox.js';
 import { readJson } from '../src/state.js';
@@ -81,7 +81,7 @@ export const statusCommand: Command<Record<string, never>> = {
     const lastTest = readJson<Record<string, unknown>>(paths.testJson);
     const lastUpgrade = readJson<Record<string, unknown>>(paths.lastUpgrade);
     const generations = listGenerations(config.paths.profile);
-    const reboot = rebootParts(current, booted);
+    const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
     const nv = await version;
     const data = {
@@ -109,8 +109,8 @@ export const statusCommand: Command<Record<string, never>> = {
         : null,
       lastUpgrade,
       generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),
-      rebootRequired: reboot.length > 0,
-      rebootReason: reboot.length ? `${reboot.join(', ')} differ from the booted system` : undefined,
+      rebootRequired: reboot.required,
+      rebootReason: reboot.reason,
       notifications: deliveryStats(paths.notify),
     };
     const lines = [
@@ -125,7 +125,7 @@ export const statusCommand: Command<Record<string, never>> = {
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}` : 'none'}`,
       `Generations: ${generations.map((g) => (g.current ? `[${g.number}]` : String(g.number))).join(' ') || 'none found'}`,
     );
-    if (reboot.length) lines.push(`Reboot required: ${data.rebootReason}`);
+    if (reboot.required) lines.push(`Reboot required: ${data.rebootReason}`);
     for (const [channel, s] of Object.entries(data.notifications)) {
       const parts = (['pending', 'retrying', 'dead', 'held'] as const)
         .filter((k) => s[k] > 0)

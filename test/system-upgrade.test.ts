@@ -176,8 +176,12 @@ describe('hv system-upgrade on a real Nix', () => {
     world = new World({ branches: ['nixos-24.05'], config: { apply: { operation: 'boot' } } });
     const w = world;
     w.upstream.advance('nixos-24.05');
+    const previous = realpathSync(w.paths.currentSystem);
     const t = w.hv(['upgrade-test', '--json']);
     expect(t.code, t.stderr).toBe(0);
+    // The host rebooted since the test (the tested system was never persisted): still applicable.
+    w.link(w.paths.currentSystem, previous);
+    expect(w.hv(['status', '--json']).json.rebootRequired).toBe(false);
     const r = w.hv(['system-upgrade', '--yes', '--json']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.json).toMatchObject({
@@ -186,6 +190,10 @@ describe('hv system-upgrade on a real Nix', () => {
       rebootRequired: true,
       newGeneration: 2,
     });
+    expect(realpathSync(w.paths.currentSystem)).toBe(previous);
+    const status = w.hv(['status', '--json']);
+    expect(status.json.rebootRequired).toBe(true);
+    expect(status.json.rebootReason).toMatch(/becomes active at the next boot/);
     expect(r.json.message).toMatch(/next boot/);
     expect(generations(w).at(-1)).toEqual({ number: 2, path: t.json.toplevel, current: true });
     expect(w.activations().map((a) => a.action)).toEqual(['test', 'boot']);

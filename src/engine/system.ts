@@ -70,3 +70,25 @@ export function rebootParts(toplevel: string | undefined, booted: string | undef
   if (!toplevel || !booted || toplevel === booted) return [];
   return BOOT_PARTS.filter((p) => tryRealpath(join(toplevel, p)) !== tryRealpath(join(booted, p)));
 }
+
+/**
+ * Whether the host needs a reboot: boot parts of the running system differ from the booted one,
+ * or the profile's current generation (e.g. installed with `switch-to-configuration boot`) is
+ * neither running nor booted, so it only takes effect at the next boot.
+ */
+export function rebootStatus(
+  current: string | undefined,
+  booted: string | undefined,
+  profileSystem: string | undefined,
+): { required: boolean; parts: string[]; reason: string | undefined } {
+  const parts = rebootParts(current, booted);
+  if (parts.length)
+    return { required: true, parts, reason: `${parts.join(', ')} differ from the booted system` };
+  if (profileSystem && booted && profileSystem !== current && profileSystem !== booted)
+    return {
+      required: true,
+      parts: [],
+      reason: `the profile's current generation (${profileSystem}) becomes active at the next boot`,
+    };
+  return { required: false, parts: [], reason: undefined };
+}
