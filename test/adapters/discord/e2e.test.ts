@@ -171,6 +171,19 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(audit().length).toBe(auditBefore + 1);
     expect(generation()).toBe(before);
+
+    // A Discord server administrator (who sees /hv) without an hv role is denied all the same.
+    const asServerAdmin = peer.sendInteraction({
+      type: 2,
+      data: { name: 'hv', options: [{ type: 1, name: 'status', options: [] }] },
+      member: { user: seed(DISCORD_IDS.outsider).user, roles: [], permissions: '8' },
+    });
+    const refusal = await poll(
+      () => peer.messages.find((m) => m.interactionId === asServerAdmin.id && m.source === 'followup'),
+      'refusal of the server admin',
+    );
+    expect(messageText(refusal)).toContain('not authorised');
+    expect(audit().at(-1)).toMatchObject({ result: 'denied', requestId: asServerAdmin.id });
   });
 
   it('system-upgrade runs only after an admin confirms; clicks by others are refused; the gateway drops mid-way and the result still arrives', async () => {
