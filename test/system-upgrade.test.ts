@@ -1,6 +1,19 @@
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { findLockForSystem, makeBackup } from '../src/engine/backup.js';
+import { inputsHash } from '../src/engine/staging.js';
 import { World } from './fixtures/world.js';
 
 let world: World | undefined;
@@ -198,5 +211,52 @@ describe('hv system-upgrade on a real Nix', () => {
     expect(generations(w).at(-1)).toEqual({ number: 2, path: t.json.toplevel, current: true });
     expect(w.activations().map((a) => a.action)).toEqual(['test', 'boot']);
     expect(w.activations()[1]?.path).toBe(t.json.toplevel);
+  });
+});
+
+describe('backups and the inputs hash', () => {
+  it('keeps backup.keep timestamped backups, newest; finds the lock of a system backed up or installed', () => {
+    const root = mkdtempSync(join(tmpdir(), 'hv-backup-'));
+    try {
+      const flake = join(root, 'flake');
+      mkdirSync(flake);
+      writeFileSync(join(flake, 'flake.nix'), '{ }\n');
+      const made = [1, 2, 3, 4].map((i) => {
+        writeFileSync(join(flake, 'flake.lock'), `lock ${i}\n`);
+        return makeBackup({
+          backupsRoot: join(root, 'backups'),
+          flakeDir: flake,
+          extraPaths: [join(root, 'missing'), flake],
+          system: `/nix/store/sys-${i}`,
+          generation: i,
+          keep: 2,
+          now: new Date(Date.UTC(2026, 0, i)),
+          installing: { system: `/nix/store/sys-${i + 1}`, lock: `lock ${i + 1}\n` },
+        });
+      });
+      expect(readdirSync(join(root, 'backups')).sort()).toEqual(
+        made.slice(2).map((m) => m.dir.split('/').pop()),
+      );
+      expect(made[3]?.paths).toEqual([{ source: flake, copy: join(made[3]?.dir as string, 'paths', flake) }]);
+      expect(
+        readFileSync(findLockForSystem(join(root, 'backups'), '/nix/store/sys-4')?.file as string, 'utf8'),
+      ).toBe('lock 4\n');
+      expect(
+        readFileSync(findLockForSystem(join(root, 'backups'), '/nix/store/sys-5')?.file as string, 'utf8'),
+      ).toBe('lock 5\n');
+      expect(findLockForSystem(join(root, 'backups'), '/nix/store/sys-1')).toBeUndefined();
+
+      // The inputs hash ignores flake.lock, .git and result links; sees every other change.
+      const h = inputsHash(flake);
+      writeFileSync(join(flake, 'flake.lock'), 'other\n');
+      mkdirSync(join(flake, '.git'));
+      writeFileSync(join(flake, '.git', 'index'), 'x');
+      symlinkSync('/nix/store/sys-1', join(flake, 'result'));
+      expect(inputsHash(flake)).toBe(h);
+      writeFileSync(join(flake, 'hardware.nix'), '{ }\n');
+      expect(inputsHash(flake)).not.toBe(h);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
