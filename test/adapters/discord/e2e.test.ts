@@ -293,4 +293,26 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     expect(generation()).not.toBe(genBefore);
     expect(audit().find((a) => a.result === 'confirmed' && a.requestId === sent.id)).toBeDefined();
   }, 180_000);
+
+  it('a failing upgrade-test ends with FAILED, the reason and the revert, and a test.failed notification', async () => {
+    world.upstream.advance('nixos-24.05', { activationExit: 0, failedUnits: ['libvirtd.service'] });
+    const sent = slash(OPERATOR, 'upgrade-test');
+    const msg = await poll(() => original(sent.id), 'the reply');
+    await poll(() => /PASSED|FAILED|ERROR/.test(messageText(msg)), 'the final reply', 180_000);
+    const text = messageText(msg);
+    expect(text).toContain('FAILED');
+    expect(text).toContain('libvirtd');
+    expect(text).toMatch(/re-activated/);
+    await poll(
+      () =>
+        peer
+          .messagesIn(DISCORD_IDS.channel)
+          .some(
+            (m) =>
+              m.source === 'channel' && /failed/i.test(messageText(m)) && /libvirtd/.test(messageText(m)),
+          ),
+      'test.failed notification',
+      30_000,
+    );
+  }, 240_000);
 });
