@@ -8,7 +8,6 @@ export const adapterLoaders = new Map<string, () => Promise<AdapterFactory>>([
   ['motd', async () => (await import('./motd/index.js')).motd],
   ['wall', async () => (await import('./wall/index.js')).wall],
   ['discord', async () => (await import('./discord/index.js')).discord],
-  ['discord', async () => (await import('./discord/index.js')).discord],
   ['email', async () => (await import('./email/index.js')).email],
   ['slack', async () => (await import('./slack/index.js')).slack],
 ]);
