@@ -113,7 +113,8 @@ describe('Slack chat-ops end to end (Socket Mode, real engine)', () => {
     const threads = threadsSince(peer, channel(), sent.sentAt);
     expect(threads).toHaveLength(1);
     const [parent, progress] = threads[0] ?? [];
-    expect(messageText(parent as never)).toContain('PASSED');
+    // The parent's headline is edited right after the result is posted.
+    await until(() => messageText(parent as never).includes('PASSED'), 'the headline on the parent');
     // Progress was edited in place, not posted as a flood.
     expect(progress?.updates).toBeGreaterThan(0);
     expect(threads[0]?.length).toBe(3);
