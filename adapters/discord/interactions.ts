@@ -74,10 +74,17 @@ export class InteractionHandler {
     const { command, argv } = argvOf(interaction);
     const reply = this.d.makeReply(this.replyData(interaction, 'command', command));
     const actor = actorOf(interaction);
-    const outcome = await bus.submit(
-      { id: interaction.id, command, argv, actor, replyTo: reply.address() },
-      reply,
-    );
+    let outcome: SubmitOutcome;
+    try {
+      outcome = await bus.submit(
+        { id: interaction.id, command, argv, actor, replyTo: reply.address() },
+        reply,
+      );
+    } catch (e) {
+      // Never leave the user with "thinking…" until Discord gives up.
+      await reply.refused(`hv could not take the request (${errorMessage(e)}); see the hv daemon log.`);
+      throw e;
+    }
     await this.show(outcome, reply, `Requested by <@${interaction.user.id}>.`);
   }
 
@@ -108,8 +115,9 @@ export class InteractionHandler {
     }
     // Settled while the bus decides, so an expiry timer firing meanwhile cannot close the prompt.
     this.d.settled.add(token);
-    const outcome = await bus.confirm(token, actor, reply).catch((e: unknown) => {
+    const outcome = await bus.confirm(token, actor, reply).catch(async (e: unknown) => {
       this.d.settled.delete(token);
+      await reply.refused(`hv could not take the confirmation (${errorMessage(e)}); see the hv daemon log.`);
       throw e;
     });
     if (outcome.kind !== 'accepted' && outcome.kind !== 'duplicate') this.d.settled.delete(token);

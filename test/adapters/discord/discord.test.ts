@@ -220,6 +220,20 @@ describe('discord adapter: replies', () => {
     expect(messageText(b)).not.toContain('expired');
   });
 
+  it('a bus failure is shown to the requester instead of an endless "thinking"', async () => {
+    w = await startDiscord();
+    fake(w).onSubmit = () => {
+      throw new Error('state dir not writable');
+    };
+    const sent = w.command(w.admin, 'status');
+    const followUp = await poll(
+      () => w?.related(sent.id).find((m) => m.source === 'followup'),
+      'error shown to the requester',
+    );
+    expect(messageText(followUp)).toContain('state dir not writable');
+    expect(w.logs.some((l) => l.msg === 'discord interaction failed')).toBe(true);
+  });
+
   it('cancel: the click reaches bus.cancel with the clicker and the prompt is closed', async () => {
     w = await startDiscord();
     const prompt = makePrompt('system-upgrade');
