@@ -148,6 +148,13 @@ describe('hv daemon hosts the Slack adapter', () => {
     expect(d.output()).toContain(botFile);
     expect(d.output()).not.toContain('s3cr3t');
     expect(p.connectionsOpened).toBe(0);
+    // hv daemon installs its SIGTERM handler once start() returned (after the components).
+    await until(
+      () => /component started.*chat-intake|chat-intake.*component started/.test(d.output()),
+      'started',
+      30_000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
     expect(d.proc.exitCode).toBe(null);
     d.proc.kill('SIGTERM');
     expect(await d.exited).toBe(0);
