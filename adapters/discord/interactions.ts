@@ -72,7 +72,10 @@ export class InteractionHandler {
     }
     const bus = this.d.bus;
     const { command, argv } = argvOf(interaction);
-    const reply = this.d.makeReply(this.replyData(interaction, 'command', command));
+    const reply = this.d.makeReply({
+      ...this.replyData(interaction, 'command', command),
+      byline: `Requested by <@${interaction.user.id}>.`,
+    });
     const actor = actorOf(interaction);
     let outcome: SubmitOutcome;
     try {
@@ -99,7 +102,10 @@ export class InteractionHandler {
     const token = rest.slice(sep + 1);
     const bus = this.d.bus;
     const actor = actorOf(interaction);
-    const reply = this.d.makeReply(this.replyData(interaction, 'component', command));
+    const reply = this.d.makeReply({
+      ...this.replyData(interaction, 'component', command),
+      byline: `Confirmed by <@${interaction.user.id}>.`,
+    });
     if (!confirm) {
       try {
         await bus.cancel(token, actor, reply);

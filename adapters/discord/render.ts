@@ -167,6 +167,8 @@ export function progressMessage(
   host: string,
   steps: ProgressLine[],
   now: number,
+  /** Who asked or confirmed, e.g. "Confirmed by <@123>." */
+  byline?: string,
 ): MessageBody {
   const start = steps[0]?.at ?? now;
   const shown = steps.slice(-15);
@@ -175,6 +177,7 @@ export function progressMessage(
     return `${current ? '⏳' : '✅'} ${s.step}${s.detail ? ` — ${clip(s.detail, 300)}` : ''}`;
   });
   if (steps.length > shown.length) lines.unshift(`… ${steps.length - shown.length} earlier steps`);
+  if (byline) lines.unshift(byline, '');
   const elapsed = Math.round((now - start) / 1000);
   return {
     content: '',

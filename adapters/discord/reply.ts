@@ -31,6 +31,8 @@ export interface DiscordReplyData {
   tokenExpiresAt: number;
   /** The channel message the reply continues in, once it had to move there. */
   messageId?: string;
+  /** Shown above the steps while the command runs, e.g. "Requested by <@123>." */
+  byline?: string;
 }
 
 /** Discord interaction tokens last 15 minutes; switch to the channel a minute before. */
@@ -96,7 +98,7 @@ export class DiscordReply implements Reply {
       this.progressQueued = false;
       if (this.finished) return;
       await this.showPublic(
-        progressMessage(this.data.command, this.host, this.steps, this.ctx.now().getTime()),
+        progressMessage(this.data.command, this.host, this.steps, this.ctx.now().getTime(), this.data.byline),
       );
     });
   }

@@ -124,8 +124,14 @@ describe('discord adapter: replies', () => {
     );
     const msgs = w.related(sent.id).filter((m) => !m.deleted);
     expect(msgs).toHaveLength(1);
-    // 20 progress calls were coalesced into far fewer edits.
+    // 20 progress calls were coalesced into far fewer edits, each saying who asked.
     expect(msgs[0]!.edits).toBeLessThan(10);
+    const progressEdits = w.peer.restCalls.filter(
+      (c) =>
+        c.method === 'PATCH' && c.path.includes(sent.token) && JSON.stringify(c.body).includes('running'),
+    );
+    expect(progressEdits.length).toBeGreaterThan(0);
+    expect(JSON.stringify(progressEdits[0]!.body)).toContain(`Requested by <@${DISCORD_IDS.admin}>`);
     const text = messageText(msgs[0]!);
     expect(text).toContain('PASSED');
     expect(text).toContain('def456');
