@@ -87,39 +87,48 @@ describe('hv daemon hosts the Discord adapter', () => {
   it('an upgrade-test from Discord survives a daemon restart: the result still edits the same reply', async () => {
     const { w, p } = await discordWorld();
     const first = startDaemon(w);
-    await p.waitForSession({}, { timeoutMs: 30_000 });
+    let second: ReturnType<typeof startDaemon> | undefined;
+    // On failure, show what the daemons said.
+    const explain = async (what: () => Promise<unknown>) => {
+      try {
+        await what();
+      } catch (e) {
+        throw new Error(
+          `${(e as Error).message}\n--- first daemon:\n${first.output()}\n--- second daemon:\n${second?.output() ?? ''}`,
+        );
+      }
+    };
+    await explain(() => p.waitForSession({}, { timeoutMs: 60_000 }));
     await poll(() => p.commandWrites.length > 0, '/hv registration', 10_000);
     expect(first.output()).not.toContain(p.token);
 
-    w.upstream.advance('nixos-24.05', { sleepSec: 4 });
+    // switch-to-configuration sleeps long enough for the daemon to stop in the middle, even under load.
+    w.upstream.advance('nixos-24.05', { sleepSec: 10 });
     const sent = p.sendInteraction({
       type: 2,
       data: { name: 'hv', options: [{ type: 1, name: 'upgrade-test', options: [] }] },
     });
     expect((await p.waitForCallback(sent.id)).latencyMs).toBeLessThan(3_000);
     const msg = await poll(() => p.messages.find((m) => m.interactionId === sent.id), 'the reply');
-    await poll(() => /activating/.test(messageText(msg)), 'activation progress', 120_000);
+    await explain(() => poll(() => /activating/.test(messageText(msg)), 'activation progress', 120_000));
 
     // The daemon goes away in the middle of the activation (as a switch may restart it).
     first.proc.kill('SIGTERM');
     expect(await first.exited).toBe(0);
-    expect(messageText(msg)).not.toMatch(/PASSED|FAILED/);
+    await explain(async () => expect(messageText(msg)).not.toMatch(/PASSED|FAILED/));
 
-    const second = startDaemon(w);
-    try {
+    second = startDaemon(w);
+    const restarted = second;
+    await explain(async () => {
       await p.waitForSession({ identifies: 2 }, { timeoutMs: 60_000 });
       await poll(() => /PASSED|FAILED/.test(messageText(msg)), 'the result after the restart', 120_000);
-    } catch (e) {
-      throw new Error(
-        `${(e as Error).message}\n--- first daemon:\n${first.output()}\n--- second daemon:\n${second.output()}`,
-      );
-    }
+    });
     expect(messageText(msg)).toContain('PASSED');
     // Exactly one reply message for the request: the result edited it, nothing was posted twice.
     expect(p.messages.filter((m) => m.interactionId === sent.id)).toHaveLength(1);
-    second.proc.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
-    expect(second.output()).not.toContain(p.token);
+    restarted.proc.kill('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+    expect(restarted.output()).not.toContain(p.token);
   }, 300_000);
 
   it('hv notify test --channel discord posts an embed; a bad token fails with what to fix, never the token', async () => {
