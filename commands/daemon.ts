@@ -26,13 +26,14 @@ export const daemonCommand: Command<Record<string, never>> = {
       log,
       components: daemonComponents(() => daemon.configPath),
     });
-    await daemon.start();
-    await new Promise<void>((resolve) => {
-      let reloading = Promise.resolve();
+    // Signals are handled from the first moment: a SIGTERM during start waits for start, then stops.
+    let started: Promise<void> = Promise.resolve();
+    let reloading: Promise<void> = Promise.resolve();
+    let terminating = false;
+    const stopped = new Promise<void>((resolve) => {
       const onHup = () => {
-        reloading = reloading.then(() => daemon.reload());
+        reloading = reloading.then(() => started).then(() => daemon.reload());
       };
-      let terminating = false;
       const onTerm = (signal: string) => {
         if (terminating) return;
         terminating = true;
@@ -40,13 +41,21 @@ export const daemonCommand: Command<Record<string, never>> = {
         log('info', 'signal received', { signal });
         // Bounded: whatever happens, exit within 10 s of SIGTERM.
         setTimeout(() => process.exit(0), 9500).unref();
-        void reloading.then(() => daemon.stop()).then(resolve, resolve);
+        void started
+          .catch(() => undefined)
+          .then(() => reloading)
+          .then(() => daemon.stop())
+          .then(resolve, resolve);
       };
       process.on('SIGHUP', onHup);
       // `on`, not `once`: execa's signal-exit re-raises a signal nobody else listens to any more.
       process.on('SIGTERM', () => onTerm('SIGTERM'));
       process.on('SIGINT', () => onTerm('SIGINT'));
     });
+    log('info', 'daemon starting', { pid: process.pid });
+    started = daemon.start();
+    await started; // a refusal (busy, invalid config) is the command's result
+    await stopped;
     return { status: 'ok', exitCode: Exit.ok, message: 'hv daemon stopped', data: {} };
   },
 };

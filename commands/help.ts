@@ -12,8 +12,9 @@ export function helpCommand(list: () => AnyCommand[]): Command<Record<string, ne
     unprivileged: true,
     flags: {},
     args: z.strictObject({}),
-    async run(): Promise<CommandResult> {
-      const cmds = list();
+    async run(ctx): Promise<CommandResult> {
+      // Chat and email list only what they serve.
+      const cmds = list().filter((c) => ctx.actor.channel === 'cli' || !c.cliOnly);
       const width = Math.max(...cmds.map((c) => c.name.length));
       const lines = cmds.map(
         (c) => `  ${c.name.padEnd(width)}  ${c.summary}${c.confirm ? ' (admin, asks for confirmation)' : ''}`,

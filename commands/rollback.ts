@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import '../src/engine/recovery.js';
-import { type RollbackRecord, rollbackTo } from '../src/engine/rollback.js';
+import '../src/engine/recovery-hook.js';
+import type { RollbackRecord } from '../src/engine/rollback.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { makeEvent } from '../src/notify/events.js';
 import { actorLabel } from './system-upgrade.js';
@@ -40,6 +40,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
       .optional(),
   }),
   async run(ctx, args): Promise<CommandResult> {
+    const { rollbackTo } = await import('../src/engine/rollback.js');
     const { config, services, progress } = ctx;
     const { paths, now } = services;
     const log = services.opLog('system-upgrade');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import '../src/engine/recovery.js';
-import { applyTested, type UpgradeRecord } from '../src/engine/apply.js';
+import '../src/engine/recovery-hook.js';
+import type { UpgradeRecord } from '../src/engine/apply.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { makeEvent } from '../src/notify/events.js';
 import { removeFiles } from '../src/state.js';
@@ -43,6 +43,7 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
   flags: {},
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
+    const { applyTested } = await import('../src/engine/apply.js');
     const { config, services, progress } = ctx;
     const { paths, now } = services;
     const log = services.opLog('system-upgrade');

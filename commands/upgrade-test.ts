@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import '../src/engine/recovery.js';
-import { resultSummary, type TestResult, testEvent } from '../src/engine/test-result.js';
-import { runUpgradeTest } from '../src/engine/upgrade-test.js';
+import '../src/engine/recovery-hook.js';
+import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
 
@@ -47,6 +46,11 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
   flags: { allowDowngrade: 'boolean' },
   args: z.strictObject({ allowDowngrade: z.boolean().default(false) }),
   async run(ctx, args): Promise<CommandResult> {
+    // The engine loads here, not when any other command starts (hv status stays fast).
+    const [{ runUpgradeTest }, { resultSummary, testEvent }] = await Promise.all([
+      import('../src/engine/upgrade-test.js'),
+      import('../src/engine/test-result.js'),
+    ]);
     const { config, services, progress } = ctx;
     const log = services.opLog('upgrade-test');
     const r = await runUpgradeTest(

@@ -124,6 +124,16 @@ describe('hv daemon', () => {
     d.proc.kill('SIGTERM');
     expect((await d.exited).code).toBe(0);
   });
+  it('SIGTERM while it is starting: exits 0, lock released', async () => {
+    world = new World({ branches: ['nixos-24.05'], install: false, config: { schedule: 'monthly' } });
+    recentSuccess(world, 1000);
+    const d = startDaemon(world);
+    await waitFor(() => d.output().includes('daemon starting'), 30_000, 'the daemon to begin starting');
+    d.proc.kill('SIGTERM');
+    const { code } = await d.exited;
+    expect(code).toBe(0);
+    expect(existsSync(join(world.paths.state, 'daemon.lock'))).toBe(false);
+  });
 });
 
 describe('hv schedule next', () => {

@@ -1,7 +1,6 @@
 import { rmSync } from 'node:fs';
 import type { CommandContext } from '../../commands/types.js';
 import { errorMessage, isHvError } from '../errors.js';
-import { onStartup } from '../execute.js';
 import { acquireLock } from '../lock.js';
 import { readJson, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
@@ -98,7 +97,3 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
     lock.release();
   }
 }
-
-onStartup(async (ctx) => {
-  await recoverInterruptedTest(ctx);
-});
