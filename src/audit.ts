@@ -6,7 +6,8 @@ import { acquireLock } from './lock.js';
 
 /** Who asked: a unix user on the CLI, a chat identity, a verified mail sender, or the daemon. */
 export interface Actor {
-  channel: 'cli' | 'slack' | 'discord' | 'email' | 'daemon';
+  /** `cli`, `daemon`, or the channel type of the adapter that received the request (`slack`, …). */
+  channel: string;
   /** Stable identity, e.g. `root`, `T0123:U0456`, `user:1111`, `alice@example.org`. */
   id: string;
   display?: string;

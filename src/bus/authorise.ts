@@ -2,23 +2,16 @@ import type { Actor } from '../audit.js';
 import { ROLES, type Role } from '../config/schema.js';
 
 /**
- * The `chatops.roles` keys an actor may match: `slack:<team>:<user>`, `discord:user:<id>` and
- * `discord:role:<id>` (from actor.groups), `email:<address>` (case-insensitive).
+ * The `chatops.roles` keys an actor may match: `<platform>:<id>` and `<platform>:<group>` for each
+ * of its groups — e.g. `slack:T0123:U0456`, `discord:user:1111`, `discord:role:2222`,
+ * `email:alice@example.org`. Each adapter puts its platform's identity into `actor.id` and
+ * `actor.groups` in that form, so a new platform needs no change here. The CLI and the daemon are
+ * never authorised by roles.
  */
 export function identitiesOf(actor: Actor): string[] {
-  switch (actor.channel) {
-    case 'slack':
-      return [`slack:${actor.id}`];
-    case 'discord': {
-      const ids = [`discord:${actor.id.startsWith('user:') ? actor.id : `user:${actor.id}`}`];
-      for (const g of actor.groups ?? []) ids.push(`discord:${g.startsWith('role:') ? g : `role:${g}`}`);
-      return ids;
-    }
-    case 'email':
-      return [`email:${actor.id.toLowerCase()}`];
-    default:
-      return [];
-  }
+  if (actor.channel === 'cli' || actor.channel === 'daemon') return [];
+  const norm = (v: string) => (actor.channel === 'email' ? v.toLowerCase() : v);
+  return [actor.id, ...(actor.groups ?? [])].map((v) => `${actor.channel}:${norm(v)}`);
 }
 
 /** The highest role any of the actor's identities has; undefined: unknown (deny by default). */

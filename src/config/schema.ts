@@ -155,12 +155,9 @@ export const Config = z.strictObject({
     .strictObject({
       roles: z
         .record(
-          z
-            .string()
-            .regex(
-              /^(slack|discord|email):.+$/,
-              'must look like slack:T…:U…, discord:user:…, discord:role:… or email:…',
-            ),
+          z.string().refine((key) => channelSchemas.has(key.split(':')[0] ?? '') && /^[^:]+:.+$/.test(key), {
+            message: `must be <platform>:<id> with a platform among ${[...channelSchemas.keys()].join(', ')}, e.g. slack:T…:U…, discord:user:…, discord:role:…, email:…`,
+          }),
           z.enum(ROLES),
         )
         .default({}),

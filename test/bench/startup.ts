@@ -44,6 +44,27 @@ for (let i = 0; i < runs; i++) {
   hv.push(time([hvBin, 'status', '--json', '--config', config]));
 }
 const ratio = median(hv) / median(node);
+
+/** Instructions executed (valgrind callgrind): deterministic, unlike wall time on a busy machine. */
+function instructions(argv: string[]): number | undefined {
+  const r = spawnSync(
+    'valgrind',
+    ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...argv],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const m = /refs:\s+([\d,]+)/.exec(r.stderr ?? '');
+  return m ? Number((m[1] as string).replace(/,/g, '')) : undefined;
+}
+const nodeIns = instructions(['-e', '0']);
+const hvIns =
+  nodeIns === undefined ? undefined : instructions([hvBin, 'status', '--json', '--config', config]);
+if (nodeIns !== undefined && hvIns !== undefined)
+  console.log(
+    `instructions (callgrind): node -e 0 ${(nodeIns / 1e6).toFixed(0)} M, hv status --json ${(hvIns / 1e6).toFixed(0)} M, ratio ${(hvIns / nodeIns).toFixed(2)}x`,
+  );
+else console.log('instructions: valgrind not installed (apt-get install valgrind) — wall time only');
 console.log(`node -e 0:        median ${median(node).toFixed(1)} ms over ${runs} runs`);
 console.log(`hv status --json: median ${median(hv).toFixed(1)} ms over ${runs} runs`);
 console.log(`ratio: ${ratio.toFixed(2)}x (goal <= 1.5x) ${ratio <= 1.5 ? 'OK' : 'OVER'}`);

@@ -117,11 +117,11 @@ describe('command bus: authorisation', () => {
   it('matches discord roles through actor.groups and email case-insensitively', async () => {
     const { bus } = setup();
     const d = new RecordingReply();
-    await bus.submit(req({ channel: 'discord', id: 'user:42', groups: ['999'] }, 'help'), d);
+    await bus.submit(req({ channel: 'discord', id: 'user:42', groups: ['role:999'] }, 'help'), d);
     const e = new RecordingReply();
     await bus.submit(req({ channel: 'email', id: 'alice@example.org' }, 'help'), e);
     const n = new RecordingReply();
-    await bus.submit(req({ channel: 'discord', id: 'user:42', groups: ['998'] }, 'help'), n);
+    await bus.submit(req({ channel: 'discord', id: 'user:42', groups: ['role:998'] }, 'help'), n);
     await bus.idle();
     expect(d.results).toHaveLength(1);
     expect(e.results).toHaveLength(1);
