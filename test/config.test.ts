@@ -62,7 +62,10 @@ describe('config validation', () => {
       { ...base, chatops: { roles: { 'slack:T1:U1': 'root' } } },
       /chatops\.roles\.slack:T1:U1: "root" is not allowed; must be one of viewer, operator, admin/,
     ],
-    [{ ...base, chatops: { roles: { 'teams:U1': 'admin' } } }, /chatops\.roles\.teams:U1: must be <platform>:<id> with a platform among motd, wall, email, slack, discord/],
+    [
+      { ...base, chatops: { roles: { 'teams:U1': 'admin' } } },
+      /chatops\.roles\.teams:U1: must be <platform>:<id> with a platform among motd, wall, email, slack, discord/,
+    ],
     ['{ not json', /not valid JSON/],
   ])('rejects %j with exit 2 naming the key, writing nothing', (config, message) => {
     const r = hvWith(config);
