@@ -9,6 +9,7 @@ export function helpCommand(list: () => AnyCommand[]): Command<Record<string, ne
     summary: 'list the commands',
     usage: 'hv help',
     role: 'viewer',
+    fastStart: true,
     unprivileged: true,
     flags: {},
     args: z.strictObject({}),

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { Exit } from '../src/errors.js';
-import { parseSchedule } from '../src/schedule/index.js';
 import type { Command, CommandResult } from './types.js';
 
 function localIso(d: Date): string {
@@ -26,6 +25,7 @@ export const scheduleCommand: Command<{ action: 'next'; expr?: string; count: nu
     count: z.coerce.number().int().min(1).max(1000).default(5),
   }),
   async run({ config, services }, args): Promise<CommandResult> {
+    const { parseSchedule } = await import('../src/schedule/index.js');
     const expr = args.expr ?? config.schedule;
     const schedule = parseSchedule(expr, args.expr === undefined ? 'schedule' : 'EXPR');
     const times = schedule.next(services.now(), args.count);

@@ -56,6 +56,7 @@ export const statusCommand: Command<Record<string, never>> = {
   summary: 'what the system runs, pending updates, last test, generations',
   usage: 'hv status [--json]',
   role: 'viewer',
+  fastStart: true,
   flags: {},
   args: z.strictObject({}),
   async run({ config, services }): Promise<CommandResult> {

@@ -61,6 +61,8 @@ export interface Command<A = Record<string, unknown>> {
   exclusive?: boolean;
   /** Only from the shell (daemon, audit verification): chat and email refuse it. */
   cliOnly?: boolean;
+  /** Skips config checks that need heavy modules (the schedule's meaning): read-only, fast commands. */
+  fastStart?: boolean;
   /** Runs without root even when allowNonRoot is false (pure computations). */
   unprivileged?: boolean;
   flags: Record<string, FlagType>;

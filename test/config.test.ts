@@ -66,6 +66,10 @@ describe('config validation', () => {
       { ...base, chatops: { roles: { 'teams:U1': 'admin' } } },
       /chatops\.roles\.teams:U1: must be <platform>:<id> with a platform among motd, wall, email, slack, discord/,
     ],
+    [
+      { ...base, schedule: 'every tuesday' },
+      /schedule: "every tuesday" is not a schedule.*Mon \*-\*-\* 02:00:00/,
+    ],
     ['{ not json', /not valid JSON/],
   ])('rejects %j with exit 2 naming the key, writing nothing', (config, message) => {
     const r = hvWith(config);

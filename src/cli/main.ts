@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { commands, findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
-import { loadConfig } from '../config/load.js';
+import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
 import { createServices } from '../services.js';
@@ -58,7 +58,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`,
       );
     const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
-    const { config } = loadConfig(g.config, env);
+    const { config, path } = loadConfig(g.config, env);
+    if (!cmd.fastStart) await checkSchedule(config, path ? `config ${path}` : 'config');
     if (!cmd.unprivileged && process.getuid?.() !== 0 && !config.allowNonRoot)
       throw new HvError(
         'not-root',

@@ -67,3 +67,17 @@ export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = pr
   }
   return { config: parseConfig(raw, `config ${path}`), path };
 }
+
+/**
+ * The schedule expression's meaning (keyword, cron, systemd calendar). Separate from the schema
+ * because its parser loads node-cron: the daemon and every command check it, `hv status` and
+ * `hv help` skip it so that they start fast.
+ */
+export async function checkSchedule(config: Config, source = 'config'): Promise<void> {
+  const { parseSchedule } = await import('../schedule/index.js');
+  try {
+    parseSchedule(config.schedule);
+  } catch (e) {
+    throw new HvError('config-invalid', `invalid ${source}:\n${(e as Error).message}`);
+  }
+}

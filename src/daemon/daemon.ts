@@ -2,7 +2,7 @@ import type { ScheduledTask } from 'node-cron';
 import { checkUpdatesCommand } from '../../commands/check-updates.js';
 import type { Progress } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
-import { loadConfig } from '../config/load.js';
+import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
@@ -70,6 +70,7 @@ export class Daemon {
   /** Start everything; throws HvError (busy, config-invalid) when it cannot. */
   async start(): Promise<void> {
     const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+    await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
     this.config = loaded.config;
     this.configPath = loaded.path;
     this.services = createServices(this.config, { log: this.log });
@@ -163,7 +164,9 @@ export class Daemon {
   async reload(): Promise<void> {
     let next: Config;
     try {
-      next = loadConfig(this.opts.configFlag, this.opts.env).config;
+      const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+      await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
+      next = loaded.config;
     } catch (e) {
       this.log('error', 'reload refused: invalid config; keeping the old one', { error: errorMessage(e) });
       return;
