@@ -24,7 +24,8 @@ export async function execute(
   ctx: CommandContext,
 ): Promise<CommandResult> {
   const { services } = ctx;
-  mkdirSync(services.paths.dir, { recursive: true });
+  // Read-only commands (help, status) leave no trace on disk.
+  if (cmd.exclusive) mkdirSync(services.paths.dir, { recursive: true });
   for (const hook of startupHooks) {
     try {
       await hook(ctx);
