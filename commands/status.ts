@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -29,16 +28,20 @@ function findExecutable(tool: string): string | undefined {
 function nixosVersionJson(name: string): Promise<Record<string, string> | undefined> {
   const tool = findExecutable(name);
   if (!tool) return Promise.resolve(undefined);
-  return new Promise((resolve) => {
-    execFile(tool, ['--json'], { timeout: 3000 }, (err, stdout) => {
-      if (err) return resolve(undefined);
-      try {
-        resolve(JSON.parse(stdout) as Record<string, string>);
-      } catch {
-        resolve(undefined);
-      }
-    });
-  });
+  // child_process is loaded only when there is something to run (it is costly to load).
+  return import('node:child_process').then(
+    ({ execFile }) =>
+      new Promise((resolve) => {
+        execFile(tool, ['--json'], { timeout: 3000 }, (err, stdout) => {
+          if (err) return resolve(undefined);
+          try {
+            resolve(JSON.parse(stdout) as Record<string, string>);
+          } catch {
+            resolve(undefined);
+          }
+        });
+      }),
+  );
 }
 
 interface LastCheck {
