@@ -16,7 +16,11 @@ function nixFiles(dir: string): string[] {
 const enabled = (extra = '') => `{ hypervisor.updateChecker = { enable = true; ${extra} }; }`;
 
 describe('nix files', () => {
-  const files = [...nixFiles(join(repoRoot, 'nix')), ...nixFiles(join(repoRoot, 'test/nix'))];
+  const files = [
+    join(repoRoot, 'flake.nix'),
+    ...nixFiles(join(repoRoot, 'nix')),
+    ...nixFiles(join(repoRoot, 'test/nix')),
+  ];
 
   it('include the module, the package and the VM test', () => {
     const names = files.map((f) => relative(repoRoot, f));
