@@ -158,3 +158,12 @@ describe('hv schedule next', () => {
     expect(bad.stderr).toMatch(/Mon \*-\*-\* 02:00:00/);
   });
 });
+
+describe('randomized delay', () => {
+  it('spreads hosts by randomizedDelaySec, never more than a tenth of the period', async () => {
+    const { spreadMs } = await import('../src/daemon/daemon.js');
+    expect(spreadMs(3600, 31 * 86_400_000)).toBe(3_600_000);
+    expect(spreadMs(3600, 60_000)).toBe(6_000);
+    expect(spreadMs(0, 60_000)).toBe(0);
+  });
+});

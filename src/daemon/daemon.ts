@@ -39,6 +39,14 @@ interface LastCheck {
   lastSuccessAt?: string;
 }
 
+/**
+ * The random delay that spreads hosts (systemd's RandomizedDelaySec), capped at a tenth of the
+ * schedule's period: an hour's spread suits a monthly check but would swallow an every-minute one.
+ */
+export function spreadMs(randomizedDelaySec: number, periodMs: number): number {
+  return Math.min(randomizedDelaySec * 1000, Math.floor(periodMs / 10));
+}
+
 /** When the last check succeeded, from `<state>/last-check.json`. */
 export function lastSuccess(config: Config): Date | undefined {
   const last = readJson<LastCheck>(statePaths(config).lastCheck);
@@ -86,16 +94,18 @@ export class Daemon {
   private async startParts(): Promise<void> {
     const schedule = parseSchedule(this.config.schedule);
     const { schedule: cronSchedule } = await import('node-cron');
+    const delayMs = spreadMs(this.config.randomizedDelaySec, schedule.periodMs);
     this.task = cronSchedule(schedule.cron, () => this.scheduledCheck('schedule'), {
       name: 'hv-check-updates',
       noOverlap: true,
-      maxRandomDelay: this.config.randomizedDelaySec * 1000,
+      maxRandomDelay: delayMs,
     });
     const next = schedule.next(this.services.now(), 1)[0];
     this.log('info', 'schedule armed', {
       cron: schedule.cron,
       next: next?.toISOString(),
       randomizedDelaySec: this.config.randomizedDelaySec,
+      effectiveDelaySec: Math.round(delayMs / 1000),
     });
     for (const factory of this.opts.components ?? []) {
       for (const c of await factory(this.services, this.log)) {
