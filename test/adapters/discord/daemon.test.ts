@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,29 +8,15 @@ import { messageText } from './harness.js';
 
 let world: World | undefined;
 let peer: DiscordPeer | undefined;
-const daemons: ChildProcess[] = [];
 
 afterEach(async () => {
-  for (const d of daemons.splice(0)) if (d.exitCode === null) d.kill('SIGKILL');
+  world?.cleanup(); // kills a daemon still running before its peer goes away
   await peer?.stop();
-  world?.cleanup();
   peer = undefined;
   world = undefined;
 });
 
-function startDaemon(w: World): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const proc = w.hvSpawn(['daemon']);
-  daemons.push(proc);
-  let out = '';
-  proc.stdout?.on('data', (d) => {
-    out += d;
-  });
-  proc.stderr?.on('data', (d) => {
-    out += d;
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
-}
+const startDaemon = (w: World) => w.startHv(['daemon']);
 
 /** A Nix world whose config has a Discord channel pointed at a fresh peer, and an admin role. */
 async function discordWorld(token?: string): Promise<{ w: World; p: DiscordPeer }> {

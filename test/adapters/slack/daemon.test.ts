@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,31 +18,17 @@ import {
 let world: World | undefined;
 let peer: SlackPeer | undefined;
 let secrets: string | undefined;
-const daemons: ChildProcess[] = [];
 
 afterEach(async () => {
-  for (const d of daemons.splice(0)) if (d.exitCode === null) d.kill('SIGKILL');
+  world?.cleanup(); // kills a daemon still running before its peer goes away
   await peer?.stop();
-  world?.cleanup();
   if (secrets) rmSync(secrets, { recursive: true, force: true });
   peer = undefined;
   world = undefined;
   secrets = undefined;
 });
 
-function startDaemon(w: World) {
-  const proc = w.hvSpawn(['daemon']);
-  daemons.push(proc);
-  let out = '';
-  proc.stdout?.on('data', (d) => {
-    out += d;
-  });
-  proc.stderr?.on('data', (d) => {
-    out += d;
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
-}
+const startDaemon = (w: World) => w.startHv(['daemon']);
 
 async function hvAsync(w: World, args: string[]) {
   const proc = w.hvSpawn(args);
