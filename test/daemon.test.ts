@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { poll } from './adapters/chat-contract.js';
 import { World } from './fixtures/world.js';
 
 let world: World | undefined;
@@ -12,14 +13,8 @@ afterEach(() => {
 
 const startDaemon = (w: World) => w.startHv(['daemon']);
 
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Waits for a condition (the shared `poll`); the error names what was awaited. */
+const waitFor = (cond: () => boolean, ms: number, what: string) => poll(cond, what, ms);
 
 function recentSuccess(w: World, agoMs: number): void {
   const at = new Date(Date.now() - agoMs).toISOString();

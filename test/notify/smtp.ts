@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { type HvRun, hvBin, type World } from '../fixtures/world.js';
+import { type HvRun, runHv } from '../fixtures/world.js';
 
 /** A mail as the loopback server received it, with when it arrived. */
 export interface Received {
@@ -149,39 +148,11 @@ export function emailChannel(name: string, port: number, extra: Record<string, u
   };
 }
 
-/**
- * Run the CLI without blocking this process (the SMTP servers above live in it and must answer).
- */
+/** Run the CLI without blocking this process (the SMTP servers above live in it and must answer). */
 export function hvAsync(
-  world: Pick<World, 'configPath'> | { configPath: string },
+  world: { configPath: string },
   args: string[],
   opts: { timeoutMs?: number } = {},
 ): Promise<HvRun & { ms: number }> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [hvBin, ...args, '--config', world.configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      let json: unknown;
-      if (args.includes('--json')) {
-        try {
-          json = JSON.parse(stdout);
-        } catch {
-          json = undefined;
-        }
-      }
-      resolve({ code: code ?? -1, stdout, stderr, json, ms: Date.now() - started });
-    });
-  });
+  return runHv(world.configPath, args, { timeoutMs: opts.timeoutMs ?? 120_000 });
 }

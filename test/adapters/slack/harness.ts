@@ -11,6 +11,7 @@ import { ExecaRunner } from '../../../src/proc.js';
 import { readSecret } from '../../../src/services.js';
 import { buildSlashCommand } from '../../peers/slack-payloads.js';
 import type { SlackAck, SlackPeer, SlackPostedMessage } from '../../peers/slack-peer.js';
+import { poll } from '../chat-contract.js';
 
 export const BOT_TOKEN = 'xoxb-hv-test';
 export const APP_TOKEN = 'xapp-1-hv-test';
@@ -175,17 +176,11 @@ export function threadsSince(peer: SlackPeer, channel: string, since: number): S
   return [...roots].map((root) => pub.filter((m) => m.ts === root || m.threadTs === root));
 }
 
-/** Polls until `probe` is truthy; the error names what was awaited. */
-export async function until<T>(
+/** Polls until `probe` is truthy (the shared contract's `poll`, with a longer default wait). */
+export function until<T>(
   probe: () => T | undefined | null | false,
   what: string,
   timeoutMs = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return poll(probe, what, timeoutMs);
 }
