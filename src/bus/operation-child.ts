@@ -19,9 +19,8 @@ import { findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
 import { Exit, errorMessage } from '../errors.js';
-import { execute } from '../execute.js';
 import { createServices } from '../services.js';
-import { OperationStore } from './operations.js';
+import { OperationStore, runRecorded } from './operations.js';
 
 export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let id: string | undefined;
@@ -65,22 +64,9 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
     };
   } else {
     const services = createServices(config, { log });
-    try {
-      result = await execute(cmd, rec.args, {
-        config,
-        actor: rec.actor,
-        services,
-        confirmed: rec.confirmed,
-        requestId: rec.requestId,
-        progress: {
-          step(name, detail) {
-            store.appendProgress(id as string, { step: name, detail, at: new Date().toISOString() });
-          },
-        },
-      });
-    } catch (e) {
-      result = { status: 'error', exitCode: Exit.failed, message: errorMessage(e), data: {} };
-    }
+    result = await runRecorded(cmd, rec, services, (name, detail) => {
+      store.appendProgress(id as string, { step: name, detail, at: new Date().toISOString() });
+    });
   }
   store.writeResult(id, { ...result, data: { ...result.data, operationId: id } });
   log('info', 'operation finished', { operation: id, status: result.status });

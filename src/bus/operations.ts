@@ -14,9 +14,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { CommandResult } from '../../commands/types.js';
+import type { AnyCommand, CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
+import { Exit, errorMessage } from '../errors.js';
+import { execute } from '../execute.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
+import type { Services } from '../services.js';
 import type { ReplyAddress } from './types.js';
 
 /** One accepted chat/email command, persisted so that it survives a daemon restart. */
@@ -270,5 +273,30 @@ function safeList(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
+  }
+}
+
+/**
+ * Run an accepted operation's command through `execute` with the actor, arguments and confirmation
+ * the bus recorded — the one way both the daemon (inline) and the detached child run it. Never
+ * throws: a crash becomes an `error` result.
+ */
+export async function runRecorded(
+  cmd: AnyCommand,
+  rec: OperationRecord,
+  services: Services,
+  step: (name: string, detail?: string) => void,
+): Promise<CommandResult> {
+  try {
+    return await execute(cmd, rec.args, {
+      config: services.config,
+      actor: rec.actor,
+      services,
+      confirmed: rec.confirmed,
+      requestId: rec.requestId,
+      progress: { step },
+    });
+  } catch (e) {
+    return { status: 'error', exitCode: Exit.failed, message: errorMessage(e), data: {} };
   }
 }

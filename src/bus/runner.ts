@@ -5,10 +5,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnyCommand, CommandResult } from '../../commands/types.js';
 import { Exit, errorMessage } from '../errors.js';
-import { execute } from '../execute.js';
 import type { Services } from '../services.js';
 import { actorKey } from './authorise.js';
-import type { OperationRecord, OperationStore } from './operations.js';
+import { type OperationRecord, type OperationStore, runRecorded } from './operations.js';
 import type { Reply, ReplyFactory } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,7 +93,7 @@ export function createOperationRunner(
   store: OperationStore,
   opts: RunnerOptions = {},
 ): OperationRunner {
-  const { config, now } = services;
+  const { now } = services;
   const pollMs = opts.pollMs ?? 250;
   const tasks = new Set<Promise<void>>();
   let stopped = false;
@@ -241,23 +240,9 @@ export function createOperationRunner(
   };
 
   const runInline = async (rec: OperationRecord, cmd: AnyCommand, reply: Reply) => {
-    let result: CommandResult;
-    try {
-      result = await execute(cmd, rec.args, {
-        config,
-        actor: rec.actor,
-        services,
-        confirmed: rec.confirmed,
-        requestId: rec.requestId,
-        progress: {
-          step(name, detail) {
-            void safely('progress', rec.id, () => reply.progress(name, detail));
-          },
-        },
-      });
-    } catch (e) {
-      result = { status: 'error', exitCode: Exit.failed, message: errorMessage(e), data: {} };
-    }
+    const result = await runRecorded(cmd, rec, services, (name, detail) => {
+      void safely('progress', rec.id, () => reply.progress(name, detail));
+    });
     try {
       await reply.result(result);
     } catch (e) {
