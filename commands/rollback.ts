@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import '../src/engine/recovery-hook.js';
+import { rollbackEvent } from '../src/engine/operation-events.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import { makeEvent } from '../src/notify/events.js';
 import { actorLabel } from './system-upgrade.js';
 import type { Command, CommandResult } from './types.js';
 
@@ -20,6 +19,10 @@ function summary(rec: RollbackRecord): string {
       ? `flake.lock restored from ${rec.lockRestoredFrom}`
       : 'flake.lock left as it is: no backup matches that generation.',
   );
+  if (rec.testInvalidated)
+    lines.push(
+      'The last PASSED upgrade test no longer approves an upgrade: run "hv upgrade-test" before "hv system-upgrade".',
+    );
   if (rec.rebootRequired) lines.push(`Reboot required to finish: ${rec.rebootParts.join(', ') || 'yes'}.`);
   return lines.join('\n');
 }
@@ -57,20 +60,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
     }
     const hub = await services.hub();
     const done = rec.status === 'rolled-back';
-    const notifications = await hub.publish([
-      makeEvent(
-        done ? 'rollback.done' : 'upgrade.failed',
-        {
-          host: config.host,
-          key: `rollback:${rec.generation}@${rec.at}`,
-          title: done
-            ? `Rolled back on ${config.host} to generation ${rec.generation}`
-            : `Rollback on ${config.host} to generation ${rec.generation} failed to activate cleanly`,
-          data: { ...rec },
-        },
-        now(),
-      ),
-    ]);
+    const notifications = await hub.publish([rollbackEvent(config, rec, now())]);
     return {
       status: done ? 'rolled-back' : 'failed',
       exitCode: done ? Exit.ok : Exit.failed,

@@ -1,9 +1,13 @@
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
+import type { JournalRecord } from '../src/engine/op-journal.js';
+import type { RollbackRecord } from '../src/engine/rollback.js';
 import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
+import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { deliveryStats } from '../src/notify/outbox.js';
 import { readJson } from '../src/state.js';
@@ -44,6 +48,27 @@ function nixosVersionJson(name: string): Promise<Record<string, string> | undefi
   );
 }
 
+function upgradeLine(u: UpgradeRecord): string {
+  const what =
+    u.status === 'applied'
+      ? `applied generation ${u.newGeneration ?? '?'} (${u.version ?? u.toplevel})`
+      : u.status === 'activating'
+        ? `activating generation ${u.newGeneration ?? '?'} (${u.version ?? u.toplevel})`
+        : `FAILED${u.newGeneration !== undefined ? ` at generation ${u.newGeneration}` : ''}`;
+  const parts = [`${what} ${u.finishedAt ?? u.startedAt} by ${u.by}`];
+  if (u.interrupted) parts.push(`interrupted at "${u.interrupted.step}", ${u.interrupted.outcome}`);
+  if (u.rolledBackAt) parts.push(`rolled back ${u.rolledBackAt}`);
+  return parts.join('; ');
+}
+
+function rollbackLine(r: RollbackRecord): string {
+  const parts = [
+    `${r.status === 'rolled-back' ? 'to' : 'FAILED to'} generation ${r.generation} ${r.at} by ${r.by}`,
+  ];
+  if (r.interrupted) parts.push(`interrupted at "${r.interrupted.step}", ${r.interrupted.outcome}`);
+  return parts.join('; ');
+}
+
 interface LastCheck {
   at: string;
   ok: boolean;
@@ -82,8 +107,10 @@ export const statusCommand: Command<Record<string, never>> = {
     }
     const lastCheck = readJson<LastCheck>(paths.lastCheck);
     const pending = readJson<CheckResult>(paths.updateJson);
-    const lastTest = readJson<Record<string, unknown>>(paths.testJson);
-    const lastUpgrade = readJson<Record<string, unknown>>(paths.lastUpgrade);
+    const lastTest = readJson<TestResult>(paths.testJson);
+    const lastUpgrade = readJson<UpgradeRecord>(paths.lastUpgrade);
+    const lastRollback = readJson<RollbackRecord>(paths.lastRollback);
+    const unfinished = readJson<JournalRecord>(paths.journal);
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
@@ -109,9 +136,19 @@ export const statusCommand: Command<Record<string, never>> = {
             finishedAt: lastTest.finishedAt,
             toplevel: lastTest.toplevel,
             reason: lastTest.reason,
+            invalidated: lastTest.invalidated,
           }
         : null,
       lastUpgrade,
+      lastRollback,
+      unfinishedOperation: unfinished
+        ? {
+            operation: unfinished.operation,
+            step: unfinished.step,
+            startedAt: unfinished.startedAt,
+            by: unfinished.by,
+          }
+        : null,
       generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),
       rebootRequired: reboot.required,
       rebootReason: reboot.reason,
@@ -126,7 +163,15 @@ export const statusCommand: Command<Record<string, never>> = {
     ];
     if (releases.length) lines.push(`Newer release: ${releases.join(', ')}`);
     lines.push(
-      `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}` : 'none'}`,
+      `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
+    );
+    if (lastUpgrade) lines.push(`Last upgrade: ${upgradeLine(lastUpgrade)}`);
+    if (lastRollback) lines.push(`Last rollback: ${rollbackLine(lastRollback)}`);
+    if (unfinished)
+      lines.push(
+        `UNFINISHED:  ${unfinished.operation} started ${unfinished.startedAt} by ${unfinished.by}, stopped at "${unfinished.step}" (another operation is running, or reconciling it failed: see the system-upgrade log)`,
+      );
+    lines.push(
       `Generations: ${generations.map((g) => (g.current ? `[${g.number}]` : String(g.number))).join(' ') || 'none found'}`,
     );
     if (reboot.required) lines.push(`Reboot required: ${data.rebootReason}`);

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import '../src/engine/recovery-hook.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
+import { upgradeEvent } from '../src/engine/operation-events.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import { makeEvent } from '../src/notify/events.js';
 import { removeFiles } from '../src/state.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
 
@@ -63,21 +62,7 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
       await hub.reconcile(null);
     }
     const applied = rec.status === 'applied';
-    const notifications = await hub.publish([
-      makeEvent(
-        applied ? 'upgrade.applied' : 'upgrade.failed',
-        {
-          host: config.host,
-          key: `${rec.toplevel}@${rec.startedAt}`,
-          title: applied
-            ? `System upgrade applied on ${config.host}: ${rec.version ?? rec.toplevel} (generation ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}`
-            : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}`,
-          data: { ...rec },
-          next: applied ? (rec.rebootRequired ? 'reboot' : undefined) : 'hv rollback',
-        },
-        now(),
-      ),
-    ]);
+    const notifications = await hub.publish([upgradeEvent(config, rec, now())]);
     return {
       status: applied ? 'applied' : 'failed',
       exitCode: applied ? Exit.ok : Exit.failed,

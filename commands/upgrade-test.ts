@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import '../src/engine/recovery-hook.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import type { Command, CommandContext, CommandResult } from './types.js';

@@ -1,21 +1,14 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { acquireLock, type Lock } from './lock.js';
-
-/** Hooks run before any command (e.g. recovery of an interrupted upgrade test). */
-export type StartupHook = (ctx: CommandContext) => Promise<void>;
-const startupHooks: StartupHook[] = [];
-export function onStartup(hook: StartupHook): void {
-  startupHooks.push(hook);
-}
 
 function actorName(ctx: CommandContext): string {
   return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
 }
 
 /**
- * Run one command for any front end: startup recovery, the host lock for exclusive commands,
+ * Run one command for any front end: recovery of interrupted operations, the host lock for exclusive commands,
  * error mapping to exit codes, and an audit record of the outcome.
  */
 export async function execute(
@@ -26,9 +19,13 @@ export async function execute(
   const { services } = ctx;
   // Read-only commands (help, status) leave no trace on disk.
   if (cmd.exclusive) mkdirSync(services.paths.dir, { recursive: true });
-  for (const hook of startupHooks) {
+  // An operation that died mid-way is finished or undone before anything else runs. The check
+  // is two stats; the recovery code loads only when a marker exists.
+  let recovered: string[] = [];
+  if (existsSync(services.paths.journal) || existsSync(services.paths.testInProgress)) {
     try {
-      await hook(ctx);
+      const { recoverInterrupted } = await import('./engine/recover.js');
+      recovered = await recoverInterrupted(ctx);
     } catch (e) {
       services.log('error', 'startup recovery failed', { error: errorMessage(e) });
     }
@@ -53,6 +50,13 @@ export async function execute(
     }
   } finally {
     lock?.release();
+  }
+  if (recovered.length) {
+    result = {
+      ...result,
+      message: `${recovered.join('\n')}\n\n${result.message}`,
+      data: { ...result.data, recovered },
+    };
   }
   if (cmd.exclusive || cmd.confirm || result.status === 'busy') {
     services.audit.append({

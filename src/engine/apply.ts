@@ -12,6 +12,7 @@ import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
+import { OperationJournal } from './op-journal.js';
 import { inputsManifest, manifestDiff } from './staging.js';
 import { currentGeneration, rebootParts, systemPath } from './system.js';
 import { readTestResult, type TestResult } from './test-result.js';
@@ -48,6 +49,19 @@ export interface UpgradeRecord {
   rebootParts: string[];
   error?: string;
   rolledBackAt?: string;
+  /** Set when the operation was killed and a later hv command reconciled the host. */
+  interrupted?: Interruption;
+}
+
+/** What the reconciler found and did about an operation that never finished. */
+export interface Interruption {
+  /** The last step the operation recorded before it died. */
+  step: string;
+  /** finished: brought forward to the new system; undone: back to the old one; nothing-changed. */
+  outcome: 'finished' | 'undone' | 'nothing-changed';
+  detail: string;
+  reconciledAt: string;
+  reconciledBy: string;
 }
 
 function refuse(gate: string, message: string): never {
@@ -70,6 +84,11 @@ export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
     refuse(
       'passed',
       `the last upgrade test FAILED${r.failedStep ? ` at ${r.failedStep}` : ''}${r.reason ? ` (${r.reason})` : ''} on ${r.finishedAt}; fix the cause (see ${paths.testText}) and ${AGAIN}`,
+    );
+  if (r.invalidated)
+    refuse(
+      'not invalidated',
+      `the PASSED test of ${r.finishedAt} no longer approves an upgrade: ${r.invalidated.reason} (${r.invalidated.at}, by ${r.invalidated.by}); ${AGAIN}`,
     );
   if (!r.toplevel || !r.testedLock)
     refuse('passed', `the test result ${paths.testJson} does not name a tested system and lock; ${AGAIN}`);
@@ -118,9 +137,9 @@ export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
 }
 
 /**
- * Apply exactly the tested system: back up, install the tested lock, add it as a new profile
- * generation and activate it with `switch` (or `boot`). Records `last-upgrade.json` before
- * activating, so a rollback target exists even if activation dies half-way. Exit 4 of the
+ * Apply exactly the tested system. Every step is journalled before it happens
+ * (`op-journal.ts`): back up, add the tested system as a profile generation, install the tested
+ * lock (only once the profile points at it), activate with `switch` (or `boot`). Exit 4 of the
  * activation leaves the new generation in place and reports the upgrade as failed (the admin
  * decides: fix the unit or `hv rollback`).
  */
@@ -128,6 +147,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
   const { config, runner, now, paths, log, progress } = deps;
   const r = await checkGates(deps);
   const toplevel = r.toplevel as string;
+  const testedLock = r.testedLock as string;
   const startedAt = now().toISOString();
   log.info('system upgrade started', { toplevel, by, operation: config.apply.operation });
 
@@ -142,28 +162,54 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     generation: previousGeneration,
     keep: config.backup.keep,
     now: now(),
-    installing: { system: toplevel, lock: r.testedLock as string },
+    installing: { system: toplevel, lock: testedLock },
   });
   log.info('backup made', { dir: backup.dir, paths: backup.paths.map((p) => p.source) });
-
-  const lockPath = join(config.flake.dir, 'flake.lock');
-  progress.step('installing the tested flake.lock');
-  writeFileAtomic(lockPath, r.testedLock as string);
+  const journal = OperationJournal.begin(
+    paths,
+    {
+      operation: 'system-upgrade',
+      startedAt,
+      by,
+      action: config.apply.operation,
+      step: 'backup',
+      from: {
+        generation: previousGeneration,
+        system: previousSystem,
+        lockSha256: backup.lockSha256,
+        lockFile: backup.lockSha256 ? join(backup.dir, 'flake.lock') : undefined,
+      },
+      to: {
+        generation: undefined,
+        system: toplevel,
+        lockSha256: sha256(testedLock),
+        lockFile: join(backup.dir, 'installed-flake.lock'),
+      },
+      backupDir: backup.dir,
+    },
+    now,
+  );
 
   progress.step('adding the tested system as a profile generation');
+  journal.step('set-profile');
   const set = await runner.run([config.tools.nixEnv, '-p', config.paths.profile, '--set', toplevel], {
     timeoutMs: 10 * 60_000,
     onLine: (l) => log.output(l),
   });
-  if (set.exitCode !== 0) {
-    // Nothing switched: put the old lock back so flake.dir matches the running system again.
-    writeFileAtomic(lockPath, readFileSync(join(backup.dir, 'flake.lock')));
+  if (set.exitCode !== 0 || systemPath(config.paths.profile) !== toplevel) {
+    // The lock is installed only after this step: nothing changed.
+    journal.close();
     log.error('nix-env --set failed', { exitCode: set.exitCode });
     throw new HvError(
       'nix-failed',
-      `nix-env -p ${config.paths.profile} --set ${toplevel} failed (exit ${set.exitCode}); nothing was changed (flake.lock restored): ${lastLines(set.spawnError ?? set.stderr, 10)}`,
+      `nix-env -p ${config.paths.profile} --set ${toplevel} failed (exit ${set.exitCode}); nothing was changed: ${lastLines(set.spawnError ?? set.stderr, 10)}`,
     );
   }
+  const newGeneration = currentGeneration(config.paths.profile);
+  journal.step('install-lock', { to: { ...journal.record.to, generation: newGeneration } });
+  progress.step('installing the tested flake.lock');
+  writeFileAtomic(join(config.flake.dir, 'flake.lock'), testedLock);
+
   const rec: UpgradeRecord = {
     status: 'activating',
     startedAt,
@@ -172,7 +218,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     operation: config.apply.operation,
     previousGeneration,
     previousSystem,
-    newGeneration: currentGeneration(config.paths.profile),
+    newGeneration,
     toplevel,
     version: r.version,
     input: r.input,
@@ -184,22 +230,34 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     rebootRequired: false,
     rebootParts: [],
   };
-  writeJsonAtomic(paths.lastUpgrade, rec);
+  writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
+  journal.step('activate');
+  await activateUpgrade(deps, rec);
+  journal.close();
+  return rec;
+}
 
-  progress.step(`activating (switch-to-configuration ${config.apply.operation})`);
-  const act = await switchTo(runner, toplevel, config.apply.operation, log);
+/**
+ * Activate the new generation of `rec` (`switch-to-configuration switch|boot`) and record the
+ * outcome in `last-upgrade.json`. Shared by `system-upgrade` and the reconciler that finishes an
+ * interrupted one.
+ */
+export async function activateUpgrade(deps: ApplyDeps, rec: UpgradeRecord): Promise<UpgradeRecord> {
+  const { config, runner, now, paths, log, progress } = deps;
+  progress.step(`activating (switch-to-configuration ${rec.operation})`);
+  const act = await switchTo(runner, rec.toplevel, rec.operation, log);
   rec.activationExit = act.exitCode;
-  rec.rebootParts = rebootParts(toplevel, systemPath(config.paths.bootedSystem));
-  rec.rebootRequired = act.rebootRequired || config.apply.operation === 'boot' || rec.rebootParts.length > 0;
-  rec.status = act.exitCode === 0 || act.exitCode === 100 ? 'applied' : 'failed';
+  rec.rebootParts = rebootParts(rec.toplevel, systemPath(config.paths.bootedSystem));
+  rec.rebootRequired = act.rebootRequired || rec.operation === 'boot' || rec.rebootParts.length > 0;
+  rec.status = act.ok ? 'applied' : 'failed';
   if (rec.status === 'failed')
-    rec.error = `switch-to-configuration ${config.apply.operation}: ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
+    rec.error = `switch-to-configuration ${rec.operation}: ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
   rec.finishedAt = now().toISOString();
-  writeJsonAtomic(paths.lastUpgrade, rec);
+  writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
   log.info('system upgrade finished', {
     status: rec.status,
     generation: rec.newGeneration,
-    previousGeneration,
+    previousGeneration: rec.previousGeneration,
     activationExit: act.exitCode,
   });
   return rec;

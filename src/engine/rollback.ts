@@ -3,10 +3,13 @@ import { join } from 'node:path';
 import { HvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { describeExit, switchTo } from './activation.js';
-import { type ApplyDeps, readLastUpgrade } from './apply.js';
+import { type ApplyDeps, type Interruption, readLastUpgrade } from './apply.js';
 import { findLockForSystem } from './backup.js';
+import { sha256 } from './flake-lock.js';
 import { lastLines } from './nix.js';
+import { type JournalRecord, OperationJournal } from './op-journal.js';
 import { currentGeneration, listGenerations, rebootParts, systemPath } from './system.js';
+import { invalidateTestResult } from './test-result.js';
 
 /** What `hv rollback` did. */
 export interface RollbackRecord {
@@ -22,7 +25,10 @@ export interface RollbackRecord {
   activationExit: number;
   rebootRequired: boolean;
   rebootParts: string[];
+  /** The PASSED test result was invalidated by this rollback. */
+  testInvalidated: boolean;
   error?: string;
+  interrupted?: Interruption;
 }
 
 /**
@@ -54,21 +60,8 @@ export async function rollbackTo(
       { gate: 'generation exists', generations: generations.map((g) => g.number) },
     );
   const fromGeneration = currentGeneration(config.paths.profile);
+  const fromSystem = systemPath(config.paths.profile);
   log.info('rollback started', { by, from: fromGeneration, to: target, system: gen.path });
-
-  progress.step(`switching the profile to generation ${target}`);
-  const sw = await runner.run(
-    [config.tools.nixEnv, '-p', config.paths.profile, '--switch-generation', String(target)],
-    { timeoutMs: 10 * 60_000, onLine: (l) => log.output(l) },
-  );
-  if (sw.exitCode !== 0)
-    throw new HvError(
-      'nix-failed',
-      `nix-env -p ${config.paths.profile} --switch-generation ${target} failed (exit ${sw.exitCode}); nothing was changed: ${lastLines(sw.spawnError ?? sw.stderr, 10)}`,
-    );
-
-  progress.step(`activating generation ${target} (switch-to-configuration switch)`);
-  const act = await switchTo(runner, gen.path, 'switch', log);
 
   // The lock that belongs to the target system: the last upgrade's backup when returning to the
   // generation it replaced, else the newest backup that knows that system.
@@ -81,35 +74,116 @@ export async function rollbackTo(
   )
     saved = { file: join(last.backupDir, 'flake.lock'), backup: last.backupDir };
   saved ??= findLockForSystem(paths.backups, gen.path);
+
+  // Keep the live lock too, so that the journal can name both sides.
+  const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
+  if (liveLock !== null) writeFileAtomic(paths.journalFromLock, liveLock, 0o600);
+  const journal = OperationJournal.begin(
+    paths,
+    {
+      operation: 'rollback',
+      startedAt: now().toISOString(),
+      by,
+      action: 'switch',
+      step: 'switch-profile',
+      from: {
+        generation: fromGeneration,
+        system: fromSystem,
+        lockSha256: liveLock === null ? undefined : sha256(liveLock),
+        lockFile: liveLock === null ? undefined : paths.journalFromLock,
+      },
+      to: {
+        generation: target,
+        system: gen.path,
+        lockSha256: saved ? sha256(readFileSync(saved.file)) : undefined,
+        lockFile: saved?.file,
+      },
+    },
+    now,
+  );
+
+  progress.step(`switching the profile to generation ${target}`);
+  const sw = await runner.run(
+    [config.tools.nixEnv, '-p', config.paths.profile, '--switch-generation', String(target)],
+    { timeoutMs: 10 * 60_000, onLine: (l) => log.output(l) },
+  );
+  if (sw.exitCode !== 0 || currentGeneration(config.paths.profile) !== target) {
+    journal.close();
+    throw new HvError(
+      'nix-failed',
+      `nix-env -p ${config.paths.profile} --switch-generation ${target} failed (exit ${sw.exitCode}); nothing was changed: ${lastLines(sw.spawnError ?? sw.stderr, 10)}`,
+    );
+  }
+  journal.step('activate');
+  const rec = await activateRollback(deps, journal.record, () => journal.step('restore-lock'));
+  journal.close();
+  return rec;
+}
+
+/**
+ * Activate the rollback target recorded in `j` (its profile generation is already current),
+ * restore its flake.lock, invalidate the PASSED test result and record `last-rollback.json`.
+ * Shared by `rollback` and the reconciler that finishes an interrupted one.
+ */
+export async function activateRollback(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  beforeLock: () => void = () => {},
+  interrupted?: Interruption,
+): Promise<RollbackRecord> {
+  const { config, runner, now, paths, log, progress } = deps;
+  const target = j.to.generation as number;
+  const system = j.to.system as string;
+  progress.step(`activating generation ${target} (switch-to-configuration switch)`);
+  const act = await switchTo(runner, system, 'switch', log);
+
+  beforeLock();
   let lockRestored = false;
-  if (saved) {
+  if (j.to.lockFile && existsSync(j.to.lockFile)) {
     progress.step('restoring the flake.lock of that generation');
-    writeFileAtomic(join(config.flake.dir, 'flake.lock'), readFileSync(saved.file));
+    writeFileAtomic(join(config.flake.dir, 'flake.lock'), readFileSync(j.to.lockFile));
     lockRestored = true;
-    log.info('flake.lock restored', { from: saved.file });
+    log.info('flake.lock restored', { from: j.to.lockFile });
   } else {
     log.warn('no backed-up flake.lock for the target generation', { generation: target });
   }
+  const at = now().toISOString();
+  const invalidated = invalidateTestResult(paths, {
+    at,
+    by: j.by,
+    reason: `hv rollback from generation ${j.from.generation ?? '?'} to generation ${target}`,
+  });
 
   const rec: RollbackRecord = {
     status: act.ok ? 'rolled-back' : 'failed',
-    at: now().toISOString(),
-    by,
-    fromGeneration,
+    at,
+    by: j.by,
+    fromGeneration: j.from.generation,
     generation: target,
-    system: gen.path,
-    lockRestoredFrom: saved?.file,
+    system,
+    lockRestoredFrom: lockRestored ? j.to.lockFile : undefined,
     lockRestored,
     activationExit: act.exitCode,
-    rebootParts: rebootParts(gen.path, systemPath(config.paths.bootedSystem)),
+    rebootParts: rebootParts(system, systemPath(config.paths.bootedSystem)),
     rebootRequired: false,
+    testInvalidated: invalidated,
+    ...(interrupted ? { interrupted } : {}),
   };
   rec.rebootRequired = act.rebootRequired || rec.rebootParts.length > 0;
   if (!act.ok)
     rec.error = `switch-to-configuration switch: ${describeExit(act.exitCode)}\n${lastLines(act.output, 20)}`;
+  const last = readLastUpgrade(paths);
   if (last && target === last.previousGeneration)
-    writeJsonAtomic(paths.lastUpgrade, { ...last, rolledBackAt: rec.at });
-  writeJsonAtomic(join(paths.dir, 'last-rollback.json'), rec);
+    writeJsonAtomic(paths.lastUpgrade, { ...last, rolledBackAt: rec.at }, 0o600);
+  writeJsonAtomic(paths.lastRollback, rec, 0o600);
   log.info('rollback finished', { status: rec.status, generation: target, lockRestored });
   return rec;
+}
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
 }

@@ -50,6 +50,8 @@ export interface TestResult {
   error?: string;
   guidance?: string;
   log: string;
+  /** A PASSED result that may no longer be applied: the system was rolled back or switched since. */
+  invalidated?: { at: string; by: string; reason: string };
 }
 
 /** Written before activation, removed at the end: its presence after a crash means "interrupted". */
@@ -65,6 +67,20 @@ export interface InProgress {
 
 export function readTestResult(paths: StatePaths): TestResult | null {
   return readJson<TestResult>(paths.testJson);
+}
+
+/**
+ * SPEC: a rollback, or any switch hv did not test, invalidates the last PASSED result. The result
+ * stays on disk (what was tested is still worth reading) but no longer approves an upgrade.
+ */
+export function invalidateTestResult(
+  paths: StatePaths,
+  why: { at: string; by: string; reason: string },
+): boolean {
+  const r = readTestResult(paths);
+  if (!r || r.status !== 'passed' || r.invalidated) return false;
+  writeTestResult(paths, { ...r, invalidated: why });
+  return true;
 }
 
 /** The human result file: first line `Upgrade Test: PASSED|FAILED`, then details. */
@@ -107,6 +123,12 @@ export function resultText(r: TestResult): string {
       '',
       'What to do:',
       `  ${r.guidance ?? ''}`,
+    );
+  } else if (r.invalidated) {
+    lines.push(
+      '',
+      `Invalidated:      ${r.invalidated.reason} (${r.invalidated.at}, by ${r.invalidated.by})`,
+      'Next: hv upgrade-test   (this result no longer approves hv system-upgrade)',
     );
   } else {
     lines.push('', 'Next: hv system-upgrade   (applies exactly this system permanently)');

@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs';
+import { HvError } from '../errors.js';
+import { writeJsonAtomic } from '../fs/atomic.js';
+import type { StatePaths } from '../state.js';
+import { readJson, removeFiles } from '../state.js';
+
+/**
+ * The steps of `system-upgrade`, in order. The tested lock is installed only once the profile
+ * points at the new generation, so that at every step the host is either still entirely on the
+ * old system (undo is trivial) or committed to the new one (finish is the way forward).
+ */
+export const UPGRADE_STEPS = ['backup', 'set-profile', 'install-lock', 'activate'] as const;
+/** The steps of `rollback`, in order. */
+export const ROLLBACK_STEPS = ['switch-profile', 'activate', 'restore-lock'] as const;
+
+export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
+export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
+
+/** One side of an operation: a profile generation, its system and its flake.lock. */
+export interface JournalSide {
+  generation: number | undefined;
+  system: string | undefined;
+  /** sha256 of the flake.lock that belongs to this side. */
+  lockSha256: string | undefined;
+  /** A file holding that lock (a backup), so either side can be restored. */
+  lockFile: string | undefined;
+  /** flake.nix of this side when it changes too (release upgrades). */
+  flakeNixFile?: string;
+}
+
+/**
+ * `<state>/operation-journal.json`: the intent of a `system-upgrade` or `rollback`, written before
+ * anything changes and advanced before each step. A record found by a later hv command belongs to
+ * an operation that never finished (killed, crashed, power loss): the reconciler brings the host to
+ * a known state from the last step it recorded.
+ */
+export interface JournalRecord {
+  operation: 'system-upgrade' | 'rollback';
+  pid: number;
+  startedAt: string;
+  by: string;
+  requestId?: string;
+  /** `switch` or `boot` (system-upgrade); rollback always switches. */
+  action: 'switch' | 'boot';
+  step: UpgradeStep | RollbackStep;
+  /** Every step with the time it began. */
+  history: { step: string; at: string }[];
+  from: JournalSide;
+  to: JournalSide;
+  /** The backup made before the operation (system-upgrade). */
+  backupDir?: string;
+}
+
+/** Writes the journal of one running operation. */
+export class OperationJournal {
+  private constructor(
+    private readonly file: string,
+    readonly record: JournalRecord,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Record the intent. Refuses when an unfinished record exists: it must be reconciled first. */
+  static begin(
+    paths: StatePaths,
+    rec: Omit<JournalRecord, 'history' | 'pid'>,
+    now: () => Date,
+  ): OperationJournal {
+    const file = paths.journal;
+    if (existsSync(file))
+      throw new HvError(
+        'refused',
+        `refused (gate "no unfinished operation"): an interrupted operation is recorded in ${file} and could not be reconciled; run "hv status" to see why, fix it, then try again`,
+        { gate: 'no unfinished operation' },
+      );
+    const record: JournalRecord = {
+      ...rec,
+      pid: process.pid,
+      history: [{ step: rec.step, at: now().toISOString() }],
+    };
+    writeJsonAtomic(file, record, 0o600);
+    crashPoint(`${rec.operation}:${rec.step}`);
+    return new OperationJournal(file, record, now);
+  }
+
+  /** Record that `step` begins (before doing it), with facts learnt so far. */
+  step(step: JournalRecord['step'], update: Partial<Pick<JournalRecord, 'to' | 'from'>> = {}): void {
+    Object.assign(this.record, update, { step });
+    this.record.history.push({ step, at: this.now().toISOString() });
+    writeJsonAtomic(this.file, this.record, 0o600);
+    crashPoint(`${this.record.operation}:${step}`);
+  }
+
+  /** The operation reached a known end (done, failed cleanly, or refused before any change). */
+  close(): void {
+    crashPoint(`${this.record.operation}:close`);
+    removeFiles(this.file);
+  }
+}
+
+/**
+ * Fault injection for crash tests (like FreeBSD's fail points): `HV_TEST_CRASH_AT=<operation>:<step>`
+ * makes this process SIGKILL itself right after the journal recorded that step, before doing it
+ * (`:close` after the last step). Nothing happens without the variable.
+ */
+function crashPoint(name: string): void {
+  if (process.env.HV_TEST_CRASH_AT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+export function readJournal(paths: StatePaths): JournalRecord | null {
+  return readJson<JournalRecord>(paths.journal);
+}

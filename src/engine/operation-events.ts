@@ -1,0 +1,54 @@
+import type { Config } from '../config/schema.js';
+import type { HvEvent } from '../events.js';
+import { makeEvent } from '../notify/events.js';
+import type { UpgradeRecord } from './apply.js';
+import type { RollbackRecord } from './rollback.js';
+
+function interruptedNote(i: UpgradeRecord['interrupted']): string {
+  return i ? ` (interrupted at "${i.step}"; ${i.outcome} by ${i.reconciledBy})` : '';
+}
+
+/** The `upgrade.applied` / `upgrade.failed` event of a system-upgrade (finished or reconciled). */
+export function upgradeEvent(config: Config, rec: UpgradeRecord, now: Date): HvEvent {
+  const applied = rec.status === 'applied';
+  const note = interruptedNote(rec.interrupted);
+  return makeEvent(
+    applied ? 'upgrade.applied' : 'upgrade.failed',
+    {
+      host: config.host,
+      key: `${rec.toplevel}@${rec.startedAt}`,
+      title: applied
+        ? `System upgrade applied on ${config.host}: ${rec.version ?? rec.toplevel} (generation ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}${note}`
+        : rec.interrupted && rec.interrupted.outcome !== 'finished'
+          ? `System upgrade on ${config.host} was interrupted and undone: generation ${rec.previousGeneration ?? '?'} runs with its flake.lock${note}`
+          : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${note}`,
+      data: { ...rec },
+      next: applied
+        ? rec.rebootRequired
+          ? 'reboot'
+          : undefined
+        : rec.interrupted && rec.interrupted.outcome !== 'finished'
+          ? 'hv system-upgrade'
+          : 'hv rollback',
+    },
+    now,
+  );
+}
+
+/** The `rollback.done` event (or `upgrade.failed` when the rollback did not activate cleanly). */
+export function rollbackEvent(config: Config, rec: RollbackRecord, now: Date): HvEvent {
+  const done = rec.status === 'rolled-back';
+  const note = interruptedNote(rec.interrupted);
+  return makeEvent(
+    done ? 'rollback.done' : 'upgrade.failed',
+    {
+      host: config.host,
+      key: `rollback:${rec.generation}@${rec.at}`,
+      title: done
+        ? `Rolled back on ${config.host} to generation ${rec.generation}${note}`
+        : `Rollback on ${config.host} to generation ${rec.generation} failed to activate cleanly${note}`,
+      data: { ...rec },
+    },
+    now,
+  );
+}

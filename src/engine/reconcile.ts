@@ -1,0 +1,293 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CommandContext } from '../../commands/types.js';
+import { errorMessage } from '../errors.js';
+import type { HvEvent } from '../events.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { removeFiles } from '../state.js';
+import {
+  type ApplyDeps,
+  activateUpgrade,
+  type Interruption,
+  readLastUpgrade,
+  type UpgradeRecord,
+} from './apply.js';
+import { sha256 } from './flake-lock.js';
+import { lastLines } from './nix.js';
+import { type JournalRecord, readJournal } from './op-journal.js';
+import { rollbackEvent, upgradeEvent } from './operation-events.js';
+import { activateRollback } from './rollback.js';
+import { currentGeneration, systemPath } from './system.js';
+
+/** What a reconciliation did, for the command that triggered it to report. */
+export interface Reconciled {
+  operation: JournalRecord['operation'];
+  step: string;
+  outcome: Interruption['outcome'];
+  status: string;
+  summary: string;
+}
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Bring the host back to a known state after a `system-upgrade` or `rollback` that died mid-way:
+ * the running system, the profile's current generation and the live flake.lock agree again.
+ * The journal's last step decides the direction:
+ * - system-upgrade before `activate`: nothing was activated, so undo (profile back to the old
+ *   generation, the unactivated one removed, the old lock back); the PASSED test stays valid.
+ * - system-upgrade at `activate`: the switch may have run partly; the tested system was what the
+ *   admin approved, so finish (lock installed, `switch-to-configuration` run again; it is
+ *   idempotent). A failing activation is reported like any failed upgrade (hv rollback).
+ * - rollback before the profile moved: nothing changed. After: finish (activate the target,
+ *   restore its lock): a rollback is the way back to a known-good system.
+ * The caller holds the operation lock.
+ */
+export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled | null> {
+  const { services } = ctx;
+  const j = readJournal(services.paths);
+  if (!j) return null;
+  const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+  const log = services.opLog('system-upgrade');
+  log.warn('interrupted operation found', { operation: j.operation, step: j.step, pid: j.pid });
+  services.log('warn', 'reconciling an interrupted operation', {
+    operation: j.operation,
+    step: j.step,
+    startedAt: j.startedAt,
+    by: j.by,
+  });
+  const deps: ApplyDeps = {
+    config: ctx.config,
+    runner: services.runner,
+    now: services.now,
+    paths: services.paths,
+    log,
+    progress: ctx.progress,
+  };
+  const base = { step: j.step, reconciledAt: services.now().toISOString(), reconciledBy: by };
+  let event: HvEvent;
+  let result: Reconciled;
+  if (j.operation === 'system-upgrade') {
+    const rec = await reconcileUpgrade(deps, j, base);
+    event = upgradeEvent(ctx.config, rec, services.now());
+    const i = rec.interrupted as Interruption;
+    result = {
+      operation: j.operation,
+      step: j.step,
+      outcome: i.outcome,
+      status: rec.status,
+      summary: `system-upgrade (started ${j.startedAt} by ${j.by}) was interrupted at "${j.step}": ${i.detail}`,
+    };
+    if (rec.status === 'applied') removeFiles(services.paths.updateText, services.paths.updateJson);
+  } else {
+    const rec = await reconcileRollback(deps, j, base);
+    if (!rec) {
+      result = {
+        operation: j.operation,
+        step: j.step,
+        outcome: 'nothing-changed',
+        status: 'failed',
+        summary: `rollback (started ${j.startedAt} by ${j.by}) was interrupted before the profile moved: nothing changed; generation ${j.from.generation ?? '?'} still runs`,
+      };
+      event = rollbackEvent(
+        ctx.config,
+        {
+          status: 'failed',
+          at: base.reconciledAt,
+          by: j.by,
+          fromGeneration: j.from.generation,
+          generation: j.to.generation as number,
+          system: j.to.system as string,
+          lockRestoredFrom: undefined,
+          lockRestored: false,
+          activationExit: -1,
+          rebootRequired: false,
+          rebootParts: [],
+          testInvalidated: false,
+          error: result.summary,
+          interrupted: { ...base, outcome: 'nothing-changed', detail: result.summary },
+        },
+        services.now(),
+      );
+    } else {
+      const i = rec.interrupted as Interruption;
+      result = {
+        operation: j.operation,
+        step: j.step,
+        outcome: i.outcome,
+        status: rec.status,
+        summary: `rollback (started ${j.startedAt} by ${j.by}) was interrupted at "${j.step}": ${i.detail}`,
+      };
+      event = rollbackEvent(ctx.config, rec, services.now());
+    }
+  }
+  removeFiles(services.paths.journal, services.paths.journalFromLock);
+  log.info('interrupted operation reconciled', {
+    operation: j.operation,
+    step: j.step,
+    outcome: result.outcome,
+    status: result.status,
+  });
+  services.audit.append({
+    actor: ctx.actor,
+    operation: j.operation,
+    result: result.status,
+    requestId: ctx.requestId,
+    details: {
+      interrupted: true,
+      step: j.step,
+      outcome: result.outcome,
+      startedAt: j.startedAt,
+      startedBy: j.by,
+      summary: result.summary,
+    },
+  });
+  try {
+    const hub = await services.hub();
+    if (result.status === 'applied') await hub.reconcile(null);
+    await hub.publish([event]);
+  } catch (e) {
+    services.log('error', 'notification failed', { error: errorMessage(e) });
+  }
+  return result;
+}
+
+async function setProfile(deps: ApplyDeps, argv: string[]): Promise<string | undefined> {
+  const r = await deps.runner.run([deps.config.tools.nixEnv, '-p', deps.config.paths.profile, ...argv], {
+    timeoutMs: 10 * 60_000,
+    onLine: (l) => deps.log.output(l),
+  });
+  return r.exitCode === 0 ? undefined : lastLines(r.spawnError ?? r.stderr, 5) || `exit ${r.exitCode}`;
+}
+
+function restoreLock(deps: ApplyDeps, side: JournalRecord['from']): 'restored' | 'already' | 'missing' {
+  const lockPath = join(deps.config.flake.dir, 'flake.lock');
+  const live = readOrNull(lockPath);
+  if (live !== null && sha256(live) === side.lockSha256) return 'already';
+  if (!side.lockFile || !existsSync(side.lockFile)) return 'missing';
+  writeFileAtomic(lockPath, readFileSync(side.lockFile));
+  return 'restored';
+}
+
+async function reconcileUpgrade(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  base: Omit<Interruption, 'outcome' | 'detail'>,
+): Promise<UpgradeRecord> {
+  const { config, paths, log, now } = deps;
+  const last = readLastUpgrade(paths);
+  const rec: UpgradeRecord =
+    last && last.toplevel === j.to.system && last.startedAt === j.startedAt
+      ? last
+      : {
+          status: 'activating',
+          startedAt: j.startedAt,
+          finishedAt: undefined,
+          by: j.by,
+          operation: j.action,
+          previousGeneration: j.from.generation,
+          previousSystem: j.from.system,
+          newGeneration: j.to.generation,
+          toplevel: j.to.system as string,
+          version: undefined,
+          input: config.flake.input,
+          oldRev: undefined,
+          newRev: undefined,
+          testStartedAt: j.startedAt,
+          backupDir: j.backupDir ?? '',
+          activationExit: undefined,
+          rebootRequired: false,
+          rebootParts: [],
+        };
+
+  if (j.step !== 'activate') {
+    // Nothing was activated: undo whatever of the profile and lock changed.
+    const done: string[] = [];
+    const problems: string[] = [];
+    const gen = currentGeneration(config.paths.profile);
+    if (
+      j.from.generation !== undefined &&
+      gen !== j.from.generation &&
+      systemPath(config.paths.profile) === j.to.system
+    ) {
+      const err = await setProfile(deps, ['--switch-generation', String(j.from.generation)]);
+      if (err) problems.push(`could not switch the profile back to generation ${j.from.generation}: ${err}`);
+      else {
+        done.push(`profile back to generation ${j.from.generation}`);
+        if (gen !== undefined) {
+          const del = await setProfile(deps, ['--delete-generations', String(gen)]);
+          if (!del) done.push(`unactivated generation ${gen} removed`);
+        }
+      }
+    }
+    const lock = restoreLock(deps, j.from);
+    if (lock === 'restored') done.push('flake.lock restored');
+    if (lock === 'missing') problems.push(`the previous flake.lock (${j.from.lockFile ?? '?'}) is missing`);
+    const running = systemPath(config.paths.currentSystem);
+    if (running !== j.from.system)
+      problems.push(
+        `the running system ${running ?? '?'} is not the one the upgrade started from (${j.from.system ?? '?'})`,
+      );
+    const detail = `${done.length ? `undone: ${done.join(', ')}` : 'nothing had changed yet'}; generation ${j.from.generation ?? '?'} runs with its flake.lock${problems.length ? `. Problems: ${problems.join('; ')}` : ''}. The upgrade was not applied; run "hv system-upgrade" again.`;
+    rec.status = 'failed';
+    rec.newGeneration = undefined;
+    rec.error = `interrupted at "${j.step}"; ${detail}`;
+    rec.finishedAt = now().toISOString();
+    rec.interrupted = { ...base, outcome: done.length ? 'undone' : 'nothing-changed', detail };
+    writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
+    log.info('interrupted system upgrade undone', {
+      actions: done.join(', '),
+      problems: problems.join('; '),
+    });
+    return rec;
+  }
+
+  // The switch began: finish it. The profile and lock steps are done (re-done if missing).
+  const done: string[] = [];
+  if (systemPath(config.paths.profile) !== j.to.system) {
+    const err = await setProfile(deps, ['--set', j.to.system as string]);
+    if (!err) done.push('profile set to the tested system');
+  }
+  rec.newGeneration = currentGeneration(config.paths.profile);
+  if (restoreLock(deps, j.to) === 'restored') done.push('tested flake.lock installed');
+  await activateUpgrade(deps, rec);
+  done.push(
+    `switch-to-configuration ${rec.operation} run again (${rec.status === 'applied' ? 'ok' : 'failed'})`,
+  );
+  const detail =
+    rec.status === 'applied'
+      ? `finished: ${done.join(', ')}; generation ${rec.newGeneration} is active with the tested flake.lock`
+      : `finished the steps (${done.join(', ')}) but the activation failed; generation ${rec.newGeneration} is the profile's; return with "hv rollback"`;
+  rec.interrupted = { ...base, outcome: 'finished', detail };
+  writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
+  return rec;
+}
+
+async function reconcileRollback(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  base: Omit<Interruption, 'outcome' | 'detail'>,
+) {
+  const { config } = deps;
+  const gen = currentGeneration(config.paths.profile);
+  if (j.step === 'switch-profile' && gen !== j.to.generation) {
+    // The profile never moved: the lock was not touched either, and nothing was activated.
+    restoreLock(deps, j.from);
+    return null;
+  }
+  if (gen !== j.to.generation) await setProfile(deps, ['--switch-generation', String(j.to.generation)]);
+  const interrupted: Interruption = { ...base, outcome: 'finished', detail: '' };
+  const rec = await activateRollback(deps, j, () => {}, interrupted);
+  interrupted.detail =
+    rec.status === 'rolled-back'
+      ? `finished: generation ${rec.generation} is active${rec.lockRestored ? ' with its flake.lock' : ' (no backed-up flake.lock for it)'}`
+      : `finished the profile switch to generation ${rec.generation}, but its activation failed: ${lastLines(rec.error ?? '', 3)}`;
+  writeJsonAtomic(deps.paths.lastRollback, rec, 0o600);
+  return rec;
+}
