@@ -40,11 +40,14 @@ function readOrNull(path: string): string | null {
  * Bring the host back to a known state after a `system-upgrade` or `rollback` that died mid-way:
  * the running system, the profile's current generation and the live flake.lock agree again.
  * The journal's last step decides the direction:
- * - system-upgrade before `activate`: nothing was activated, so undo (profile back to the old
- *   generation, the unactivated one removed, the old lock back); the PASSED test stays valid.
  * - system-upgrade at `activate`: the switch may have run partly; the tested system was what the
  *   admin approved, so finish (lock installed, `switch-to-configuration` run again; it is
  *   idempotent). A failing activation is reported like any failed upgrade (hv rollback).
+ * - system-upgrade before `activate` while the tested system still runs (its test activation):
+ *   finish too; it is the least change for the VMs.
+ * - system-upgrade before `activate` while the old system runs (a reboot ended the test
+ *   activation): undo (profile back to the old generation, the unactivated one removed, the old
+ *   lock back); the PASSED test stays valid and `hv system-upgrade` can simply be run again.
  * - rollback before the profile moved: nothing changed. After: finish (activate the target,
  *   restore its lock): a rollback is the way back to a known-good system.
  * The caller holds the operation lock.
@@ -206,8 +209,9 @@ async function reconcileUpgrade(
           rebootParts: [],
         };
 
-  if (j.step !== 'activate') {
-    // Nothing was activated: undo whatever of the profile and lock changed.
+  const running = systemPath(config.paths.currentSystem);
+  if (j.step !== 'activate' && running !== j.to.system) {
+    // Nothing new runs (e.g. a reboot ended the test activation): undo the profile and lock.
     const done: string[] = [];
     const problems: string[] = [];
     const gen = currentGeneration(config.paths.profile);
@@ -229,7 +233,6 @@ async function reconcileUpgrade(
     const lock = restoreLock(deps, j.from);
     if (lock === 'restored') done.push('flake.lock restored');
     if (lock === 'missing') problems.push(`the previous flake.lock (${j.from.lockFile ?? '?'}) is missing`);
-    const running = systemPath(config.paths.currentSystem);
     if (running !== j.from.system)
       problems.push(
         `the running system ${running ?? '?'} is not the one the upgrade started from (${j.from.system ?? '?'})`,
@@ -248,7 +251,9 @@ async function reconcileUpgrade(
     return rec;
   }
 
-  // The switch began: finish it. The profile and lock steps are done (re-done if missing).
+  // The switch began, or the tested system already runs (its test activation is still live):
+  // finish. The profile and lock steps are done (re-done if missing); switching to a system that
+  // already runs changes nothing for the VMs.
   const done: string[] = [];
   if (systemPath(config.paths.profile) !== j.to.system) {
     const err = await setProfile(deps, ['--set', j.to.system as string]);
