@@ -1,10 +1,14 @@
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvError } from './errors.js';
+import { identityOf, isRunning, type ProcessIdentity, selfIdentity } from './process-identity.js';
 
-/** Who holds the operation lock of a host. */
-export interface LockOwner {
-  pid: number;
+/**
+ * Who holds the operation lock of a host. `bootId` and `startTime` name the holder beyond its PID,
+ * so that a lock left by a previous boot or a reused PID is judged stale; locks written by an older
+ * hv lack them and are judged by the PID alone.
+ */
+export interface LockOwner extends ProcessIdentity {
   operation: string;
   since: string;
   by: string;
@@ -18,15 +22,6 @@ export interface Lock {
 }
 
 export const LOCK_FILE = 'operation.lock';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readText(path: string): string | null {
   try {
@@ -42,7 +37,7 @@ export function lockHolder(dir: string, name = LOCK_FILE): LockOwner | null {
   if (text === null) return null;
   try {
     const owner = JSON.parse(text) as LockOwner;
-    return alive(owner.pid) ? owner : null;
+    return isRunning(owner) ? owner : null;
   } catch {
     return null;
   }
@@ -55,11 +50,12 @@ export function describeOwner(o: LockOwner): string {
 /**
  * Take the one-operation-per-host lock `<dir>/<name>`. The lock file appears atomically with its
  * content (written to a temp file, then hard-linked into place), so a reader never sees it half
- * written. A lock whose process is gone is stale and recovered.
+ * written. A lock whose process is gone (ended, or of a previous boot, or whose PID now names
+ * another process) is stale and recovered.
  */
 export function acquireLock(dir: string, operation: string, by: string, name = LOCK_FILE): Lock {
   const path = join(dir, name);
-  const owner: LockOwner = { pid: process.pid, operation, since: new Date().toISOString(), by };
+  const owner: LockOwner = { ...selfIdentity(), operation, since: new Date().toISOString(), by };
   const tmp = join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
   writeFileSync(tmp, JSON.stringify(owner));
   try {
@@ -78,7 +74,7 @@ export function acquireLock(dir: string, operation: string, by: string, name = L
       } catch {
         held = null;
       }
-      if (held && alive(held.pid)) {
+      if (held && isRunning(held)) {
         throw new HvError('busy', `another operation holds the lock: ${describeOwner(held)}`, {
           owner: held,
         });
@@ -97,7 +93,11 @@ function makeLock(path: string, owner: LockOwner): Lock {
   return {
     owner,
     transfer(pid: number) {
-      owner.pid = pid;
+      // The child's own identity, read now while it runs, so the lock dies with the child.
+      const child = identityOf(pid);
+      owner.pid = child.pid;
+      owner.bootId = child.bootId;
+      owner.startTime = child.startTime;
       const tmp = `${path}.${process.pid}.transfer`;
       writeFileSync(tmp, JSON.stringify(owner));
       renameSync(tmp, path); // readers see either the old or the new owner

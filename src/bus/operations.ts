@@ -35,7 +35,10 @@ export interface OperationRecord {
   /** `child`: a detached `hv` process runs it; `inline`: the daemon runs it (read-only commands). */
   mode: 'child' | 'inline';
   createdAt: string;
+  /** The detached child running it, named beyond its PID (see process-identity.ts). */
   pid?: number;
+  bootId?: string;
+  startTime?: number;
 }
 
 /** A progress line the operation wrote. */

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnyCommand, CommandResult } from '../../commands/types.js';
 import { Exit, errorMessage } from '../errors.js';
+import { identityOf, isRunning } from '../process-identity.js';
 import type { Services } from '../services.js';
 import { actorKey } from './authorise.js';
 import { type OperationRecord, type OperationStore, runRecorded } from './operations.js';
@@ -52,19 +53,24 @@ function newId(now: Date): string {
   return `op-${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
-function alive(pid: number | undefined, id: string): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+function alive(rec: OperationRecord): boolean {
+  const { pid, id } = rec;
+  // Boot id and start time (recorded at spawn) rule out a previous boot and a reused PID.
+  if (!pid || !isRunning(rec)) return false;
   try {
     // Guard against pid reuse: the child's command line names its operation.
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(id);
   } catch {
     return true; // no /proc: trust kill(0)
   }
+}
+
+/** Record the child that runs `rec`: its PID, boot id and start time (exec keeps the latter). */
+function setChild(rec: OperationRecord, child: ChildProcess): void {
+  const id = child.pid ? identityOf(child.pid) : undefined;
+  rec.pid = id?.pid;
+  rec.bootId = id?.bootId;
+  rec.startTime = id?.startTime;
 }
 
 /** `systemd-run --scope …` when running as root inside a systemd service, else nothing. */
@@ -176,7 +182,7 @@ export function createOperationRunner(
         await deliverResult(rec, reply, result);
         return;
       }
-      const gone = child ? exited : !alive(rec.pid, rec.id);
+      const gone = child ? exited : !alive(rec);
       if (gone) {
         await sleep(50);
         if (store.readResult(rec.id)) continue;
@@ -189,7 +195,7 @@ export function createOperationRunner(
             exitCode,
           });
           child = spawnChild(rec, false);
-          rec.pid = child.pid;
+          setChild(rec, child);
           store.save(rec);
           watch(child);
           continue;
@@ -274,7 +280,7 @@ export function createOperationRunner(
       track(runInline(rec, cmd, reply));
     } else {
       const child = spawnChild(rec);
-      rec.pid = child.pid;
+      setChild(rec, child);
       store.save(rec);
       track(
         (async () => {

@@ -2,32 +2,25 @@ import { rmSync } from 'node:fs';
 import type { CommandContext } from '../../commands/types.js';
 import { errorMessage, isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
+import { isRunning } from '../process-identity.js';
 import { readJson, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { guidanceFor } from './guidance.js';
 import { systemPath } from './system.js';
 import { type InProgress, type TestResult, testEvent, writeTestResult } from './test-result.js';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Finish an upgrade test whose process died (killed, crash, power loss) after it recorded
- * `upgrade-test-in-progress.json`: re-activate the previous system if the untested toplevel is
- * still active, record the result as FAILED with reason `interrupted`, notify and audit. Runs under
- * the operation lock; does nothing while another live operation holds it.
+ * `upgrade-test-in-progress.json` (its process is gone, ran in a previous boot, or its PID now names
+ * another process): re-activate the previous system if the untested toplevel is still active,
+ * record the result as FAILED with reason `interrupted`, notify and audit. Runs under the
+ * operation lock; does nothing while another live operation holds it.
  */
 export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestResult | null> {
   const { config, services } = ctx;
   const { paths } = services;
   const first = readJson<InProgress>(paths.testInProgress);
-  if (!first || alive(first.pid)) return null;
+  if (!first || isRunning(first)) return null;
   const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
   let lock: ReturnType<typeof acquireLock>;
   try {
@@ -38,7 +31,7 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
   }
   try {
     const marker = readJson<InProgress>(paths.testInProgress);
-    if (!marker || alive(marker.pid)) return null; // handled meanwhile
+    if (!marker || isRunning(marker)) return null; // handled meanwhile
     const log = services.opLog('upgrade-test');
     log.warn('interrupted upgrade test found', { pid: marker.pid, startedAt: marker.startedAt });
     services.log('warn', 'recovering an interrupted upgrade test', {

@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { makeEvent } from '../notify/events.js';
+import type { ProcessIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
 import type { FailureKind } from './guidance.js';
@@ -54,9 +55,11 @@ export interface TestResult {
   invalidated?: { at: string; by: string; reason: string };
 }
 
-/** Written before activation, removed at the end: its presence after a crash means "interrupted". */
-export interface InProgress {
-  pid: number;
+/**
+ * Written before activation, removed at the end: its presence after a crash means "interrupted".
+ * Names the test's process by PID, boot id and start time (see process-identity.ts).
+ */
+export interface InProgress extends ProcessIdentity {
   startedAt: string;
   by: string;
   toplevel: string;

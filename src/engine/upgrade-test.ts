@@ -5,6 +5,7 @@ import { errorMessage, HvError, isHvError } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { OpLog } from '../log.js';
 import type { Runner } from '../proc.js';
+import { selfIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
@@ -214,7 +215,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
       );
     }
     const marker: InProgress = {
-      pid: process.pid,
+      ...selfIdentity(),
       startedAt,
       by: opts.by,
       toplevel,

@@ -11,6 +11,7 @@ import {
 import { join } from 'node:path';
 import type { HvEvent } from '../events.js';
 import { syncDir, writeJsonAtomic } from '../fs/atomic.js';
+import { isRunning, selfIdentity } from '../process-identity.js';
 
 /**
  * The durable outbox: one JSON file per delivery under `<state>/notify/outbox/`, each written
@@ -103,8 +104,9 @@ export class Outbox {
 
   /**
    * Claim a delivery for one attempt, across processes (the daemon and a CLI run may drain at the
-   * same time): an exclusive lock file holding our pid. A lock whose process is gone (kill -9) or
-   * that is older than `staleMs` is taken over. Returns the release function, or null when busy.
+   * same time): an exclusive lock file naming our process (pid, boot id, start time). A lock whose
+   * process is gone (kill -9, a reboot, its PID reused) or that is older than `staleMs` is taken
+   * over. Returns the release function, or null when busy.
    */
   claim(id: string, staleMs: number): (() => void) | null {
     mkdirSync(this.lockDir, { recursive: true });
@@ -112,7 +114,8 @@ export class Outbox {
     for (let i = 0; i < 2; i++) {
       try {
         const fd = openSync(path, 'wx', 0o600);
-        writeSync(fd, `${process.pid}\n`);
+        const me = selfIdentity();
+        writeSync(fd, `${me.pid} ${me.bootId ?? '-'} ${me.startTime ?? '-'}\n`);
         closeSync(fd);
         return () => rmSync(path, { force: true });
       } catch (e) {
@@ -148,17 +151,16 @@ export class Outbox {
   }
 }
 
+/** A claim file holds `<pid> <boot id> <start time>` (`-` where unknown; older hv: the pid alone). */
 function isStale(lockPath: string, staleMs: number): boolean {
   try {
-    const pid = Number(readFileSync(lockPath, 'utf8').trim());
+    const [pid, bootId, startTime] = readFileSync(lockPath, 'utf8').trim().split(/\s+/);
     if (Date.now() - statSync(lockPath).mtimeMs > staleMs) return true;
-    if (!Number.isInteger(pid) || pid <= 0) return true;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ESRCH';
-    }
+    return !isRunning({
+      pid: Number(pid),
+      bootId: bootId && bootId !== '-' ? bootId : undefined,
+      startTime: startTime && startTime !== '-' ? Number(startTime) : undefined,
+    });
   } catch {
     // unreadable or vanished: someone just released it; try again
     return true;
