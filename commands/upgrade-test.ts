@@ -23,12 +23,17 @@ function summary(r: TestResult, resultFile: string): string {
               : 'Nothing was activated.',
           `What to do: ${r.guidance ?? ''}`,
         ];
-  if (r.rebootRequired)
-    lines.push(
-      `Reboot required to finish: ${r.rebootParts.join(', ') || 'switch-to-configuration asked for it'}`,
-    );
+  if (r.rebootRequired) lines.push(rebootNote(r.rebootParts));
   lines.push(`Details: ${resultFile}`);
   return lines.join('\n');
+}
+
+/**
+ * A reboot drops a test activation, so "reboot now" would be wrong advice after a test: the new
+ * kernel (or initrd, modules) only takes effect once the system is applied and then booted.
+ */
+export function rebootNote(parts: string[]): string {
+  return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now would drop this test activation).`;
 }
 
 function by(ctx: CommandContext): string {

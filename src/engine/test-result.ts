@@ -35,6 +35,8 @@ export interface TestResult {
   /** Per-file digests behind stagingInputsHash, so a refusal can name what changed. */
   stagingFiles: Record<string, string>;
   stagingDir: string;
+  /** The nixosConfigurations.<name> that was built. */
+  configuration?: string;
   toplevel: string | undefined;
   version: string | undefined;
   previousSystem: string | undefined;
@@ -137,7 +139,9 @@ export function resultText(r: TestResult): string {
     lines.push('', 'Next: hv system-upgrade   (applies exactly this system permanently)');
   }
   if (r.rebootRequired)
-    lines.push(`Reboot required:  ${r.rebootParts.join(', ') || 'yes'} differ from the booted system`);
+    lines.push(
+      `Reboot:           the new ${r.rebootParts.join(', ') || 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now drops this test activation)`,
+    );
   lines.push(`Log:              ${r.log}`, '');
   return lines.join('\n');
 }

@@ -9,6 +9,7 @@ import { selfIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
+import { resolveConfiguration } from './configurations.js';
 import { guardDowngrade } from './downgrade.js';
 import { lockedInput, readFlakeLock } from './flake-lock.js';
 import { classifyActivation, classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
@@ -167,8 +168,12 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     guardDowngrade(downgrade, opts, r, log);
 
     // 3. Build.
+    step = 'evaluate';
+    progress.step('finding the host configuration');
+    const configuration = await resolveConfiguration(runner, config, stagingDir, log);
+    r.configuration = configuration;
     step = 'build';
-    const installable = `${stagingDir}#nixosConfigurations.${config.host}.config.system.build.toplevel`;
+    const installable = `${stagingDir}#nixosConfigurations.${configuration}.config.system.build.toplevel`;
     progress.step('building the system', `${short(r.oldRev)} -> ${short(r.newRev)}`);
     log.info('build started', { installable });
     const build = await runner.run(buildArgv(config.tools.nix, extra, installable), {
@@ -291,7 +296,8 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
   try {
     return await body();
   } catch (e) {
-    if (isHvError(e) && e.code === 'refused') throw e;
+    // A refusal or a configuration error is not a failed test: nothing is recorded or broadcast.
+    if (isHvError(e) && (e.code === 'refused' || e.code === 'config-invalid')) throw e;
     log.error('upgrade test failed', { step, error: errorMessage(e) });
     return fail(step, 'internal', errorMessage(e));
   }
