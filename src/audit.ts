@@ -1,17 +1,4 @@
-import {
-  closeSync,
-  type Dirent,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ChainReport,
@@ -21,14 +8,22 @@ import {
   headMac,
   macEqual,
   type ParsedLine,
-  parseLine,
   parseLog,
   readHead,
   recordMac,
 } from './audit-chain.js';
+import {
+  acquireWithRetry,
+  appendLine,
+  hasFiles,
+  lastLine,
+  modifiedMs,
+  readText,
+  readTextOrNull,
+  tryLock,
+} from './audit-files.js';
 import { createAuditKey, readAuditKey } from './audit-key.js';
 import { writeJsonAtomic } from './fs/atomic.js';
-import { acquireLock } from './lock.js';
 
 /** Who asked: a unix user on the CLI, a chat identity, a verified mail sender, or the daemon. */
 export interface Actor {
@@ -140,7 +135,7 @@ export class AuditLog {
   }
 
   append(entry: AuditEntry): AuditRecord {
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.stateDir, { recursive: true });
     // A short lock of its own: denied chat requests are audited while an operation runs.
     const lock = acquireWithRetry(this.stateDir);
     try {
@@ -365,107 +360,4 @@ function linkOf(l: WholeLine): string {
 function stripMac(rec: AuditRecord): Omit<AuditRecord, 'mac'> {
   const { mac: _mac, ...body } = rec;
   return body;
-}
-
-function readTextOrNull(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-function readText(path: string): string {
-  return readTextOrNull(path) ?? '';
-}
-
-/** The last non-empty line of the log (read from the end), and whether it was cut short. */
-function lastLine(path: string): { last: ParsedLine | null; partial: boolean } {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return { last: null, partial: false };
-  }
-  try {
-    const size = fstatSync(fd).size;
-    for (let want = 64 * 1024; ; want *= 4) {
-      const len = Math.min(size, want);
-      const buf = Buffer.alloc(len);
-      readSync(fd, buf, 0, len, size - len);
-      const text = buf.toString('utf8');
-      const partial = len > 0 && !text.endsWith('\n');
-      const lines = text.split('\n');
-      while (lines.length > 0 && lines.at(-1) === '') lines.pop();
-      // The first piece may be cut at the window's start unless the window is the whole file.
-      if (lines.length >= (len === size ? 1 : 2) || len === size) {
-        const line = lines.at(-1);
-        return { last: line === undefined ? null : parseLine(line, 0), partial };
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Append one line (0600 when new), after a newline if the file ends in a partial line; fsync. */
-function appendLine(path: string, line: string): void {
-  const fd = openSync(path, 'a+', 0o600);
-  try {
-    const size = fstatSync(fd).size;
-    let sep = '';
-    if (size > 0) {
-      const b = Buffer.alloc(1);
-      readSync(fd, b, 0, 1, size - 1);
-      if (b[0] !== 0x0a) sep = '\n';
-    }
-    writeSync(fd, `${sep}${line}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** mtime in ms, or +Infinity when the file does not exist. */
-function modifiedMs(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return Number.POSITIVE_INFINITY;
-  }
-}
-
-/** Whether `dir` (down to `depth` levels) holds a file that `counts`. */
-function hasFiles(dir: string, depth: number, counts: (path: string) => boolean): boolean {
-  let entries: Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return false;
-  }
-  return entries.some((e) => {
-    const path = join(dir, e.name);
-    return e.isDirectory() ? depth > 1 && hasFiles(path, depth - 1, counts) : counts(path);
-  });
-}
-
-function acquireWithRetry(dir: string) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    try {
-      return acquireLock(dir, 'audit-append', String(process.pid), 'audit.lock');
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
-  }
-}
-
-/** The append lock for a reader; null when it cannot be had (a read-only state dir, a stuck holder). */
-function tryLock(dir: string) {
-  try {
-    return acquireWithRetry(dir);
-  } catch {
-    return null;
-  }
 }

@@ -324,7 +324,7 @@ describe('hv audit --verify: fresh hosts and migration from the unkeyed chain', 
       result: 'incident',
       details: { kind: 'legacy-unverified' },
     });
-    expect((recs[3]?.details as { problems: string[] }).problems).toContain(
+    expect((recs[3] as Rec & { details: { problems: string[] } }).details.problems).toContain(
       'line 2: content does not match its hash (edited)',
     );
     expect(recs[4]).toMatchObject({ operation: 'check-updates' });
