@@ -238,6 +238,42 @@ describe('hv audit --verify on a host with history (real Nix)', () => {
     expectFails(hv(['audit', '--verify']), /unkeyed record after keyed ones/);
   });
 
+  it('an append stopped before it updated the head still verifies and the chain goes on; a torn last line does not', () => {
+    // The state a crash leaves between writing a record and its head (hv's own head, made with the key).
+    const key = readFileSync(file('audit.key'));
+    const recs = lines(w.read(w.paths.audit));
+    const before = recs.at(-2) as Rec;
+    const headMac = createHmac('sha256', key)
+      .update('hv-audit-head-v1\n')
+      .update(JSON.stringify({ seq: before.seq, mac: before.mac }))
+      .digest('hex');
+    writeFileSync(file('audit.head'), JSON.stringify({ seq: before.seq, mac: before.mac, headMac }));
+    expect(hv(['audit', '--verify']).code).toBe(0);
+    expect(hv(['check-updates']).code).toBe(100);
+    const v = hv(['audit', '--verify', '--json']);
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.json.records).toBe(recs.length + 1);
+
+    writeFileSync(w.paths.audit, `${w.read(w.paths.audit)}{"seq":${recs.length + 2},"at":"20`);
+    const torn = hv(['audit', '--verify', '--json']);
+    expect(torn.code).toBe(1);
+    expect(torn.json.problems).toContain(`line ${recs.length + 2}: not valid JSON`);
+    expect(hv(['check-updates']).code).toBe(100);
+    expectFails(hv(['audit', '--verify']), /hv recorded an audit incident .*not a whole record/);
+    expect(
+      lines(
+        w
+          .read(w.paths.audit)
+          .split('\n')
+          .filter((l) => !l.endsWith('"at":"20'))
+          .join('\n'),
+      ).at(-1),
+    ).toMatchObject({
+      operation: 'check-updates',
+      seq: recs.length + 3,
+    });
+  });
+
   it('appends from many processes at once keep the chain intact', async () => {
     const runs = await Promise.all(Array.from({ length: 6 }, () => w.hvAsync(['check-updates'])));
     for (const r of runs) expect([4, 100]).toContain(r.code);
