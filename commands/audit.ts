@@ -4,7 +4,7 @@ import type { Command, CommandResult } from './types.js';
 
 export const auditCommand: Command<{ verify: boolean }> = {
   name: 'audit',
-  summary: 'verify the hash-chained audit log',
+  summary: 'verify the keyed (HMAC) audit log',
   usage: 'hv audit --verify [--json]',
   role: 'admin',
   cliOnly: true,
@@ -14,18 +14,25 @@ export const auditCommand: Command<{ verify: boolean }> = {
     if (!args.verify)
       return { status: 'error', exitCode: Exit.usage, message: 'usage: hv audit --verify', data: {} };
     const v = services.audit.verify();
-    return v.ok
-      ? {
-          status: 'ok',
-          exitCode: Exit.ok,
-          message: `audit log intact: ${v.records} records (${services.audit.file})`,
-          data: v,
-        }
-      : {
-          status: 'failed',
-          exitCode: Exit.failed,
-          message: `audit log has been tampered with (${services.audit.file}):\n${v.problems.join('\n')}`,
-          data: v,
-        };
+    const file = services.audit.file;
+    const data = { ...v, file };
+    if (!v.ok)
+      return {
+        status: 'failed',
+        exitCode: Exit.failed,
+        message: `audit log failed verification (${file}):\n${v.problems.join('\n')}\nThe records cannot be trusted past the first problem; find out who changed the state directory.`,
+        data,
+      };
+    const sealed =
+      v.legacyRecords > 0 ? `; the first ${v.legacyRecords} from an earlier hv, sealed under the key` : '';
+    return {
+      status: 'ok',
+      exitCode: Exit.ok,
+      message:
+        v.records === 0
+          ? `audit log intact: 0 records, no operations recorded yet (${file})`
+          : `audit log intact: ${v.records} records, keyed (HMAC-SHA256)${sealed} (${file})`,
+      data,
+    };
   },
 };
