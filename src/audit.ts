@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from './fs/atomic.js';
+import { makeDir, writeJsonAtomic } from './fs/atomic.js';
 import { acquireLock } from './lock.js';
 
 /** Who asked: a unix user on the CLI, a chat identity, a verified mail sender, or the daemon. */
@@ -58,7 +58,7 @@ export class AuditLog {
   }
 
   append(entry: AuditEntry): AuditRecord {
-    mkdirSync(this.stateDir, { recursive: true });
+    makeDir(this.stateDir, 0o700);
     // A short lock of its own: denied chat requests are audited while an operation runs.
     const lock = acquireWithRetry(this.stateDir);
     try {
@@ -71,7 +71,7 @@ export class AuditLog {
         prev: last.hash,
       };
       const rec: AuditRecord = { ...base, hash: digest(base) };
-      appendFileSync(this.file, `${JSON.stringify(rec)}\n`);
+      appendFileSync(this.file, `${JSON.stringify(rec)}\n`, { mode: 0o600 });
       const fd = openSync(this.file, 'r');
       fsyncSync(fd);
       closeSync(fd);

@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
+import { makeDir } from './fs/atomic.js';
+import { assertStateTrusted } from './fs/trust.js';
 import { acquireLock, type Lock } from './lock.js';
 
 /** Hooks run before any command (e.g. recovery of an interrupted upgrade test). */
@@ -24,8 +25,23 @@ export async function execute(
   ctx: CommandContext,
 ): Promise<CommandResult> {
   const { services } = ctx;
+  // Before anything reads or writes state: files another user could have written decide nothing.
+  // Refused without an audit record (the audit log is in the dir that is not trusted).
+  if (!cmd.unprivileged) {
+    try {
+      assertStateTrusted(services.paths.dir, ctx.config.paths.log);
+    } catch (e) {
+      if (!isHvError(e)) throw e;
+      return {
+        status: 'error',
+        exitCode: e.exitCode,
+        message: e.message,
+        data: { code: e.code, ...e.details },
+      };
+    }
+  }
   // Read-only commands (help, status) leave no trace on disk.
-  if (cmd.exclusive) mkdirSync(services.paths.dir, { recursive: true });
+  if (cmd.exclusive) makeDir(services.paths.dir, 0o700);
   for (const hook of startupHooks) {
     try {
       await hook(ctx);
