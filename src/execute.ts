@@ -1,8 +1,9 @@
 import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { makeDir } from './fs/atomic.js';
-import { assertStateTrusted } from './fs/trust.js';
+import { assertSecretsTrusted, assertStateTrusted } from './fs/trust.js';
 import { acquireLock, type Lock } from './lock.js';
+import { warnReadableSecret } from './services.js';
 
 /** Hooks run before any command (e.g. recovery of an interrupted upgrade test). */
 export type StartupHook = (ctx: CommandContext) => Promise<void>;
@@ -30,6 +31,7 @@ export async function execute(
   if (!cmd.unprivileged) {
     try {
       assertStateTrusted(services.paths.dir, ctx.config.paths.log);
+      for (const path of assertSecretsTrusted(ctx.config)) warnReadableSecret(path, services.log);
     } catch (e) {
       if (!isHvError(e)) throw e;
       return {

@@ -46,6 +46,15 @@ export function readSecret(path: string, warn?: (path: string) => void): string 
   }
 }
 
+const warnedSecrets = new Set<string>();
+
+/** Warn once per process that a secret file is readable by group or others (it is still used). */
+export function warnReadableSecret(path: string, log: Services['log']): void {
+  if (warnedSecrets.has(path)) return;
+  warnedSecrets.add(path);
+  log('warn', 'secret file is readable by group or others', { path, fix: `chmod go-r ${path}` });
+}
+
 export interface ServiceOptions {
   runner?: Runner;
   now?: () => Date;
@@ -58,12 +67,6 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
   const log = opts.log ?? (() => {});
   const paths = statePaths(config);
   let hub: Promise<NotificationHub> | undefined;
-  const warned = new Set<string>();
-  const warnReadable = (path: string) => {
-    if (warned.has(path)) return;
-    warned.add(path);
-    log('warn', 'secret file is readable by group or others', { path, fix: `chmod go-r ${path}` });
-  };
   const services: Services = {
     config,
     runner,
@@ -77,7 +80,7 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
         config,
         runner,
         now,
-        readSecret: (p) => readSecret(p, warnReadable),
+        readSecret: (p) => readSecret(p, (path) => warnReadableSecret(path, log)),
         log,
       };
       // Loaded on first use: commands that notify nobody (status) never parse the hub.

@@ -197,3 +197,43 @@ function inspectLinkOnly(what: string, path: string): TrustProblem[] {
     },
   ];
 }
+
+/**
+ * Every secret file the config names: the value of each `…File` key anywhere in it (smtp
+ * `passwordFile`, slack `botTokenFile`, discord `tokenFile`, and whatever a new adapter adds).
+ */
+export function secretPaths(config: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) for (const x of v) walk(x);
+    else if (v && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) {
+        if (/File$/.test(k) && typeof x === 'string') out.push(x);
+        else walk(x);
+      }
+  };
+  walk(config);
+  return [...new Set(out)];
+}
+
+/**
+ * The config's secret files, before anything runs: refused (one line each) when another user owns
+ * one or group/others can write it; returns those group/others can read (used, with a warning).
+ * A missing secret is left to the adapter that reads it (it reports "cannot read secret file").
+ */
+export function assertSecretsTrusted(config: unknown): string[] {
+  const problems: TrustProblem[] = [];
+  const readable: string[] = [];
+  for (const path of secretPaths(config)) {
+    const found = inspect('secret file', path);
+    problems.push(...found);
+    if (found.length) continue;
+    try {
+      if (statSync(path).mode & 0o044) readable.push(path);
+    } catch {
+      // missing: reported when read
+    }
+  }
+  refuseProblems(problems);
+  return readable;
+}
