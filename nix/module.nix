@@ -308,10 +308,12 @@ in
         TimeoutStopSec = "30s";
 
         StateDirectory = "hypervisor";
-        StateDirectoryMode = "0750";
+        StateDirectoryMode = "0700";
         LogsDirectory = "hypervisor";
-        LogsDirectoryMode = "0750";
-        UMask = "0022"; # the notices in /etc/motd.d are for everyone to read
+        LogsDirectoryMode = "0700";
+        # hv sets 077 itself anyway; it writes the login notice in /etc/motd.d with mode 0644 and
+        # runs nix and switch-to-configuration with umask 022.
+        UMask = "0077";
 
         # Hardening, limited by the job: hv builds with nix and runs switch-to-configuration, whose
         # activation scripts write all over /etc, /boot, /nix/var, /var and /run, mount file

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ChainReport,
@@ -23,7 +23,7 @@ import {
   tryLock,
 } from './audit-files.js';
 import { createAuditKey, readAuditKey } from './audit-key.js';
-import { writeJsonAtomic } from './fs/atomic.js';
+import { makeDir, writeJsonAtomic } from './fs/atomic.js';
 
 /** Who asked: a unix user on the CLI, a chat identity, a verified mail sender, or the daemon. */
 export interface Actor {
@@ -135,7 +135,7 @@ export class AuditLog {
   }
 
   append(entry: AuditEntry): AuditRecord {
-    mkdirSync(this.stateDir, { recursive: true });
+    makeDir(this.stateDir, 0o700);
     // A short lock of its own: denied chat requests are audited while an operation runs.
     const lock = acquireWithRetry(this.stateDir);
     try {

@@ -17,6 +17,8 @@ export type HvErrorCode =
   | 'config-invalid'
   | 'config-unreadable'
   | 'not-root'
+  /** A file or dir another user could have written (src/fs/trust.ts). */
+  | 'unsafe-path'
   | 'busy'
   | 'flake-lock-missing'
   | 'flake-lock-invalid'
@@ -34,6 +36,7 @@ const exitFor: Record<HvErrorCode, ExitCode> = {
   'config-invalid': Exit.usage,
   'config-unreadable': Exit.usage,
   'not-root': Exit.usage,
+  'unsafe-path': Exit.usage,
   busy: Exit.busy,
   'flake-lock-missing': Exit.failed,
   'flake-lock-invalid': Exit.failed,

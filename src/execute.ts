@@ -1,7 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
+import { makeDir } from './fs/atomic.js';
+import { assertSecretsTrusted, assertStateTrusted } from './fs/trust.js';
 import { acquireLock, type Lock } from './lock.js';
+import { warnReadableSecret } from './services.js';
 
 function actorName(ctx: CommandContext): string {
   return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
@@ -17,8 +20,24 @@ export async function execute(
   ctx: CommandContext,
 ): Promise<CommandResult> {
   const { services } = ctx;
+  // Before anything reads or writes state: files another user could have written decide nothing.
+  // Refused without an audit record (the audit log is in the dir that is not trusted).
+  if (!cmd.unprivileged) {
+    try {
+      assertStateTrusted(services.paths.dir, ctx.config.paths.log);
+      for (const path of assertSecretsTrusted(ctx.config)) warnReadableSecret(path, services.log);
+    } catch (e) {
+      if (!isHvError(e)) throw e;
+      return {
+        status: 'error',
+        exitCode: e.exitCode,
+        message: e.message,
+        data: { code: e.code, ...e.details },
+      };
+    }
+  }
   // Read-only commands (help, status) leave no trace on disk.
-  if (cmd.exclusive) mkdirSync(services.paths.dir, { recursive: true });
+  if (cmd.exclusive) makeDir(services.paths.dir, 0o700);
   // An operation that died mid-way is finished or undone before anything else runs. The check
   // is two stats; the recovery code loads only when a marker exists.
   let recovered: string[] = [];

@@ -57,7 +57,7 @@ export function acquireLock(dir: string, operation: string, by: string, name = L
   const path = join(dir, name);
   const owner: LockOwner = { ...selfIdentity(), operation, since: new Date().toISOString(), by };
   const tmp = join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  writeFileSync(tmp, JSON.stringify(owner));
+  writeFileSync(tmp, JSON.stringify(owner), { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
@@ -99,7 +99,7 @@ function makeLock(path: string, owner: LockOwner): Lock {
       owner.bootId = child.bootId;
       owner.startTime = child.startTime;
       const tmp = `${path}.${process.pid}.transfer`;
-      writeFileSync(tmp, JSON.stringify(owner));
+      writeFileSync(tmp, JSON.stringify(owner), { mode: 0o600 });
       renameSync(tmp, path); // readers see either the old or the new owner
     },
     release() {

@@ -1,5 +1,6 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDir } from './fs/atomic.js';
 
 export type Fields = Record<string, unknown>;
 
@@ -27,10 +28,10 @@ export function openOpLog(logDir: string, name: string, now: () => Date = () => 
   const write = (line: string) => {
     try {
       if (!ready) {
-        mkdirSync(logDir, { recursive: true });
+        makeDir(logDir, 0o700);
         ready = true;
       }
-      appendFileSync(file, line);
+      appendFileSync(file, line, { mode: 0o600 });
     } catch {
       // logging must never break an operation
     }

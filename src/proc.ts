@@ -22,6 +22,12 @@ export interface Runner {
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
 }
 
+/** The umask of the programs hv runs (nix, switch-to-configuration, git): a root shell's. */
+export const TOOLS_UMASK = 0o022;
+
+/** The umask of hv's own process (set at every entry point): nothing it creates is group/world-writable. */
+export const HV_UMASK = 0o077;
+
 /** The real runner on execa, loaded on first use so that light commands start fast. */
 export class ExecaRunner implements Runner {
   constructor(private readonly baseEnv: Record<string, string | undefined> = {}) {}
@@ -30,19 +36,28 @@ export class ExecaRunner implements Runner {
     const { execa } = await import('execa');
     const [file, ...args] = argv;
     if (!file) throw new Error('empty argv');
-    const child = execa(file, args, {
-      cwd: opts.cwd,
-      env: { ...this.baseEnv, ...opts.env },
-      input: opts.input,
-      stdin: opts.input === undefined ? 'ignore' : undefined,
-      timeout: opts.timeoutMs,
-      reject: false,
-      all: true,
-      stripFinalNewline: false,
-      killSignal: 'SIGTERM',
-      forceKillAfterDelay: 5000,
-      lines: false,
-    });
+    // hv itself runs with umask 077 (its own files); the tools it runs get the umask they would
+    // get from a root shell, so that an activation creates /etc files everyone can read. The
+    // child inherits the umask at fork, which execa does synchronously here.
+    const hvUmask = process.umask(TOOLS_UMASK);
+    let child: ReturnType<typeof execa>;
+    try {
+      child = execa(file, args, {
+        cwd: opts.cwd,
+        env: { ...this.baseEnv, ...opts.env },
+        input: opts.input,
+        stdin: opts.input === undefined ? 'ignore' : undefined,
+        timeout: opts.timeoutMs,
+        reject: false,
+        all: true,
+        stripFinalNewline: false,
+        killSignal: 'SIGTERM',
+        forceKillAfterDelay: 5000,
+        lines: false,
+      });
+    } finally {
+      process.umask(hvUmask);
+    }
     if (opts.onLine) {
       let buf = '';
       child.all?.on('data', (chunk: Buffer) => {

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { AdapterContext } from '../adapters/types.js';
 import { AuditLog } from './audit.js';
 import type { Config } from './config/schema.js';
-import { HvError } from './errors.js';
+import { HvError, isHvError } from './errors.js';
+import { assertOpenFileTrusted } from './fs/trust.js';
 import { type OpLog, openOpLog } from './log.js';
 import type { NotificationHub } from './notify/hub.js';
 import { ExecaRunner, type Runner } from './proc.js';
@@ -22,15 +23,36 @@ export interface Services {
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function readSecret(path: string): string {
+/**
+ * Read a secret file (every `…File` key of the config). Refused (HvError 'unsafe-path') when another
+ * user owns it or group/others can write it; used with a warning through `warn` when group or
+ * others can read it.
+ */
+export function readSecret(path: string, warn?: (path: string) => void): string {
+  let fd: number | undefined;
   try {
-    return readFileSync(path, 'utf8').trim();
+    fd = openSync(path, 'r');
+    const { readableByOthers } = assertOpenFileTrusted('secret file', path, fd);
+    if (readableByOthers) warn?.(path);
+    return readFileSync(fd, 'utf8').trim();
   } catch (e) {
+    if (isHvError(e)) throw e;
     throw new HvError(
       'secret-unreadable',
       `cannot read secret file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`,
     );
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+const warnedSecrets = new Set<string>();
+
+/** Warn once per process that a secret file is readable by group or others (it is still used). */
+export function warnReadableSecret(path: string, log: Services['log']): void {
+  if (warnedSecrets.has(path)) return;
+  warnedSecrets.add(path);
+  log('warn', 'secret file is readable by group or others', { path, fix: `chmod go-r ${path}` });
 }
 
 export interface ServiceOptions {
@@ -54,7 +76,13 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
     opLog: (name) => openOpLog(config.paths.log, name, now),
     log,
     hub() {
-      const ctx: AdapterContext = { config, runner, now, readSecret, log };
+      const ctx: AdapterContext = {
+        config,
+        runner,
+        now,
+        readSecret: (p) => readSecret(p, (path) => warnReadableSecret(path, log)),
+        log,
+      };
       // Loaded on first use: commands that notify nobody (status) never parse the hub.
       hub ??= import('./notify/build.js').then(({ buildHub }) => buildHub(config, ctx, paths.dir));
       return hub;

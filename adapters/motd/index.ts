@@ -36,7 +36,9 @@ export const motd: AdapterFactory = {
       // Events change nothing by themselves: the file mirrors what is pending.
       async deliver() {},
       async reconcile(pending) {
-        if (pending) writeFileAtomic(file, motdText(pending));
+        // Login shows it to every user (pam_motd reads the dir as the user logging in on some
+        // systems): world-readable file and dir, writable only by root.
+        if (pending) writeFileAtomic(file, motdText(pending), 0o644, 0o755);
         else rmSync(file, { force: true });
       },
     };

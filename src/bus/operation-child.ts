@@ -19,6 +19,8 @@ import { findCommand } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
 import { Exit, errorMessage } from '../errors.js';
+import { assertTrusted } from '../fs/trust.js';
+import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
 import { OperationStore, runRecorded } from './operations.js';
 
@@ -35,6 +37,13 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   const { config } = loadConfig(configFlag, env);
   const store = new OperationStore(config.paths.state);
+  // The record decides what runs as root: only one that nobody but root (or hv's user) could write.
+  try {
+    assertTrusted('operation record', store.dir, `${store.dir}/${id}.json`);
+  } catch (e) {
+    process.stderr.write(`hv: ${errorMessage(e)}\n`);
+    return Exit.usage;
+  }
   const rec = store.load(id);
   if (!rec) {
     process.stderr.write(`hv: no operation record ${id} in ${store.dir}\n`);
@@ -77,6 +86,7 @@ const self = fileURLToPath(import.meta.url);
 if (process.argv[1] && realpathSync(process.argv[1]) === self) {
   // The daemon going away (restart, SIGHUP of a session) must not end the operation.
   process.on('SIGHUP', () => {});
+  process.umask(HV_UMASK); // not the daemon's or the caller's (see src/cli/main.ts runAs)
   runOperation(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -3,7 +3,6 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -18,7 +17,7 @@ import type { AnyCommand, CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { Exit, errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
-import { writeJsonAtomic } from '../fs/atomic.js';
+import { makeDir, writeJsonAtomic } from '../fs/atomic.js';
 import type { Services } from '../services.js';
 import type { ReplyAddress } from './types.js';
 
@@ -87,8 +86,8 @@ export class OperationStore {
     this.dir = join(stateDir, 'operations');
     this.requests = join(this.dir, 'requests');
     this.confirms = join(this.dir, 'confirm');
-    mkdirSync(this.requests, { recursive: true, mode: 0o700 });
-    mkdirSync(this.confirms, { recursive: true, mode: 0o700 });
+    makeDir(this.requests, 0o700);
+    makeDir(this.confirms, 0o700);
   }
 
   /**

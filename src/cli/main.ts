@@ -4,6 +4,7 @@ import type { CommandResult } from '../../commands/types.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
+import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
 import { parseCommandArgs, parseGlobal, validateArgs } from './args.js';
 import { terminalProgress } from './progress.js';
@@ -107,6 +108,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 /** Entry for the bin aliases: `hv-check-updates` is `hv check-updates`. */
 export function runAs(command: string | undefined): void {
+  // Not the caller's umask: under umask 000 the state and log files would be world-writable.
+  process.umask(HV_UMASK);
   const argv = process.argv.slice(2);
   main(command ? [command, ...argv] : argv).then(
     // A one-shot command is done when main resolves: exit even if a chat client's socket lingers

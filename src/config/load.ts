@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { ZodIssue } from 'zod';
-import { HvError } from '../errors.js';
+import { HvError, isHvError } from '../errors.js';
+import { assertOpenFileTrusted } from '../fs/trust.js';
 import { Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hv/config.json';
@@ -48,16 +49,27 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   return parsed.data;
 }
 
-/** Load and validate the config file; built-in defaults when the default path does not exist. */
+/**
+ * Load and validate the config file; built-in defaults when the default path does not exist.
+ * A config file another user owns or can write is refused (HvError 'unsafe-path', src/fs/trust.ts):
+ * it names the commands root runs.
+ */
 export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const path = configPath(flag, env);
   let text: string;
+  let fd: number | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
+    // Judge the file that was opened (fstat), so a swap after the check changes nothing.
+    assertOpenFileTrusted('config file', path, fd);
+    text = readFileSync(fd, 'utf8');
   } catch (e) {
+    if (isHvError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && path === DEFAULT_CONFIG_PATH) return { config: parseConfig({}), path: null };
     throw new HvError('config-unreadable', `cannot read config ${path}: ${code ?? String(e)}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   let raw: unknown;
   try {

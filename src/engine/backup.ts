@@ -1,6 +1,7 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { makeDir, writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { assertTrusted } from '../fs/trust.js';
 import { readJson } from '../state.js';
 import { sha256 } from './flake-lock.js';
 
@@ -38,12 +39,12 @@ export interface BackupInput {
  * Older backups beyond `keep` are removed.
  */
 export function makeBackup(b: BackupInput): BackupManifest {
-  mkdirSync(b.backupsRoot, { recursive: true });
+  makeDir(b.backupsRoot, 0o700);
   let name = b.now.toISOString().replace(/[:.]/g, '-');
   for (let i = 1; existsSync(join(b.backupsRoot, name)); i++)
     name = `${b.now.toISOString().replace(/[:.]/g, '-')}-${i}`;
   const dir = join(b.backupsRoot, name);
-  mkdirSync(dir, { recursive: true });
+  makeDir(dir, 0o700);
   const lockPath = join(b.flakeDir, 'flake.lock');
   let lockSha256: string | undefined;
   if (existsSync(lockPath)) {
@@ -111,6 +112,14 @@ export function findLockForSystem(
   system: string,
 ): { file: string; backup: string } | undefined {
   for (const d of listBackups(root).reverse()) {
+    // What is found here is installed as the live flake.lock: only backups nobody else could write.
+    assertTrusted(
+      'backup',
+      d,
+      join(d, 'manifest.json'),
+      join(d, 'flake.lock'),
+      join(d, 'installed-flake.lock'),
+    );
     const m = readBackup(d);
     if (m?.system === system && existsSync(join(d, 'flake.lock')))
       return { file: join(d, 'flake.lock'), backup: d };

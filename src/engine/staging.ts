@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
-import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDir } from '../fs/atomic.js';
 
 /**
  * Copy the live flake dir into a fresh staging dir under `stagingRoot` (keeping `.git`, so a git
  * flake stays one), removing earlier staging copies. The live dir is only read.
  */
 export function createStaging(flakeDir: string, stagingRoot: string, now: Date): string {
-  mkdirSync(stagingRoot, { recursive: true });
+  makeDir(stagingRoot, 0o700);
   for (const old of readdirSync(stagingRoot))
     rmSync(join(stagingRoot, old), { recursive: true, force: true });
   const dir = join(stagingRoot, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);

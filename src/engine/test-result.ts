@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { assertTrusted } from '../fs/trust.js';
 import { makeEvent } from '../notify/events.js';
 import type { ProcessIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
@@ -70,7 +71,9 @@ export interface InProgress extends ProcessIdentity {
   result: TestResult;
 }
 
+/** The last result; HvError('unsafe-path') when another user could have written it. */
 export function readTestResult(paths: StatePaths): TestResult | null {
+  assertTrusted('gating file', paths.testJson);
   return readJson<TestResult>(paths.testJson);
 }
 

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvError } from '../errors.js';
+import { makeDir } from '../fs/atomic.js';
 import type { Runner, RunResult } from '../proc.js';
 import { type FlakeRefAttrs, flakeRefUrl } from './flake-lock.js';
 
@@ -118,7 +118,7 @@ export async function commitTime(
 ): Promise<number | undefined> {
   const repo = join(cacheDir, 'upstream.git');
   try {
-    mkdirSync(cacheDir, { recursive: true });
+    makeDir(cacheDir, 0o700);
     const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
       env: GIT_ENV,
       timeoutMs: 30_000,

@@ -1,13 +1,63 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import {
+  chmodSync,
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 
-/** Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
+/**
+ * Create `dir` and any missing parents with exactly `mode` (0o700 for hv's own dirs), whatever the
+ * umask; existing dirs are left as they are.
+ */
+export function makeDir(dir: string, mode = 0o700): void {
+  const first = mkdirSync(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  // mkdir applies the umask: set the mode explicitly on each dir this call created.
+  let d = first;
+  chmodSync(d, mode);
+  for (const part of relative(first, dir).split(sep).filter(Boolean)) {
+    d = join(d, part);
+    chmodSync(d, mode);
+  }
+}
+
+/**
+ * The mode a write gets when the caller names none: the existing file's permissions without
+ * group/other write (the live flake.lock keeps its 0644), else 0o600.
+ */
+function defaultMode(path: string): number {
   try {
+    return statSync(path).mode & 0o755;
+  } catch {
+    return 0o600;
+  }
+}
+
+/**
+ * Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory.
+ * The file gets exactly `mode` (set with fchmod, so the umask does not matter; see defaultMode when
+ * omitted); a missing directory is created with `dirMode`.
+ */
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode?: number,
+  dirMode = 0o700,
+): void {
+  const dir = dirname(path);
+  makeDir(dir, dirMode);
+  const fileMode = mode ?? defaultMode(path);
+  const tmp = join(dir, `.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, fileMode);
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
     closeSync(fd);
@@ -24,7 +74,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   syncDir(dir);
 }
 
-export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {
+export function writeJsonAtomic(path: string, value: unknown, mode?: number): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 

@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HvEvent } from '../events.js';
-import { syncDir, writeJsonAtomic } from '../fs/atomic.js';
+import { makeDir, syncDir, writeJsonAtomic } from '../fs/atomic.js';
 import { isRunning, selfIdentity } from '../process-identity.js';
 
 /**
@@ -109,7 +100,7 @@ export class Outbox {
    * over. Returns the release function, or null when busy.
    */
   claim(id: string, staleMs: number): (() => void) | null {
-    mkdirSync(this.lockDir, { recursive: true });
+    makeDir(this.lockDir, 0o700);
     const path = join(this.lockDir, `${id}.lock`);
     for (let i = 0; i < 2; i++) {
       try {
