@@ -1,15 +1,17 @@
 import { z } from 'zod';
 import '../src/engine/recovery-hook.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
+import { type Downgrade, downgradeLine } from '../src/engine/downgrade.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { makeEvent } from '../src/notify/events.js';
 import { removeFiles } from '../src/state.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
 
-function summary(rec: UpgradeRecord): string {
+function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   const lines =
     rec.status === 'applied'
       ? [
+          ...(downgrade ? [`${downgrade} was applied.`] : []),
           `System upgrade applied: generation ${rec.newGeneration} is ${rec.toplevel}${rec.version ? ` (${rec.version})` : ''}`,
           rec.operation === 'boot'
             ? 'It becomes active at the next boot (apply.operation = boot).'
@@ -18,6 +20,7 @@ function summary(rec: UpgradeRecord): string {
           `To go back: hv rollback   (returns to generation ${rec.previousGeneration})`,
         ]
       : [
+          ...(downgrade ? [`${downgrade} did not activate cleanly.`] : []),
           `System upgrade FAILED while activating generation ${rec.newGeneration} (${rec.toplevel}):`,
           ...(rec.error ?? '').trim().split('\n').slice(0, 12),
           `The new generation stays the profile's current one; inspect the failed units (systemctl --failed, journalctl -b), or return with: hv rollback (to generation ${rec.previousGeneration})`,
@@ -42,11 +45,20 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
   exclusive: true,
   flags: {},
   args: z.strictObject({}),
+  async preview({ config, services }) {
+    const { upgradePreview } = await import('../src/engine/preview.js');
+    return upgradePreview(config, services.paths);
+  },
   async run(ctx): Promise<CommandResult> {
-    const { applyTested } = await import('../src/engine/apply.js');
+    const [{ applyTested }, { readTestResult }] = await Promise.all([
+      import('../src/engine/apply.js'),
+      import('../src/engine/test-result.js'),
+    ]);
     const { config, services, progress } = ctx;
     const { paths, now } = services;
     const log = services.opLog('system-upgrade');
+    // The result the gates are about to approve (the host lock is held: nobody replaces it meanwhile).
+    const tested = readTestResult(paths);
     let rec: UpgradeRecord;
     try {
       rec = await applyTested(
@@ -57,6 +69,10 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
       log.error('system upgrade not done', { error: errorMessage(e) });
       throw e;
     }
+    const downgrade: Downgrade | undefined =
+      tested?.downgrade && tested.toplevel === rec.toplevel ? tested.downgrade : undefined;
+    const downgradeText = downgrade ? downgradeLine(downgrade, rec.input) : undefined;
+    if (downgradeText) log.warn('downgrade applied', { downgrade });
     const hub = await services.hub();
     if (rec.status === 'applied') {
       removeFiles(paths.updateText, paths.updateJson);
@@ -70,9 +86,10 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
           host: config.host,
           key: `${rec.toplevel}@${rec.startedAt}`,
           title: applied
-            ? `System upgrade applied on ${config.host}: ${rec.version ?? rec.toplevel} (generation ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}`
-            : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}`,
-          data: { ...rec },
+            ? `System upgrade applied on ${config.host}: ${downgradeText ?? rec.version ?? rec.toplevel} (generation ${rec.previousGeneration ?? '?'} → ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}`
+            : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${downgradeText ? ` (${downgradeText})` : ''}`,
+          // A downgrade as one line, so that every channel's fact list shows it.
+          data: { ...rec, ...(downgradeText ? { downgrade: downgradeText } : {}) },
           next: applied ? (rec.rebootRequired ? 'reboot' : undefined) : 'hv rollback',
         },
         now(),
@@ -81,8 +98,17 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
     return {
       status: applied ? 'applied' : 'failed',
       exitCode: applied ? Exit.ok : Exit.failed,
-      message: summary(rec),
-      data: { ...rec, notifications },
+      message: summary(rec, downgradeText),
+      data: { ...rec, ...(downgrade ? { downgrade } : {}), notifications },
+      audit: {
+        fromGeneration: rec.previousGeneration,
+        toGeneration: rec.newGeneration,
+        toplevel: rec.toplevel,
+        version: rec.version,
+        oldRev: rec.oldRev,
+        newRev: rec.newRev,
+        ...(downgrade ? { downgrade } : {}),
+      },
     };
   },
 };

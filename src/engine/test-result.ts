@@ -4,6 +4,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { makeEvent } from '../notify/events.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
+import { type Downgrade, downgradeLine } from './downgrade.js';
 import type { FailureKind } from './guidance.js';
 
 /** One health or activation check, with what the tool printed. */
@@ -44,6 +45,8 @@ export interface TestResult {
   rebootRequired: boolean;
   rebootParts: string[];
   downgradeAllowed: boolean;
+  /** Set when `--allow-downgrade` let a downgrade through: what it goes from and to. */
+  downgrade?: Downgrade;
   failedStep?: string;
   failureKind?: FailureKind;
   reason?: string;
@@ -79,7 +82,12 @@ export function resultText(r: TestResult): string {
     `Tested system:    ${r.toplevel ?? '(not built)'}${r.version ? ` (${r.version})` : ''}`,
     `Previous system:  ${r.previousSystem ?? '?'} (generation ${r.previousGeneration ?? '?'})`,
   ];
-  if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
+  if (r.downgrade)
+    lines.push(
+      `${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`,
+      ...r.downgrade.reasons.map((why) => `  ${why}`),
+    );
+  else if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
   if (r.checks.length) {
     lines.push('', 'Checks:');
     for (const c of r.checks) {
@@ -131,7 +139,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
       host: config.host,
       key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
       title: passed
-        ? `Upgrade test PASSED on ${config.host}: ${r.version ?? r.toplevel}`
+        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}`
         : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
       data: {
         status: r.status,
@@ -146,6 +154,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
         guidance: r.guidance,
         reverted: r.reverted,
         rebootRequired: r.rebootRequired,
+        ...(r.downgrade ? { downgrade: downgradeLine(r.downgrade, r.input) } : {}),
       },
       next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
       detailsFile: paths.testText,
