@@ -12,9 +12,7 @@ function summary(r: TestResult, resultFile: string): string {
     r.status === 'passed'
       ? [
           `Upgrade Test: PASSED — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
-          ...(r.downgrade
-            ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`]
-            : []),
+          ...(r.downgrade ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
           `It stays active until the next reboot or switch. Next: hv system-upgrade`,
         ]

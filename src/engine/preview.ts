@@ -38,12 +38,17 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
     return `The last upgrade test FAILED (${r.finishedAt}): system-upgrade will refuse; see ${paths.testText}.`;
   const profile = config.paths.profile;
   const gen = currentGeneration(profile);
-  const newest = Math.max(0, ...listGenerations(profile).map((g) => g.number));
+  // nix-env --set makes a new generation unless the newest one already holds that system.
+  const newest = listGenerations(profile).at(-1);
+  const target =
+    newest && newest.path === r.toplevel
+      ? `generation ${newest.number} (it holds this system already)`
+      : `new generation ${(newest?.number ?? 0) + 1}`;
   const fromVersion = versionOf(systemPath(profile));
   const lines: string[] = [];
   if (r.downgrade) lines.push(`${downgradeLine(r.downgrade, r.input)}.`);
   lines.push(
-    `Will change: generation ${gen ?? '?'} → new generation ${newest + 1}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
+    `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
     `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
   );
   if (r.downgrade) lines.push(...r.downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
@@ -84,7 +89,10 @@ export function rollbackPreview(config: Config, paths: StatePaths, to: number | 
   const lines = [`Will change: ${describe(current, currentSystem)} → ${describe(target, gen.path)}.`];
   if (target === current) lines.push(`Generation ${target} is already the current one: it is re-activated.`);
   const lockBackup =
-    last && target === last.previousGeneration && last.backupDir && existsSync(join(last.backupDir, 'flake.lock'))
+    last &&
+    target === last.previousGeneration &&
+    last.backupDir &&
+    existsSync(join(last.backupDir, 'flake.lock'))
       ? last.backupDir
       : findLockForSystem(paths.backups, gen.path)?.backup;
   lines.push(
