@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import '../src/engine/recovery-hook.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
-import { type Downgrade, downgradeLine } from '../src/engine/downgrade.js';
+import { type Downgrade, downgradeLine, downgradeOf } from '../src/engine/downgrade.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { makeEvent } from '../src/notify/events.js';
 import { removeFiles } from '../src/state.js';
@@ -70,7 +70,7 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
       throw e;
     }
     const downgrade: Downgrade | undefined =
-      tested?.downgrade && tested.toplevel === rec.toplevel ? tested.downgrade : undefined;
+      tested && tested.toplevel === rec.toplevel ? downgradeOf(tested) : undefined;
     const downgradeText = downgrade ? downgradeLine(downgrade, rec.input) : undefined;
     if (downgradeText) log.warn('downgrade applied', { downgrade });
     const hub = await services.hub();

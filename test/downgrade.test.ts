@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../src/audit.js';
@@ -7,7 +9,7 @@ import type { CommandRequest } from '../src/bus/types.js';
 import { parseConfig } from '../src/config/load.js';
 import { createServices } from '../src/services.js';
 import { RecordingReply } from './bus/recording-reply.js';
-import { World } from './fixtures/world.js';
+import { hvBin, World } from './fixtures/world.js';
 
 let world: World | undefined;
 let bus: HostedCommandBus | undefined;
@@ -113,7 +115,7 @@ describe('downgrades on a real Nix: chat roles, marked result, DOWNGRADE in prom
     // Rolling back: the terminal prompt (--yes prints it) names current → target generation.
     const back = w.hv(['rollback', '--yes']);
     expect(back.code, back.stderr).toBe(0);
-    expect(back.stderr).toContain('hv: confirmed with --yes; what will change:');
+    expect(back.stderr).toContain('hv: running "hv rollback" on hv01 (confirmed with --yes):');
     expect(back.stderr).toContain(
       `Will change: generation 2 (24.05.1, nixpkgs ${short(rev2405)}) → generation 1 (24.11.1, nixpkgs ${short(rev2411)}).`,
     );
@@ -134,4 +136,67 @@ describe('downgrades on a real Nix: chat roles, marked result, DOWNGRADE in prom
     expect(w.wallMessages()).toHaveLength(5);
     expect(w.wallMessages().at(-1)).toContain(`System upgrade applied on hv01: ${line} (generation 1 → 2)`);
   }, 240_000);
+});
+
+describe('the terminal prompt says what will change before asking', () => {
+  it('hv rollback on a terminal: current → target generation with version and revision, then "Really run …? [y/N]"; "n" changes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv-tty-'));
+    try {
+      for (const [name, version] of [
+        ['a', '24.05.2'],
+        ['b', '24.05.3'],
+      ] as const) {
+        mkdirSync(join(dir, 'store', name), { recursive: true });
+        writeFileSync(join(dir, 'store', name, 'nixos-version'), version);
+      }
+      mkdirSync(join(dir, 'profiles'));
+      symlinkSync(join(dir, 'store', 'a'), join(dir, 'profiles', 'system-1-link'));
+      symlinkSync(join(dir, 'store', 'b'), join(dir, 'profiles', 'system-2-link'));
+      symlinkSync('system-2-link', join(dir, 'profiles', 'system'));
+      mkdirSync(join(dir, 'state'));
+      writeFileSync(
+        join(dir, 'state', 'last-upgrade.json'),
+        JSON.stringify({
+          previousGeneration: 1,
+          newGeneration: 2,
+          oldRev: 'a'.repeat(40),
+          newRev: 'b'.repeat(40),
+        }),
+      );
+      const config = join(dir, 'config.json');
+      writeFileSync(
+        config,
+        JSON.stringify({
+          host: 'hv01',
+          allowNonRoot: true,
+          paths: {
+            state: join(dir, 'state'),
+            log: join(dir, 'log'),
+            motd: join(dir, 'motd'),
+            profile: join(dir, 'profiles', 'system'),
+            currentSystem: join(dir, 'current-system'),
+            bootedSystem: join(dir, 'booted-system'),
+          },
+          flake: { dir: join(dir, 'flake') },
+          notify: { channels: [] },
+        }),
+      );
+      // util-linux `script` gives the CLI a terminal, so that it asks.
+      const r = spawnSync(
+        'script',
+        ['-qec', `${process.execPath} ${hvBin} rollback --config ${config}`, '/dev/null'],
+        { input: 'n\n', encoding: 'utf8', timeout: 30_000 },
+      );
+      const out = r.stdout.replace(/\r/g, '');
+      const told = out.indexOf(
+        'Will change: generation 2 (24.05.3, nixpkgs bbbbbbbbbbbb) → generation 1 (24.05.2, nixpkgs aaaaaaaaaaaa).',
+      );
+      expect(told, out).toBeGreaterThan(out.indexOf('About to run "hv rollback" on hv01:'));
+      expect(out.indexOf('Really run "hv rollback" on hv01? [y/N]')).toBeGreaterThan(told);
+      expect(out).toContain('not confirmed; nothing was changed');
+      expect(r.status).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

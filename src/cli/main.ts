@@ -98,11 +98,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
             'usage',
             `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
           );
-        if (preview) process.stderr.write(indented('What will change:', preview));
+        if (preview)
+          process.stderr.write(indented(`About to run "hv ${cmd.name}" on ${config.host}:`, preview));
         confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
         if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
       } else if (preview) {
-        process.stderr.write(indented('hv: confirmed with --yes; what will change:', preview));
+        process.stderr.write(
+          indented(`hv: running "hv ${cmd.name}" on ${config.host} (confirmed with --yes):`, preview),
+        );
       }
     }
     const user = (() => {

@@ -40,6 +40,18 @@ export function markDowngrade(r: TestResult, reasons: string[] = []): void {
 }
 
 /**
+ * The downgrade a result carries; for a result written before `downgrade` was recorded (only
+ * `downgradeAllowed`), what can be told from its other facts.
+ */
+export function downgradeOf(r: TestResult): Downgrade | undefined {
+  if (r.downgrade) return r.downgrade;
+  if (!r.downgradeAllowed) return undefined;
+  const copy = { ...r, downgrade: undefined };
+  markDowngrade(copy);
+  return copy.downgrade;
+}
+
+/**
  * One line for people: `DOWNGRADE: 24.11.3 → 24.05.9 (nixpkgs 0123456789ab → ba9876543210)`.
  * Every prompt, summary and notification of a downgrade starts with it.
  */

@@ -5,7 +5,7 @@ import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
 import type { UpgradeRecord } from './apply.js';
 import { findLockForSystem } from './backup.js';
-import { downgradeLine } from './downgrade.js';
+import { downgradeLine, downgradeOf } from './downgrade.js';
 import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
 import { currentGeneration, listGenerations, systemPath, versionOf } from './system.js';
 import { readTestResult } from './test-result.js';
@@ -45,13 +45,14 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
       ? `generation ${newest.number} (it holds this system already)`
       : `new generation ${(newest?.number ?? 0) + 1}`;
   const fromVersion = versionOf(systemPath(profile));
+  const downgrade = downgradeOf(r);
   const lines: string[] = [];
-  if (r.downgrade) lines.push(`${downgradeLine(r.downgrade, r.input)}.`);
+  if (downgrade) lines.push(`${downgradeLine(downgrade, r.input)}.`);
   lines.push(
     `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
     `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
   );
-  if (r.downgrade) lines.push(...r.downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
+  if (downgrade) lines.push(...downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
   if (gen !== r.previousGeneration)
     lines.push(
       `The test started from generation ${r.previousGeneration ?? '?'}, the profile is at ${gen ?? '?'}: system-upgrade will refuse; run "hv upgrade-test" again.`,

@@ -200,6 +200,19 @@ describe('command bus: confirmation prompts say what will change', () => {
     expect(discord.embeds?.[0]?.description).toContain('generation 1 → new generation 2');
   });
 
+  it('a PASSED result written before downgrades were marked (only downgradeAllowed) still says DOWNGRADE', async () => {
+    const old = system('aaa-nixos-system-hv01-24.11.3', '24.11.3');
+    const tested = system('bbb-nixos-system-hv01-24.05.9', '24.05.9');
+    profile({ 1: old }, 1);
+    passedResult({ toplevel: tested, version: '24.05.9', previousSystem: old, downgradeAllowed: true });
+    const { bus } = setup();
+    const reply = new RecordingReply();
+    await bus.submit(req(ADMIN, 'system-upgrade'), reply);
+    expect(reply.prompts[0]?.text).toContain(
+      'DOWNGRADE: 24.11.3 → 24.05.9 (nixpkgs aaaaaaaaaaaa → bbbbbbbbbbbb)',
+    );
+  });
+
   it('refuses the confirmation when what will change is no longer what the prompt said', async () => {
     const old = system('aaa-nixos-system-hv01-24.05.2', '24.05.2');
     const tested = system('bbb-nixos-system-hv01-24.05.3', '24.05.3');
