@@ -42,6 +42,10 @@ export const rollbackCommand: Command<{ to?: number }> = {
       .positive('must be a generation number')
       .optional(),
   }),
+  async preview({ config, services }, args) {
+    const { rollbackPreview } = await import('../src/engine/preview.js');
+    return rollbackPreview(config, services.paths, args.to);
+  },
   async run(ctx, args): Promise<CommandResult> {
     const { rollbackTo } = await import('../src/engine/rollback.js');
     const { config, services, progress } = ctx;
@@ -66,6 +70,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
       exitCode: done ? Exit.ok : Exit.failed,
       message: summary(rec),
       data: { ...rec, notifications },
+      audit: { fromGeneration: rec.fromGeneration, toGeneration: rec.generation, system: rec.system },
     };
   },
 };

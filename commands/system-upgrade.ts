@@ -5,10 +5,11 @@ import { Exit, errorMessage } from '../src/errors.js';
 import { removeFiles } from '../src/state.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
 
-function summary(rec: UpgradeRecord): string {
+function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   const lines =
     rec.status === 'applied'
       ? [
+          ...(downgrade ? [`${downgrade} was applied.`] : []),
           `System upgrade applied: generation ${rec.newGeneration} is ${rec.toplevel}${rec.version ? ` (${rec.version})` : ''}`,
           rec.operation === 'boot'
             ? 'It becomes active at the next boot (apply.operation = boot).'
@@ -17,6 +18,7 @@ function summary(rec: UpgradeRecord): string {
           `To go back: hv rollback   (returns to generation ${rec.previousGeneration})`,
         ]
       : [
+          ...(downgrade ? [`${downgrade} did not activate cleanly.`] : []),
           `System upgrade FAILED while activating generation ${rec.newGeneration} (${rec.toplevel}):`,
           ...(rec.error ?? '').trim().split('\n').slice(0, 12),
           `The new generation stays the profile's current one; inspect the failed units (systemctl --failed, journalctl -b), or return with: hv rollback (to generation ${rec.previousGeneration})`,
@@ -41,6 +43,10 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
   exclusive: true,
   flags: {},
   args: z.strictObject({}),
+  async preview({ config, services }) {
+    const { upgradePreview } = await import('../src/engine/preview.js');
+    return upgradePreview(config, services.paths);
+  },
   async run(ctx): Promise<CommandResult> {
     const { applyTested } = await import('../src/engine/apply.js');
     const { config, services, progress } = ctx;
@@ -56,6 +62,8 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
       log.error('system upgrade not done', { error: errorMessage(e) });
       throw e;
     }
+    const { downgrade } = rec;
+    const downgradeText = rec.downgradeLine;
     const hub = await services.hub();
     if (rec.status === 'applied') {
       removeFiles(paths.updateText, paths.updateJson);
@@ -66,8 +74,17 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
     return {
       status: applied ? 'applied' : 'failed',
       exitCode: applied ? Exit.ok : Exit.failed,
-      message: summary(rec),
-      data: { ...rec, notifications },
+      message: summary(rec, downgradeText),
+      data: { ...rec, ...(downgrade ? { downgrade } : {}), notifications },
+      audit: {
+        fromGeneration: rec.previousGeneration,
+        toGeneration: rec.newGeneration,
+        toplevel: rec.toplevel,
+        version: rec.version,
+        oldRev: rec.oldRev,
+        newRev: rec.newRev,
+        ...(downgrade ? { downgrade } : {}),
+      },
     };
   },
 };

@@ -25,6 +25,8 @@ export interface CommandResult {
   message: string;
   /** Facts for `--json` and rich chat messages. */
   data: Record<string, unknown>;
+  /** Facts for the outcome's audit record (what changed: generations, revisions, a downgrade). */
+  audit?: Record<string, unknown>;
 }
 
 /** Progress of a long operation, rendered by the front end (terminal line, chat thread edit). */
@@ -45,6 +47,16 @@ export interface CommandContext {
 }
 
 export type FlagType = 'boolean' | 'string';
+
+/** What a preview may read: the config and the services (paths, clock); it changes nothing. */
+export type PreviewContext = Pick<CommandContext, 'config' | 'services'>;
+
+/** A higher role that some arguments need, and the words that name those arguments. */
+export interface ArgRole {
+  role: Role;
+  /** What needs it, as the user typed it, e.g. `--allow-downgrade`. */
+  what: string;
+}
 
 /**
  * A command, defined once and served by the CLI, chat and email alike. `args` validates what the
@@ -69,6 +81,17 @@ export interface Command<A = Record<string, unknown>> {
   positionals?: string[];
   usage: string;
   args: z.ZodType<A, z.ZodTypeDef, unknown>;
+  /**
+   * A higher chat role than `role` that these (validated) arguments need, e.g. `admin` for
+   * `upgrade-test --allow-downgrade`; undefined when `role` suffices. The bus enforces it.
+   */
+  roleFor?(args: A): ArgRole | undefined;
+  /**
+   * What running it would change (generations, versions, revisions; DOWNGRADE first), shown by
+   * every confirmation prompt: the terminal's and chat's. Read-only; undefined when there is
+   * nothing to say.
+   */
+  preview?(ctx: PreviewContext, args: A): Promise<string | undefined>;
   run(ctx: CommandContext, args: A): Promise<CommandResult>;
 }
 

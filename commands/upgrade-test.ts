@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { downgradeLine } from '../src/engine/downgrade.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import type { Command, CommandContext, CommandResult } from './types.js';
@@ -10,6 +11,7 @@ function summary(r: TestResult, resultFile: string): string {
     r.status === 'passed'
       ? [
           `Upgrade Test: PASSED — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
+          ...(r.downgrade ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
           `It stays active until the next reboot or switch. Next: hv system-upgrade`,
         ]
@@ -49,6 +51,8 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
   exclusive: true,
   flags: { allowDowngrade: 'boolean' },
   args: z.strictObject({ allowDowngrade: z.boolean().default(false) }),
+  // Going back to older software (and its old security bugs) is the admin's decision.
+  roleFor: (args) => (args.allowDowngrade ? { role: 'admin', what: '--allow-downgrade' } : undefined),
   async run(ctx, args): Promise<CommandResult> {
     // The engine loads here, not when any other command starts (hv status stays fast).
     const [{ runUpgradeTest }, { resultSummary, testEvent }] = await Promise.all([
@@ -68,7 +72,7 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
         args,
         result: 'downgrade-allowed',
         requestId: ctx.requestId,
-        details: { oldRev: r.oldRev, newRev: r.newRev, version: r.version },
+        details: { oldRev: r.oldRev, newRev: r.newRev, version: r.version, downgrade: r.downgrade },
       });
     let notifications: unknown = [];
     try {

@@ -84,7 +84,7 @@ export async function execute(
       args,
       result: result.status,
       requestId: ctx.requestId,
-      details: { exitCode: result.exitCode },
+      details: { exitCode: result.exitCode, ...result.audit },
     });
   }
   return result;

@@ -4,6 +4,7 @@ import type { AnyCommand } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { parseCommandArgs, validateArgs } from '../cli/args.js';
 import { errorMessage } from '../errors.js';
+import { truncate } from '../notify/templates.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
 import { OperationStore, type PendingConfirmation } from './operations.js';
@@ -21,6 +22,9 @@ import type {
 export { defaultChildEntry, systemdScopePrefix } from './runner.js';
 
 export const NOT_AUTHORISED = 'not authorised';
+
+/** A prompt's preview at most this long: with the rest it stays under Slack's 3000-character section. */
+const PREVIEW_LIMIT = 1500;
 
 export interface CommandBusOptions extends RunnerOptions {
   /** Command lookup (default: the registry in commands/index.ts). */
@@ -75,6 +79,18 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     });
     await safely('refused', req.id, () => reply.refused(reason));
     return { kind: 'refused', reason };
+  };
+
+  /** The command's preview for a prompt, cut to fit a chat message; a failure is said, not thrown. */
+  const previewOf = async (cmd: AnyCommand, args: Record<string, unknown>): Promise<string | undefined> => {
+    if (!cmd.preview) return undefined;
+    try {
+      const text = await cmd.preview({ config, services }, args);
+      return text === undefined ? undefined : truncate(text, PREVIEW_LIMIT);
+    } catch (e) {
+      services.log('warn', 'preview failed', { command: cmd.name, error: errorMessage(e) });
+      return `(hv could not tell what will change: ${errorMessage(e)})`;
+    }
   };
 
   const bus: HostedCommandBus = {
@@ -136,15 +152,30 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         settleRefused('invalid arguments');
         return refuse(req, reply, errorMessage(e), 'invalid arguments');
       }
+      const argRole = cmd.roleFor?.(args);
+      if (argRole && !atLeast(role, argRole.role)) {
+        settleRefused('role too low for the arguments');
+        return refuse(
+          req,
+          reply,
+          `${NOT_AUTHORISED}: "${cmd.name} ${argRole.what}" needs the ${argRole.role} role (you have ${role}); "${cmd.name}" without ${argRole.what} needs ${cmd.role}.`,
+          `${argRole.what} needs ${argRole.role}, has ${role}`,
+        );
+      }
       audit.append({
         actor: req.actor,
         operation: cmd.name,
         args,
         result: 'allowed',
         requestId: req.id,
-        details: { role, ...(cmd.confirm ? { confirmation: 'required' } : {}) },
+        details: {
+          role,
+          ...(argRole ? { argRole: argRole.role, for: argRole.what } : {}),
+          ...(cmd.confirm ? { confirmation: 'required' } : {}),
+        },
       });
       if (cmd.confirm) {
+        const preview = await previewOf(cmd, args);
         const needed = (chat.approvals as Record<string, number | undefined>)[cmd.name] ?? 1;
         const token = randomBytes(18).toString('base64url');
         const expiresAt = new Date(now().getTime() + chat.confirmTimeoutSec * 1000).toISOString();
@@ -160,6 +191,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           needed,
           approvers: [],
           approverActors: [],
+          preview,
         };
         store.saveConfirmation(pending);
         store.settle(keys, { outcome: 'needs-confirmation' }, now());
@@ -169,10 +201,12 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           argv: req.argv,
           expiresAt,
           approvalsNeeded: needed,
-          text:
-            `Run \`hv ${[cmd.name, ...req.argv].join(' ')}\` on ${config.host}? ${cmd.summary}.` +
-            (needed > 1 ? ` Needs ${needed} different admins to approve.` : ' An admin must confirm.') +
-            ` Expires in ${Math.round(chat.confirmTimeoutSec / 60) || 1} min.`,
+          text: [
+            `Run \`hv ${[cmd.name, ...req.argv].join(' ')}\` on ${config.host}? ${cmd.summary}.`,
+            ...(preview ? [preview] : []),
+            (needed > 1 ? `Needs ${needed} different admins to approve.` : 'An admin must confirm.') +
+              ` Expires in ${Math.round(chat.confirmTimeoutSec / 60) || 1} min.`,
+          ].join('\n'),
         };
         await safely('confirm', req.id, () => reply.confirm(prompt));
         return { kind: 'needs-confirmation', prompt };
@@ -257,6 +291,20 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         return { kind: 'awaiting-approval', approvalsNeeded: left };
       }
       if (!cmd) return refuse(base, reply, `Unknown command "${c.command}".`, 'unknown command');
+      // The admins approved what the prompt said would change: if that changed meanwhile (another
+      // test passed, the profile moved), they did not approve what would run now.
+      if (c.preview !== undefined) {
+        const current = await previewOf(cmd, c.args);
+        if (current !== c.preview) {
+          store.takeConfirmation(token);
+          return refuse(
+            base,
+            reply,
+            `What "${c.command}" would change is no longer what the prompt said. Now:\n${current ?? '(unknown)'}\nRun /hv ${[c.command, ...c.argv].join(' ')} again to confirm that.`,
+            'changed since the prompt',
+          );
+        }
+      }
       if (!store.takeConfirmation(token)) return { kind: 'duplicate' };
       audit.append({
         actor,

@@ -61,6 +61,8 @@ export interface PendingConfirmation {
   /** actorKey of each admin that approved so far. */
   approvers: string[];
   approverActors: Actor[];
+  /** What the prompt said would change (the command's preview); re-checked at the last approval. */
+  preview?: string;
 }
 
 export interface RequestClaim {

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { commands, findCommand } from '../../commands/index.js';
-import type { CommandResult } from '../../commands/types.js';
+import type { AnyCommand, CommandResult, PreviewContext } from '../../commands/types.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
@@ -45,6 +45,22 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+const indented = (head: string, text: string) =>
+  `${[head, ...text.split('\n').map((l) => `  ${l}`)].join('\n')}\n`;
+
+/** The command's preview of what it will change; a failure to tell is said, never fatal. */
+async function previewOf(
+  cmd: AnyCommand,
+  args: Record<string, unknown>,
+  ctx: PreviewContext,
+): Promise<string | undefined> {
+  try {
+    return await cmd.preview?.(ctx, args);
+  } catch (e) {
+    return `(hv could not tell what will change: ${errorMessage(e)})`;
+  }
+}
+
 /** The `hv` command line. Returns the exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let json = argv.includes('--json');
@@ -66,23 +82,33 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'not-root',
         `"hv ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`,
       );
-    let confirmed = g.yes;
-    if (cmd.confirm && !confirmed) {
-      if (!process.stdin.isTTY)
-        throw new HvError(
-          'usage',
-          `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
-        );
-      confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
-      if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
-    }
-    const progress = terminalProgress();
     const services = createServices(config, {
       log: (level, msg, fields) => {
         if (level !== 'info')
           process.stderr.write(`hv: ${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
       },
     });
+    const progress = terminalProgress();
+    let confirmed = g.yes;
+    if (cmd.confirm) {
+      // Say what will change before asking, and also when --yes asked nothing (logs keep it).
+      const preview = await previewOf(cmd, args, { config, services });
+      if (!confirmed) {
+        if (!process.stdin.isTTY)
+          throw new HvError(
+            'usage',
+            `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
+          );
+        if (preview)
+          process.stderr.write(indented(`About to run "hv ${cmd.name}" on ${config.host}:`, preview));
+        confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
+        if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
+      } else if (preview) {
+        process.stderr.write(
+          indented(`hv: running "hv ${cmd.name}" on ${config.host} (confirmed with --yes):`, preview),
+        );
+      }
+    }
     const user = (() => {
       try {
         return userInfo().username;

@@ -10,6 +10,7 @@ import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
+import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
 import { OperationJournal } from './op-journal.js';
@@ -49,6 +50,10 @@ export interface UpgradeRecord {
   rebootParts: string[];
   error?: string;
   rolledBackAt?: string;
+  /** The tested system is a downgrade (passed with --allow-downgrade): what it goes from and to. */
+  downgrade?: Downgrade;
+  /** `DOWNGRADE: <old> → <new> (<input> <rev> → <rev>)`, for every message about it. */
+  downgradeLine?: string;
   /** Set when the operation was killed and a later hv command reconciled the host. */
   interrupted?: Interruption;
 }
@@ -230,6 +235,12 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     rebootRequired: false,
     rebootParts: [],
   };
+  const downgrade = downgradeOf(r);
+  if (downgrade) {
+    rec.downgrade = downgrade;
+    rec.downgradeLine = downgradeLine(downgrade, r.input);
+    log.warn('downgrade applied', { downgrade: rec.downgradeLine });
+  }
   writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
   journal.step('activate');
   await activateUpgrade(deps, rec);

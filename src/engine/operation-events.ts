@@ -18,11 +18,12 @@ export function upgradeEvent(config: Config, rec: UpgradeRecord, now: Date): HvE
       host: config.host,
       key: `${rec.toplevel}@${rec.startedAt}`,
       title: applied
-        ? `System upgrade applied on ${config.host}: ${rec.version ?? rec.toplevel} (generation ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}${note}`
+        ? `System upgrade applied on ${config.host}: ${rec.downgradeLine ?? rec.version ?? rec.toplevel} (generation ${rec.previousGeneration ?? '?'} → ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}${note}`
         : rec.interrupted && rec.interrupted.outcome !== 'finished'
           ? `System upgrade on ${config.host} was interrupted and undone: generation ${rec.previousGeneration ?? '?'} runs with its flake.lock${note}`
-          : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${note}`,
-      data: { ...rec },
+          : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${rec.downgradeLine ? ` (${rec.downgradeLine})` : ''}${note}`,
+      // The downgrade as one line, so that every channel's list of facts shows it.
+      data: { ...rec, downgrade: rec.downgradeLine },
       next: applied
         ? rec.rebootRequired
           ? 'reboot'

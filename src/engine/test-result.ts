@@ -6,6 +6,7 @@ import { makeEvent } from '../notify/events.js';
 import type { ProcessIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
+import { type Downgrade, downgradeLine } from './downgrade.js';
 import type { FailureKind } from './guidance.js';
 
 /** One health or activation check, with what the tool printed. */
@@ -48,6 +49,8 @@ export interface TestResult {
   rebootRequired: boolean;
   rebootParts: string[];
   downgradeAllowed: boolean;
+  /** Set when `--allow-downgrade` let a downgrade through: what it goes from and to. */
+  downgrade?: Downgrade;
   failedStep?: string;
   failureKind?: FailureKind;
   reason?: string;
@@ -103,7 +106,12 @@ export function resultText(r: TestResult): string {
     `Tested system:    ${r.toplevel ?? '(not built)'}${r.version ? ` (${r.version})` : ''}`,
     `Previous system:  ${r.previousSystem ?? '?'} (generation ${r.previousGeneration ?? '?'})`,
   ];
-  if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
+  if (r.downgrade)
+    lines.push(
+      `${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`,
+      ...r.downgrade.reasons.map((why) => `  ${why}`),
+    );
+  else if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
   if (r.checks.length) {
     lines.push('', 'Checks:');
     for (const c of r.checks) {
@@ -163,7 +171,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
       host: config.host,
       key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
       title: passed
-        ? `Upgrade test PASSED on ${config.host}: ${r.version ?? r.toplevel}`
+        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}`
         : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
       data: {
         status: r.status,
@@ -178,6 +186,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
         guidance: r.guidance,
         reverted: r.reverted,
         rebootRequired: r.rebootRequired,
+        ...(r.downgrade ? { downgrade: downgradeLine(r.downgrade, r.input) } : {}),
       },
       next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
       detailsFile: paths.testText,

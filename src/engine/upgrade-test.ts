@@ -10,7 +10,7 @@ import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
 import { resolveConfiguration } from './configurations.js';
-import { guardDowngrade } from './downgrade.js';
+import { guardDowngrade, markDowngrade } from './downgrade.js';
 import { lockedInput, readFlakeLock } from './flake-lock.js';
 import { classifyActivation, classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
@@ -190,6 +190,8 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     r.toplevel = toplevel;
     r.version = versionOf(toplevel);
     log.info('build finished', { toplevel, version: r.version });
+    // A downgrade allowed on the lock: now that the new version is known, record it.
+    if (r.downgrade) markDowngrade(r);
 
     // 4. Downgrade guard on the built system's release.
     const built = releaseOfVersion(r.version);

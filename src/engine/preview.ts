@@ -1,0 +1,105 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { StatePaths } from '../state.js';
+import { readJson } from '../state.js';
+import type { UpgradeRecord } from './apply.js';
+import { findLockForSystem } from './backup.js';
+import { downgradeLine, downgradeOf } from './downgrade.js';
+import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
+import { currentGeneration, listGenerations, systemPath, versionOf } from './system.js';
+import { readTestResult } from './test-result.js';
+
+/**
+ * What `system-upgrade` and `rollback` would change, in words for a confirmation prompt (terminal
+ * and chat). Read-only and best effort: the commands' own gates decide; a preview only says when
+ * they will refuse. A DOWNGRADE comes first, so that no cut for a chat limit can hide it.
+ */
+
+const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
+
+/** The locked revision of `input` in a flake.lock file, if it can be read. */
+function revOfLockFile(file: string, input: string): string | undefined {
+  try {
+    const text = readFileSync(file, 'utf8');
+    const lock: FlakeLock = { text, sha256: sha256(text), json: JSON.parse(text) };
+    return lockedInput(lock, input).locked.rev;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `system-upgrade`: from the PASSED test result and the profile's current generation. */
+export function upgradePreview(config: Config, paths: StatePaths): string {
+  const r = readTestResult(paths);
+  if (!r)
+    return `There is no upgrade test result (${paths.testJson}): system-upgrade will refuse; run "hv upgrade-test" first.`;
+  if (r.status !== 'passed' || !r.toplevel)
+    return `The last upgrade test FAILED (${r.finishedAt}): system-upgrade will refuse; see ${paths.testText}.`;
+  const profile = config.paths.profile;
+  const gen = currentGeneration(profile);
+  // nix-env --set makes a new generation unless the newest one already holds that system.
+  const newest = listGenerations(profile).at(-1);
+  const target =
+    newest && newest.path === r.toplevel
+      ? `generation ${newest.number} (it holds this system already)`
+      : `new generation ${(newest?.number ?? 0) + 1}`;
+  const fromVersion = versionOf(systemPath(profile));
+  const downgrade = downgradeOf(r);
+  const lines: string[] = [];
+  if (downgrade) lines.push(`${downgradeLine(downgrade, r.input)}.`);
+  lines.push(
+    `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
+    `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
+  );
+  if (downgrade) lines.push(...downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
+  if (gen !== r.previousGeneration)
+    lines.push(
+      `The test started from generation ${r.previousGeneration ?? '?'}, the profile is at ${gen ?? '?'}: system-upgrade will refuse; run "hv upgrade-test" again.`,
+    );
+  return lines.join('\n');
+}
+
+/** `rollback [--to N]`: the current generation → the target (from `--to` or last-upgrade.json). */
+export function rollbackPreview(config: Config, paths: StatePaths, to: number | undefined): string {
+  const last = readJson<UpgradeRecord>(paths.lastUpgrade);
+  const profile = config.paths.profile;
+  const generations = listGenerations(profile);
+  const target = to ?? last?.previousGeneration;
+  if (target === undefined)
+    return `Nothing is recorded to roll back to (${paths.lastUpgrade}): rollback will refuse; name a generation with --to N (${generations.map((g) => g.number).join(', ') || 'none'}).`;
+  const gen = generations.find((g) => g.number === target);
+  if (!gen?.path)
+    return `Generation ${target} of ${profile} does not exist: rollback will refuse; generations are: ${generations.map((g) => g.number).join(', ') || 'none'}.`;
+  const input = config.flake.input;
+  // The revision a generation was built from: its backed-up lock, else what the last upgrade recorded.
+  const revOf = (n: number | undefined, system: string | undefined): string | undefined => {
+    const saved = system ? findLockForSystem(paths.backups, system) : undefined;
+    const fromBackup = saved ? revOfLockFile(saved.file, input) : undefined;
+    if (fromBackup) return fromBackup;
+    if (last && n !== undefined && n === last.newGeneration) return last.newRev;
+    if (last && n !== undefined && n === last.previousGeneration) return last.oldRev;
+    return undefined;
+  };
+  const describe = (n: number | undefined, system: string | undefined) => {
+    const rev = revOf(n, system);
+    return `generation ${n ?? '?'} (${versionOf(system) ?? '?'}${rev ? `, ${input} ${short(rev)}` : ''})`;
+  };
+  const current = currentGeneration(profile);
+  const currentSystem = systemPath(profile);
+  const lines = [`Will change: ${describe(current, currentSystem)} → ${describe(target, gen.path)}.`];
+  if (target === current) lines.push(`Generation ${target} is already the current one: it is re-activated.`);
+  const lockBackup =
+    last &&
+    target === last.previousGeneration &&
+    last.backupDir &&
+    existsSync(join(last.backupDir, 'flake.lock'))
+      ? last.backupDir
+      : findLockForSystem(paths.backups, gen.path)?.backup;
+  lines.push(
+    lockBackup
+      ? `flake.lock: restored from ${lockBackup}.`
+      : 'flake.lock: left as it is (no backup of that generation has one).',
+  );
+  return lines.join('\n');
+}
