@@ -104,6 +104,20 @@ describe('check-updates: the live flake.lock against the running system', () => 
     // The check evaluated the flake without writing the lock, and recorded nothing false.
     expect(readFileSync(lockPath(w)).equals(lock)).toBe(true);
     expect(records(w)).toEqual([]);
+    // Nothing changed: the next check reuses that evaluation (it works without Nix)...
+    withoutNix(w);
+    const again = w.hv(['check-updates', '--json']);
+    expect(again.code, again.stderr).toBe(100);
+    expect(again.json.liveLock).toMatchObject({ matchesRunning: false, source: 'evaluation' });
+    expect(again.json.liveLock.detail).toMatch(/\(evaluated \d{4}-/);
+    // ...but not once the flake dir changed: then it has to evaluate again, and says it cannot tell.
+    writeFileSync(
+      join(w.flakeDir, 'configuration.nix'),
+      `{ host = "${w.host}"; root = "${w.root}"; extra = "x"; }\n`,
+    );
+    const changed = w.hv(['check-updates', '--json']);
+    expect(changed.code).toBe(0);
+    expect(changed.json.liveLock).toMatchObject({ matchesRunning: null, source: 'unknown' });
   });
 
   it('a system hv recorded: the check needs no Nix and is right both ways', () => {

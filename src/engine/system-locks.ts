@@ -15,6 +15,7 @@ import {
   sha256,
 } from './flake-lock.js';
 import { lastLines } from './nix.js';
+import { inputsHash } from './staging.js';
 import { systemPath } from './system.js';
 
 /** `<state>/system-locks/<store path basename>.json`: the lock a system was built from. */
@@ -212,13 +213,9 @@ export async function lockOfSystem(deps: LockOfSystemDeps, system: string): Prom
       };
   }
 
-  const installable = `${dir}#nixosConfigurations.${config.host}.config.system.build.toplevel.outPath`;
-  const ev = await runner.run(
-    [config.tools.nix, ...config.nix.extraArgs, 'eval', '--raw', '--no-update-lock-file', installable],
-    { timeoutMs: 10 * 60_000 },
-  );
-  const out = ev.stdout.trim();
-  if (ev.exitCode === 0 && out.startsWith('/')) {
+  const ev = await evaluateToplevel(deps, system, live);
+  const out = ev.out;
+  if (out) {
     if (out === system && live && liveNode) {
       try {
         recordSystemLock(paths, system, live.text, {
@@ -239,13 +236,72 @@ export async function lockOfSystem(deps: LockOfSystemDeps, system: string): Prom
       source: 'evaluation',
       rev: versionMatch?.rev,
       matchesLive: false,
-      detail: `the live flake evaluates to ${basename(out)}, not ${basename(system)}: its flake.lock or its configuration changed since that system was built`,
+      detail: `the live flake evaluates to ${basename(out)}, not ${basename(system)}: its flake.lock or its configuration changed since that system was built${ev.cachedAt ? ` (evaluated ${ev.cachedAt})` : ''}`,
     };
   }
   if (versionMatch) return versionMatch;
-  const why = ev.spawnError ?? (ev.timedOut ? 'timed out' : lastLines(ev.stderr || `exit ${ev.exitCode}`, 2));
+  const why = ev.error ?? 'no output';
   return {
     source: 'unknown',
     detail: `hv cannot tell which flake.lock produced ${basename(system)}: no record, no backup knows it, ${versionNote}, and evaluating the live flake failed (${why.replace(/\s+/g, ' ').trim()})`,
   };
+}
+
+/** `<state>/cache/live-eval.json`: the last evaluation of the live flake, reused while nothing changed. */
+interface EvalCache {
+  system: string;
+  host: string;
+  lockSha256: string;
+  inputsHash: string;
+  out: string;
+  at: string;
+}
+
+/**
+ * The toplevel store path the live flake evaluates to, without building and without writing the
+ * lock (`nix eval --raw --no-update-lock-file`, on every Nix since 2.4). A result is reused while the
+ * running system, the live lock and the rest of the flake dir are unchanged, so a flake that does
+ * not match is not evaluated again at every check.
+ */
+async function evaluateToplevel(
+  { paths, config, runner }: LockOfSystemDeps,
+  system: string,
+  live: FlakeLock | undefined,
+): Promise<{ out?: string; error?: string; cachedAt?: string }> {
+  const { dir } = config.flake;
+  const cacheFile = join(paths.cache, 'live-eval.json');
+  let key: Omit<EvalCache, 'out' | 'at'> | undefined;
+  try {
+    if (live) key = { system, host: config.host, lockSha256: live.sha256, inputsHash: inputsHash(dir) };
+  } catch {
+    key = undefined;
+  }
+  const cached = readJson<EvalCache>(cacheFile);
+  if (
+    key &&
+    cached &&
+    cached.system === key.system &&
+    cached.host === key.host &&
+    cached.lockSha256 === key.lockSha256 &&
+    cached.inputsHash === key.inputsHash &&
+    cached.out !== system
+  )
+    return { out: cached.out, cachedAt: cached.at };
+  const installable = `${dir}#nixosConfigurations.${config.host}.config.system.build.toplevel.outPath`;
+  const ev = await runner.run(
+    [config.tools.nix, ...config.nix.extraArgs, 'eval', '--raw', '--no-update-lock-file', installable],
+    { timeoutMs: 10 * 60_000 },
+  );
+  const out = ev.stdout.trim();
+  if (ev.exitCode === 0 && out.startsWith('/')) {
+    if (key)
+      try {
+        writeJsonAtomic(cacheFile, { ...key, out, at: new Date().toISOString() }, 0o600);
+      } catch {
+        // best effort: the next check evaluates again
+      }
+    return { out };
+  }
+  const why = ev.spawnError ?? (ev.timedOut ? 'timed out' : lastLines(ev.stderr || `exit ${ev.exitCode}`, 2));
+  return { error: why.replace(/\s+/g, ' ').trim() };
 }
