@@ -88,6 +88,24 @@ describe('check-updates: the live flake.lock against the running system', () => 
     expect(w.wallMessages()).toHaveLength(2);
   });
 
+  it('a live lock ahead of what runs: upgrade-test and system-upgrade make it what runs, then the check exits 0', () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    w.upstream.advance('nixos-24.05');
+    lockByHand(w);
+    expect(w.hv(['check-updates']).code).toBe(100);
+    const t = w.hv(['upgrade-test', '--json']);
+    expect(t.code, t.stderr + t.stdout).toBe(0);
+    const a = w.hv(['system-upgrade', '--yes', '--json']);
+    expect(a.code, a.stderr + a.stdout).toBe(0);
+    withoutNix(w);
+    const r = w.hv(['check-updates', '--json']);
+    expect(r.code, r.json?.message).toBe(0);
+    expect(r.json.liveLock.matchesRunning).toBe(true);
+    expect(['hv', 'backup']).toContain(r.json.liveLock.source);
+    expect(existsSync(w.paths.motd)).toBe(false);
+  });
+
   it('without any record, the evaluation says the live flake is not what runs', () => {
     world = new World({ branches: ['nixos-24.05'] });
     const w = world;
