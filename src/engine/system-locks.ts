@@ -1,10 +1,10 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { Runner } from '../proc.js';
 import { readJson, type StatePaths } from '../state.js';
-import { findLockForSystem } from './backup.js';
+import { findLockForSystem, listBackups, readBackup } from './backup.js';
 import {
   type FlakeLock,
   type LockedInput,
@@ -123,6 +123,18 @@ function nixpkgsLike(node: LockedInput): boolean {
   );
 }
 
+/**
+ * A backup's lock for `system`: preferably the lock hv installed together with it (exact), else the
+ * lock that was live while it ran (right only if that lock was what ran then).
+ */
+function backupLockOf(paths: StatePaths, system: string): { file: string; backup: string } | undefined {
+  for (const d of listBackups(paths.backups).reverse()) {
+    const file = join(d, 'installed-flake.lock');
+    if (readBackup(d)?.installedSystem === system && existsSync(file)) return { file, backup: d };
+  }
+  return findLockForSystem(paths.backups, system);
+}
+
 export interface LockOfSystemDeps {
   paths: StatePaths;
   config: Config;
@@ -160,7 +172,7 @@ export async function lockOfSystem(deps: LockOfSystemDeps, system: string): Prom
     };
   }
 
-  const backup = findLockForSystem(paths.backups, system);
+  const backup = backupLockOf(paths, system);
   if (backup) {
     try {
       const text = readFileSync(backup.file, 'utf8');
