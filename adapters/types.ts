@@ -15,6 +15,8 @@ export interface PendingNotice {
   releases: string[];
   next: string;
   detailsFile: string;
+  /** Why it is pending when not only because upstream moved (e.g. the live flake.lock is not what runs). */
+  reason?: string;
 }
 
 /** A failed delivery attempt; `retryAfterMs` honours a platform's rate limit. */

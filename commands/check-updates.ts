@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { z } from 'zod';
 import type { PendingNotice } from '../adapters/types.js';
 import { type CheckResult, checkUpdates } from '../src/engine/check.js';
@@ -10,20 +11,46 @@ import type { Command, CommandResult } from './types.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 
+/** The live flake.lock is known not to be what runs. */
+const stale = (r: CheckResult) => r.liveLock?.matchesRunning === false;
+
+/** What runs: the running system's lock when known to differ from the live one, else the locked rev. */
+function installed(r: CheckResult): { rev: string | undefined; date: string | undefined } {
+  const running = stale(r) ? r.liveLock.running : undefined;
+  return running ? { rev: running.rev, date: running.date } : { rev: r.current.rev, date: r.current.date };
+}
+
 export function updateTitle(r: CheckResult): string {
   const release = r.releases.length ? ` (newer release: ${r.releases.map((x) => x.branch).join(', ')})` : '';
-  return `NixOS update available: ${r.branch ?? r.input} ${r.available.date ?? short(r.available.rev)}${release}`;
+  const why = stale(r) ? ' (the live flake.lock is not what runs)' : '';
+  return `NixOS update available: ${r.branch ?? r.input} ${r.available.date ?? short(r.available.rev)}${why}${release}`;
+}
+
+/**
+ * The announced fact: the upstream revision (as before), and, when the live lock is not what runs,
+ * which lock against which running system, so that it is not taken for a repeat of another fact.
+ */
+function updateKey(r: CheckResult): string {
+  const parts: string[] = [];
+  if (r.upstreamUpdate || !stale(r)) parts.push(`${r.input}@${r.available.rev ?? r.available.lastModified}`);
+  if (stale(r))
+    parts.push(`live-lock:${r.lockSha256.slice(0, 16)}@${basename(r.liveLock.system ?? '?').slice(0, 32)}`);
+  const releases = r.releases.length ? `+${r.releases.map((x) => x.branch).join(',')}` : '';
+  return `${parts.join('+')}${releases}`;
 }
 
 function detailsText(r: CheckResult): string {
+  const now = installed(r);
   const lines = [
     `NixOS update available for ${r.host}`,
     '',
     `Input:      ${r.input} (${r.source})`,
     `Branch:     ${r.branch ?? '(default)'}`,
-    `Installed:  ${r.current.rev ?? '?'} (${r.current.date ?? 'date unknown'})`,
+    `Installed:  ${now.rev ?? '?'} (${now.date ?? 'date unknown'})`,
     `Available:  ${r.available.rev ?? '?'} (${r.available.date ?? 'date unknown'})`,
   ];
+  if (r.reason) lines.push(`Why:        ${r.reason}`);
+  if (r.liveLock) lines.push(`Live lock:  ${r.liveLock.detail} (source: ${r.liveLock.source})`);
   if (r.releases.length) lines.push(`Newer releases: ${r.releases.map((x) => x.branch).join(', ')}`);
   lines.push(
     `Checked:    ${r.checkedAt}`,
@@ -37,17 +64,22 @@ function detailsText(r: CheckResult): string {
 }
 
 function summary(r: CheckResult): string {
+  const lines: string[] = [];
   if (r.pinned)
-    return `${r.input} is pinned to ${short(r.current.rev)} in flake.nix; there is nothing to track.`;
-  const lines =
-    r.status === 'update-available'
-      ? [
-          `Update available for ${r.input} (${r.branch ?? 'default branch'}): ${short(r.current.rev)} (${r.current.date ?? '?'}) -> ${short(r.available.rev)} (${r.available.date ?? '?'})`,
-          'Next: hv upgrade-test',
-        ]
-      : [
-          `Up to date: ${r.input} (${r.branch ?? 'default branch'}) at ${short(r.current.rev)} (${r.current.date ?? '?'})`,
-        ];
+    lines.push(`${r.input} is pinned to ${short(r.current.rev)} in flake.nix; there is nothing to track.`);
+  else if (r.upstreamUpdate)
+    lines.push(
+      `Update available for ${r.input} (${r.branch ?? 'default branch'}): ${short(r.current.rev)} (${r.current.date ?? '?'}) -> ${short(r.available.rev)} (${r.available.date ?? '?'})`,
+    );
+  else if (!stale(r))
+    lines.push(
+      `Up to date: ${r.input} (${r.branch ?? 'default branch'}) at ${short(r.current.rev)} (${r.current.date ?? '?'})`,
+    );
+  if (stale(r)) lines.push(`Update available: ${r.liveLock.message}`);
+  else if (r.liveLock?.matchesRunning === null && r.liveLock.message)
+    lines.push(`Note: ${r.liveLock.message}`);
+  if (r.upstreamBehind) lines.push(`Note: ${r.upstreamBehind.message}`);
+  if (r.status === 'update-available') lines.push('Next: hv upgrade-test');
   if (r.releases.length) lines.push(`Newer release available: ${r.releases.map((x) => x.branch).join(', ')}`);
   return lines.join('\n');
 }
@@ -106,20 +138,21 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
         host: r.host,
         input: r.input,
         branch: r.branch,
-        current: { rev: r.current.rev, date: r.current.date },
+        current: installed(r),
         available: { rev: r.available.rev, date: r.available.date },
         releases: r.releases.map((x) => x.branch),
         next: 'hv upgrade-test',
         detailsFile: paths.updateText,
+        ...(stale(r) && r.liveLock.message ? { reason: r.liveLock.message } : {}),
       };
       events.push(
         makeEvent(
           'update.available',
           {
             host: r.host,
-            key: `${r.input}@${r.available.rev ?? r.available.lastModified}${r.releases.length ? `+${r.releases.map((x) => x.branch).join(',')}` : ''}`,
+            key: updateKey(r),
             title: updateTitle(r),
-            data: { ...r },
+            data: { ...r, current: installed(r) },
             next: 'hv upgrade-test',
             detailsFile: paths.updateText,
           },

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
-import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
+import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
+import { compareWithLive, recordedLock } from '../src/engine/system-locks.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { deliveryStats } from '../src/notify/outbox.js';
@@ -76,6 +77,52 @@ interface LastCheck {
   result?: CheckResult;
 }
 
+/** Whether the live flake.lock is what runs, as far as status can know without evaluating anything. */
+interface LiveLockStatus {
+  matchesRunning: boolean | null;
+  source: string;
+  detail: string;
+}
+
+/**
+ * hv's record for the running system when there is one (a cheap comparison), else the last check's
+ * answer while neither the live lock nor the running system changed since; else unknown.
+ */
+function liveLockStatus(
+  paths: Parameters<typeof recordedLock>[0],
+  input: string,
+  live: FlakeLock | undefined,
+  running: string | undefined,
+  lastCheck: LastCheck | null,
+): LiveLockStatus {
+  if (!live) return { matchesRunning: null, source: 'unknown', detail: 'the live flake.lock cannot be read' };
+  if (!running) return { matchesRunning: null, source: 'unknown', detail: 'no running system' };
+  const rec = recordedLock(paths, running);
+  if (rec) {
+    const c = compareWithLive(rec.lock, "hv's record", live, input);
+    if (c.matchesLive !== undefined)
+      return {
+        matchesRunning: c.matchesLive,
+        source: 'hv',
+        detail: c.matchesLive
+          ? "the same as hv's record for the running system"
+          : `differs from hv's record for the running system in ${c.differs.join(', ')}`,
+      };
+  }
+  const prev = lastCheck?.ok ? lastCheck.result?.liveLock : undefined;
+  if (prev && lastCheck?.result?.lockSha256 === live.sha256 && prev.system === running)
+    return {
+      matchesRunning: prev.matchesRunning,
+      source: prev.source,
+      detail: `${prev.message ?? prev.detail} (check of ${lastCheck.at})`,
+    };
+  return {
+    matchesRunning: null,
+    source: 'unknown',
+    detail: 'not known since the last check (flake.lock or the running system changed); run hv check-updates',
+  };
+}
+
 /** Delivery figures, filled in by the notification outbox when present. */
 export type DeliveryStats = Record<string, { pending: number; retrying: number; dead: number }>;
 
@@ -94,8 +141,10 @@ export const statusCommand: Command<Record<string, never>> = {
     const current = systemPath(config.paths.currentSystem);
     const booted = systemPath(config.paths.bootedSystem);
     let tracked: Record<string, unknown> = { input: config.flake.input };
+    let live: FlakeLock | undefined;
     try {
-      const node = lockedInput(readFlakeLock(config.flake.dir), config.flake.input);
+      live = readFlakeLock(config.flake.dir);
+      const node = lockedInput(live, config.flake.input);
       tracked = {
         input: node.name,
         ref: node.original.ref,
@@ -114,6 +163,7 @@ export const statusCommand: Command<Record<string, never>> = {
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
+    const liveLock = liveLockStatus(paths, config.flake.input, live, current, lastCheck);
     const nv = await version;
     const data = {
       host: config.host,
@@ -123,6 +173,7 @@ export const statusCommand: Command<Record<string, never>> = {
         nixpkgsRevision: nv?.nixpkgsRevision,
       },
       tracked,
+      liveLock,
       lastCheck: lastCheck
         ? { at: lastCheck.at, ok: lastCheck.ok, error: lastCheck.error, status: lastCheck.result?.status }
         : null,
@@ -159,6 +210,7 @@ export const statusCommand: Command<Record<string, never>> = {
       `System:      ${data.system.version ?? 'unknown'}${current ? ` (${current})` : ''}`,
       `Tracking:    ${config.flake.input}${tracked.ref ? ` ${tracked.ref}` : ''} at ${String(tracked.rev ?? '?').slice(0, 12)}`,
       `Last check:  ${lastCheck ? `${lastCheck.at} ${lastCheck.ok ? (lastCheck.result?.status ?? '') : `FAILED: ${lastCheck.error}`}` : 'never'}`,
+      `Live lock:   ${liveLock.matchesRunning === true ? 'what runs' : liveLock.matchesRunning === false ? 'NOT what runs' : 'cannot tell'}: ${liveLock.detail}`,
       `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run hv upgrade-test` : 'none'}`,
     ];
     if (releases.length) lines.push(`Newer release: ${releases.join(', ')}`);

@@ -18,6 +18,7 @@ export function statePaths(config: Config) {
     lastRollback: join(s, 'last-rollback.json'),
     journal: join(s, 'operation-journal.json'),
     journalFromLock: join(s, 'operation-journal.from.lock'),
+    journalToLock: join(s, 'operation-journal.to.lock'),
     staging: join(s, 'staging'),
     backups: join(s, 'backups'),
     cache: join(s, 'cache'),

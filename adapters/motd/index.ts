@@ -16,9 +16,24 @@ export function motdText(p: PendingNotice): string {
     `NixOS update available on ${p.host}`,
     `  ${p.input}${p.branch ? ` (${p.branch})` : ''}: ${short(p.current.rev)} ${p.current.date ?? ''} -> ${short(p.available.rev)} ${p.available.date ?? ''}`.trimEnd(),
   ];
+  if (p.reason) lines.push(...wrap(p.reason, WIDTH - 2).map((l) => `  ${l}`));
   if (p.releases.length) lines.push(`  newer release: ${p.releases.join(', ')}`);
   lines.push(`Test it (not persisted):  ${p.next}`, `Details: ${p.detailsFile}`);
   return `${box(lines)}\n`;
+}
+
+/** Words to lines of at most `width` characters (a longer word gets a line of its own). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
 }
 
 function short(rev: string | undefined): string {

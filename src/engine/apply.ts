@@ -16,6 +16,7 @@ import { lastLines, storePathValid } from './nix.js';
 import { OperationJournal } from './op-journal.js';
 import { inputsManifest, manifestDiff } from './staging.js';
 import { currentGeneration, rebootParts, systemPath } from './system.js';
+import { recordSystemLock } from './system-locks.js';
 import { readTestResult, type TestResult } from './test-result.js';
 
 export interface ApplyDeps {
@@ -214,6 +215,8 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
   journal.step('install-lock', { to: { ...journal.record.to, generation: newGeneration } });
   progress.step('installing the tested flake.lock');
   writeFileAtomic(join(config.flake.dir, 'flake.lock'), testedLock);
+  // From now on hv knows which lock produced this system (check-updates compares with it).
+  recordSystemLock(paths, toplevel, testedLock);
 
   const rec: UpgradeRecord = {
     status: 'activating',

@@ -44,6 +44,38 @@ export function sha256(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Parse flake.lock text (e.g. a recorded lock); `where` names it in the error. */
+export function parseFlakeLock(text: string, where: string): FlakeLock {
+  try {
+    const json = JSON.parse(text) as FlakeLock['json'];
+    if (!json.nodes || typeof json.root !== 'string') throw new Error('no "nodes"/"root"');
+    return { text, sha256: sha256(text), json };
+  } catch (e) {
+    throw new HvError(
+      'flake-lock-invalid',
+      `${where} is not a valid flake lock file: ${(e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Nodes whose `locked` attributes differ between two locks (or that only one has), sorted. Empty:
+ * both pin exactly the same sources, whatever their formatting.
+ */
+export function lockedDifferences(a: FlakeLock, b: FlakeLock): string[] {
+  const canon = (v: unknown): string =>
+    v && typeof v === 'object'
+      ? `{${Object.keys(v as object)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canon((v as Record<string, unknown>)[k])}`)
+          .join(',')}}`
+      : JSON.stringify(v);
+  const names = new Set([...Object.keys(a.json.nodes), ...Object.keys(b.json.nodes)]);
+  return [...names]
+    .filter((n) => canon(a.json.nodes[n]?.locked ?? null) !== canon(b.json.nodes[n]?.locked ?? null))
+    .sort();
+}
+
 export function readFlakeLock(flakeDir: string): FlakeLock {
   const path = join(flakeDir, 'flake.lock');
   let text: string;
@@ -58,16 +90,7 @@ export function readFlakeLock(flakeDir: string): FlakeLock {
         : `cannot read ${path}: ${code}`,
     );
   }
-  try {
-    const json = JSON.parse(text) as FlakeLock['json'];
-    if (!json.nodes || typeof json.root !== 'string') throw new Error('no "nodes"/"root"');
-    return { text, sha256: sha256(text), json };
-  } catch (e) {
-    throw new HvError(
-      'flake-lock-invalid',
-      `${path} is not a valid flake lock file: ${(e as Error).message}`,
-    );
-  }
+  return parseFlakeLock(text, path);
 }
 
 /** The lock node of a root input, following `follows` paths. */

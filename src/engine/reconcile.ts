@@ -18,6 +18,7 @@ import { type JournalRecord, readJournal } from './op-journal.js';
 import { rollbackEvent, upgradeEvent } from './operation-events.js';
 import { activateRollback } from './rollback.js';
 import { currentGeneration, systemPath } from './system.js';
+import { recordSystemLock } from './system-locks.js';
 
 /** What a reconciliation did, for the command that triggered it to report. */
 export interface Reconciled {
@@ -130,7 +131,7 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
       event = rollbackEvent(ctx.config, rec, services.now());
     }
   }
-  removeFiles(services.paths.journal, services.paths.journalFromLock);
+  removeFiles(services.paths.journal, services.paths.journalFromLock, services.paths.journalToLock);
   log.info('interrupted operation reconciled', {
     operation: j.operation,
     step: j.step,
@@ -261,6 +262,8 @@ async function reconcileUpgrade(
   }
   rec.newGeneration = currentGeneration(config.paths.profile);
   if (restoreLock(deps, j.to) === 'restored') done.push('tested flake.lock installed');
+  if (j.to.system && j.to.lockFile && existsSync(j.to.lockFile))
+    recordSystemLock(deps.paths, j.to.system, readFileSync(j.to.lockFile, 'utf8'));
   await activateUpgrade(deps, rec);
   done.push(
     `switch-to-configuration ${rec.operation} run again (${rec.status === 'applied' ? 'ok' : 'failed'})`,

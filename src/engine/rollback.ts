@@ -2,13 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import type { StatePaths } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
-import { type ApplyDeps, type Interruption, readLastUpgrade } from './apply.js';
+import { type ApplyDeps, type Interruption, readLastUpgrade, type UpgradeRecord } from './apply.js';
 import { findLockForSystem } from './backup.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines } from './nix.js';
 import { type JournalRecord, OperationJournal } from './op-journal.js';
 import { currentGeneration, listGenerations, rebootParts, systemPath } from './system.js';
+import { recordedLock, recordSystemLock } from './system-locks.js';
 import { invalidateTestResult } from './test-result.js';
 
 /** What `hv rollback` did. */
@@ -63,17 +65,8 @@ export async function rollbackTo(
   const fromSystem = systemPath(config.paths.profile);
   log.info('rollback started', { by, from: fromGeneration, to: target, system: gen.path });
 
-  // The lock that belongs to the target system: the last upgrade's backup when returning to the
-  // generation it replaced, else the newest backup that knows that system.
-  let saved: { file: string; backup: string } | undefined;
-  if (
-    last &&
-    target === last.previousGeneration &&
-    last.backupDir &&
-    existsSync(join(last.backupDir, 'flake.lock'))
-  )
-    saved = { file: join(last.backupDir, 'flake.lock'), backup: last.backupDir };
-  saved ??= findLockForSystem(paths.backups, gen.path);
+  const saved = lockForRollbackTarget(paths, last, target, gen.path);
+  if (saved) writeFileAtomic(paths.journalToLock, saved.text, 0o600);
 
   // Keep the live lock too, so that the journal can name both sides.
   const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
@@ -95,8 +88,8 @@ export async function rollbackTo(
       to: {
         generation: target,
         system: gen.path,
-        lockSha256: saved ? sha256(readFileSync(saved.file)) : undefined,
-        lockFile: saved?.file,
+        lockSha256: saved ? sha256(saved.text) : undefined,
+        lockFile: saved ? paths.journalToLock : undefined,
       },
     },
     now,
@@ -141,7 +134,9 @@ export async function activateRollback(
   let lockRestored = false;
   if (j.to.lockFile && existsSync(j.to.lockFile)) {
     progress.step('restoring the flake.lock of that generation');
-    writeFileAtomic(join(config.flake.dir, 'flake.lock'), readFileSync(j.to.lockFile));
+    const text = readFileSync(j.to.lockFile, 'utf8');
+    writeFileAtomic(join(config.flake.dir, 'flake.lock'), text);
+    recordSystemLock(paths, system, text);
     lockRestored = true;
     log.info('flake.lock restored', { from: j.to.lockFile });
   } else {
@@ -178,6 +173,29 @@ export async function activateRollback(
   writeJsonAtomic(paths.lastRollback, rec, 0o600);
   log.info('rollback finished', { status: rec.status, generation: target, lockRestored });
   return rec;
+}
+
+/**
+ * The flake.lock that belongs to a rollback target: what hv recorded when that system became the
+ * running one, else the last upgrade's backup when returning to the generation it replaced, else
+ * the newest backup that knows that system. `from` says where it came from, for people.
+ */
+export function lockForRollbackTarget(
+  paths: StatePaths,
+  last: UpgradeRecord | null,
+  target: number,
+  system: string,
+): { text: string; from: string } | undefined {
+  const recorded = recordedLock(paths, system);
+  if (recorded) return { text: recorded.lock, from: `hv's record of ${system}` };
+  const file =
+    last &&
+    target === last.previousGeneration &&
+    last.backupDir &&
+    existsSync(join(last.backupDir, 'flake.lock'))
+      ? join(last.backupDir, 'flake.lock')
+      : findLockForSystem(paths.backups, system)?.file;
+  return file ? { text: readFileSync(file, 'utf8'), from: file } : undefined;
 }
 
 function readOrNull(path: string): string | null {

@@ -139,3 +139,53 @@ export async function commitTime(
     return undefined;
   }
 }
+
+/** Commits fetched behind the locked revision to look for the upstream head among its ancestors. */
+const ANCESTRY_DEPTH = 1000;
+
+/**
+ * Whether `ancestor` is an ancestor of `rev` at `url`, learnt from the same cache repository as
+ * `commitTime`: a treeless fetch of `rev` with a bounded history (commits only, a few hundred
+ * kilobytes at most). Best effort: false when it cannot be known.
+ */
+export async function isAncestor(
+  runner: Runner,
+  git: string,
+  cacheDir: string,
+  url: string,
+  ancestor: string,
+  rev: string,
+): Promise<boolean> {
+  const repo = join(cacheDir, 'upstream.git');
+  try {
+    makeDir(cacheDir, 0o700);
+    const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
+      env: GIT_ENV,
+      timeoutMs: 30_000,
+    });
+    if (init.exitCode !== 0) return false;
+    const fetch = await runner.run(
+      [
+        git,
+        '-C',
+        repo,
+        'fetch',
+        '--quiet',
+        '--no-tags',
+        `--depth=${ANCESTRY_DEPTH}`,
+        '--filter=tree:0',
+        url,
+        rev,
+      ],
+      { env: GIT_ENV, timeoutMs: 120_000 },
+    );
+    if (fetch.exitCode !== 0) return false;
+    const r = await runner.run([git, '-C', repo, 'merge-base', '--is-ancestor', ancestor, rev], {
+      env: GIT_ENV,
+      timeoutMs: 30_000,
+    });
+    return r.exitCode === 0;
+  } catch {
+    return false;
+  }
+}

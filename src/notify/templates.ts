@@ -42,6 +42,7 @@ export function facts(event: HvEvent): [string, string][] {
       add('Branch', d.branch);
       add('Installed', revDate(d.current));
       add('Available', revDate(d.available));
+      add('Why', d.reason);
       const releases = Array.isArray(d.releases)
         ? d.releases.map((r) => str(obj(r).branch) ?? str(r)).filter(Boolean)
         : [];
