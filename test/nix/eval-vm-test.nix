@@ -17,12 +17,18 @@ let
     };
   };
   test = import ../../nix/tests/vm-test.nix { inherit pkgs; };
-  machine = test.nodes.machine;
+  inherit (test.nodes) machine manual;
+  failed = node: map (a: a.message) (builtins.filter (a: !a.assertion) node.assertions);
 in
 {
   inherit (test) name testScript;
   configJson = machine.environment.etc."hv/config.json".text;
   execStart = machine.systemd.services.hv-daemon.serviceConfig.ExecStart;
   commands = map (p: p.buildCommand or "") machine.environment.systemPackages;
-  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) machine.assertions);
+  failedAssertions = failed machine ++ failed manual;
+  manual = {
+    hasService = manual.systemd.services ? hv-daemon;
+    hasConfig = manual.environment.etc ? "hv/config.json";
+    commands = map (p: p.buildCommand or "") manual.environment.systemPackages;
+  };
 }
