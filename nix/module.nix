@@ -317,125 +317,125 @@ in
   };
 
   config = lib.mkMerge [
-  {
-    assertions = [ {
-      assertion = cfg.install || !cfg.enable;
-      message = "hypervisor.updateChecker.enable = true needs hypervisor.updateChecker.install = true (the daemon runs the installed hv); set install = true, or enable = false to install nothing.";
-    } ];
-  }
-  (mkIf cfg.install {
-    assertions = [
-      {
-        assertion = cfg.host == null || builtins.match "[A-Za-z0-9_.-]+" cfg.host != null;
-        message = "hypervisor.updateChecker.host must name nixosConfigurations.<host> in ${cfg.flakeDir} (letters, digits, \"_\", \"-\", \".\"); it is \"${toString cfg.host}\". Set it to the name, or to null to let hv find it.";
-      }
-      {
-        assertion = !(builtins.elem cfg.commandName aliases);
-        message = "hypervisor.updateChecker.commandName is \"${cfg.commandName}\", the name of one of hv's aliases (${lib.concatStringsSep ", " aliases}); choose another name, such as \"hvu\".";
-      }
-      {
-        assertion = clashing == [ ];
-        message = "hypervisor.updateChecker.commandName is \"${cfg.commandName}\", but environment.systemPackages also has ${lib.concatMapStringsSep ", " (p: "\"${p.name or "?"}\"") clashing}, which provides a command of that name (Hyper-NixOS's own `hv` dispatcher, for one); one would silently hide the other. Set hypervisor.updateChecker.commandName to a free name, such as \"hvu\" (the default).";
-      }
-      {
-        assertion = inlineSecrets == [ ];
-        message = "hypervisor.updateChecker: ${lib.concatStringsSep ", " inlineSecrets} look like inline secrets; give the path of a file holding the secret instead (passwordFile, botTokenFile, tokenFile, ...).";
-      }
-    ];
+    {
+      assertions = [ {
+        assertion = cfg.install || !cfg.enable;
+        message = "hypervisor.updateChecker.enable = true needs hypervisor.updateChecker.install = true (the daemon runs the installed hv); set install = true, or enable = false to install nothing.";
+      } ];
+    }
+    (mkIf cfg.install {
+      assertions = [
+        {
+          assertion = cfg.host == null || builtins.match "[A-Za-z0-9_.-]+" cfg.host != null;
+          message = "hypervisor.updateChecker.host must name nixosConfigurations.<host> in ${cfg.flakeDir} (letters, digits, \"_\", \"-\", \".\"); it is \"${toString cfg.host}\". Set it to the name, or to null to let hv find it.";
+        }
+        {
+          assertion = !(builtins.elem cfg.commandName aliases);
+          message = "hypervisor.updateChecker.commandName is \"${cfg.commandName}\", the name of one of hv's aliases (${lib.concatStringsSep ", " aliases}); choose another name, such as \"hvu\".";
+        }
+        {
+          assertion = clashing == [ ];
+          message = "hypervisor.updateChecker.commandName is \"${cfg.commandName}\", but environment.systemPackages also has ${lib.concatMapStringsSep ", " (p: "\"${p.name or "?"}\"") clashing}, which provides a command of that name (Hyper-NixOS's own `hv` dispatcher, for one); one would silently hide the other. Set hypervisor.updateChecker.commandName to a free name, such as \"hvu\" (the default).";
+        }
+        {
+          assertion = inlineSecrets == [ ];
+          message = "hypervisor.updateChecker: ${lib.concatStringsSep ", " inlineSecrets} look like inline secrets; give the path of a file holding the secret instead (passwordFile, botTokenFile, tokenFile, ...).";
+        }
+      ];
 
-    environment.etc."hv/config.json".text = builtins.toJSON finalConfig;
+      environment.etc."hv/config.json".text = builtins.toJSON finalConfig;
 
-    environment.systemPackages = [ commands ];
+      environment.systemPackages = [ commands ];
 
-    # The daemon's unit creates the state and log directories (StateDirectory=, LogsDirectory=);
-    # in manual mode nothing does, so create them here too (the same owner and mode).
-    systemd.tmpfiles.rules = [
-      "d ${motdDir} 0755 root root -"
-      "d ${gcRootsDir} 0755 root root -"
-    ] ++ lib.optionals (!cfg.enable) [
-      "d ${stateDir} 0750 root root -"
-      "d ${logDir} 0750 root root -"
-    ];
+      # The daemon's unit creates the state and log directories (StateDirectory=, LogsDirectory=);
+      # in manual mode nothing does, so create them here too (the same owner and mode).
+      systemd.tmpfiles.rules = [
+        "d ${motdDir} 0755 root root -"
+        "d ${gcRootsDir} 0755 root root -"
+      ] ++ lib.optionals (!cfg.enable) [
+        "d ${stateDir} 0750 root root -"
+        "d ${logDir} 0750 root root -"
+      ];
 
-    # pam_motd with only motd_dir= shows the directory and nothing else, so it does not repeat
-    # NixOS's own motd rule; ordered right after it.
-    security.pam.services = lib.genAttrs cfg.motd.pamServices (service: {
-      rules.session.hv-motd-dir = {
-        order = config.security.pam.services.${service}.rules.session.motd.order + 1;
-        control = "optional";
-        modulePath = "${pkgs.pam}/lib/security/pam_motd.so";
-        args = [ "motd_dir=${motdDir}" ];
+      # pam_motd with only motd_dir= shows the directory and nothing else, so it does not repeat
+      # NixOS's own motd rule; ordered right after it.
+      security.pam.services = lib.genAttrs cfg.motd.pamServices (service: {
+        rules.session.hv-motd-dir = {
+          order = config.security.pam.services.${service}.rules.session.motd.order + 1;
+          control = "optional";
+          modulePath = "${pkgs.pam}/lib/security/pam_motd.so";
+          args = [ "motd_dir=${motdDir}" ];
+        };
+      });
+
+    })
+    (mkIf (cfg.install && cfg.enable) {
+      systemd.services.hv-daemon = {
+        description = "hv: NixOS update checks, notifications and chat-ops";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+
+        # Activating a new system must not kill the daemon: it may be running the very upgrade that
+        # performs the activation. A new hv version takes over at the next reboot or restart; a new
+        # configuration is picked up at once by a reload (SIGHUP), which keeps running work alive.
+        restartIfChanged = false;
+        reloadTriggers = [ config.environment.etc."hv/config.json".source ];
+
+        # Tools hv runs. /run/current-system/sw comes last, for what belongs to the running system
+        # (nixos-version, and whatever health-check commands name).
+        path = [ config.nix.package pkgs.git pkgs.util-linux pkgs.systemd ]
+          ++ lib.optional (cfg.healthChecks.vms.command != null) pkgs.libvirt
+          ++ [ "/run/current-system/sw" ];
+
+        environment = {
+          HV_CONFIG = configPath;
+          HV_COMMAND_NAME = cfg.commandName;
+          NODE_ENV = "production";
+          NO_COLOR = "1";
+        };
+
+        serviceConfig = {
+          Type = "simple";
+          ExecStart = "${cfg.package}/bin/hv daemon --config ${configPath}";
+          ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+          # Retry after a crash or a broken configuration; a fixed configuration is then picked up.
+          Restart = "on-failure";
+          RestartSec = "30s";
+          # SIGTERM goes to hv only, which finishes or hands over its current step (a nix build, an
+          # activation) instead of having it killed under it; whatever is left gets SIGKILL.
+          KillMode = "mixed";
+          TimeoutStopSec = "30s";
+
+          StateDirectory = "hypervisor";
+          StateDirectoryMode = "0750";
+          LogsDirectory = "hypervisor";
+          LogsDirectoryMode = "0750";
+          UMask = "0022"; # the notices in /etc/motd.d are for everyone to read
+
+          # Hardening, limited by the job: hv builds with nix and runs switch-to-configuration, whose
+          # activation scripts write all over /etc, /boot, /nix/var, /var and /run, mount file
+          # systems, set the hostname, create users and home directories, and install setuid
+          # wrappers. Hence, deliberately:
+          # - no ProtectSystem / ProtectHome / ReadOnlyPaths: they make /usr, /boot, /etc or /home
+          #   read-only for the activation;
+          # - no PrivateTmp / PrivateDevices / ProtectKernel* / ProtectControlGroups / ProtectHostname:
+          #   each puts the service in its own mount or UTS namespace, so mounts made and the
+          #   hostname set by the activation would stay invisible to the rest of the system;
+          # - no CapabilityBoundingSet / RestrictSUIDSGID / RestrictNamespaces / SystemCallFilter:
+          #   the activation needs nearly every capability and creates setuid wrappers, and nix's
+          #   build sandbox needs namespaces;
+          # - no LockPersonality (nix sets the personality for i686 builds) and no
+          #   MemoryDenyWriteExecute (Node's JIT).
+          # What is safe to keep:
+          NoNewPrivileges = true; # runs as root already; nothing it starts may gain more via setuid
+          RestrictRealtime = true;
+          # Builds are background work on a host whose job is running VMs.
+          Nice = 10;
+          IOSchedulingClass = "best-effort";
+          IOSchedulingPriority = 7;
+        };
       };
-    });
-
-  })
-  (mkIf (cfg.install && cfg.enable) {
-    systemd.services.hv-daemon = {
-      description = "hv: NixOS update checks, notifications and chat-ops";
-      wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
-
-      # Activating a new system must not kill the daemon: it may be running the very upgrade that
-      # performs the activation. A new hv version takes over at the next reboot or restart; a new
-      # configuration is picked up at once by a reload (SIGHUP), which keeps running work alive.
-      restartIfChanged = false;
-      reloadTriggers = [ config.environment.etc."hv/config.json".source ];
-
-      # Tools hv runs. /run/current-system/sw comes last, for what belongs to the running system
-      # (nixos-version, and whatever health-check commands name).
-      path = [ config.nix.package pkgs.git pkgs.util-linux pkgs.systemd ]
-        ++ lib.optional (cfg.healthChecks.vms.command != null) pkgs.libvirt
-        ++ [ "/run/current-system/sw" ];
-
-      environment = {
-        HV_CONFIG = configPath;
-        HV_COMMAND_NAME = cfg.commandName;
-        NODE_ENV = "production";
-        NO_COLOR = "1";
-      };
-
-      serviceConfig = {
-        Type = "simple";
-        ExecStart = "${cfg.package}/bin/hv daemon --config ${configPath}";
-        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
-        # Retry after a crash or a broken configuration; a fixed configuration is then picked up.
-        Restart = "on-failure";
-        RestartSec = "30s";
-        # SIGTERM goes to hv only, which finishes or hands over its current step (a nix build, an
-        # activation) instead of having it killed under it; whatever is left gets SIGKILL.
-        KillMode = "mixed";
-        TimeoutStopSec = "30s";
-
-        StateDirectory = "hypervisor";
-        StateDirectoryMode = "0750";
-        LogsDirectory = "hypervisor";
-        LogsDirectoryMode = "0750";
-        UMask = "0022"; # the notices in /etc/motd.d are for everyone to read
-
-        # Hardening, limited by the job: hv builds with nix and runs switch-to-configuration, whose
-        # activation scripts write all over /etc, /boot, /nix/var, /var and /run, mount file
-        # systems, set the hostname, create users and home directories, and install setuid
-        # wrappers. Hence, deliberately:
-        # - no ProtectSystem / ProtectHome / ReadOnlyPaths: they make /usr, /boot, /etc or /home
-        #   read-only for the activation;
-        # - no PrivateTmp / PrivateDevices / ProtectKernel* / ProtectControlGroups / ProtectHostname:
-        #   each puts the service in its own mount or UTS namespace, so mounts made and the
-        #   hostname set by the activation would stay invisible to the rest of the system;
-        # - no CapabilityBoundingSet / RestrictSUIDSGID / RestrictNamespaces / SystemCallFilter:
-        #   the activation needs nearly every capability and creates setuid wrappers, and nix's
-        #   build sandbox needs namespaces;
-        # - no LockPersonality (nix sets the personality for i686 builds) and no
-        #   MemoryDenyWriteExecute (Node's JIT).
-        # What is safe to keep:
-        NoNewPrivileges = true; # runs as root already; nothing it starts may gain more via setuid
-        RestrictRealtime = true;
-        # Builds are background work on a host whose job is running VMs.
-        Nice = 10;
-        IOSchedulingClass = "best-effort";
-        IOSchedulingPriority = 7;
-      };
-    };
-  })
+    })
   ];
 }
