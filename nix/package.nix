@@ -2,33 +2,70 @@
 #
 #   pkgs.callPackage ./nix/package.nix { }
 #
-# `npm run build` compiles dist/; the install step (npmInstallHook) copies the files package.json
-# publishes plus the production dependencies, and writes one wrapper per `bin` entry of
-# package.json (hv, hv-check-updates, hv-upgrade-test, hv-system-upgrade) that runs it with Node 22.
-{ lib, buildNpmPackage, nodejs_22, git }:
+# No hash to maintain: importNpmLock (nixpkgs 24.05 or later) fetches every npm package with the
+# sha512 `integrity` package-lock.json records for it, so a change of package-lock.json needs no
+# edit here. `npm run build` compiles dist/ (tsc, then the esbuild bundle); the install step
+# (npmInstallHook) copies the files package.json publishes plus the production dependencies, and
+# writes one wrapper per `bin` entry of package.json (hv, hv-check-updates, hv-upgrade-test,
+# hv-system-upgrade) that runs it with Node 22.
+{ lib, buildNpmPackage, importNpmLock, nodejs_22, git }:
 let
   packageJson = lib.importJSON ../package.json;
   root = toString ../.;
-in
-buildNpmPackage {
-  pname = "hv";
-  inherit (packageJson) version;
 
-  # The repository without what is built, installed or only needed for development, so that
-  # neither a local build nor an edit of the Nix files changes the source hash.
+  # Paths (relative to the repository) that are built, installed, only for development, or only
+  # for the Nix tests, so that neither a local build nor an edit of them changes the source.
+  excluded = [ "node_modules" "dist" ".git" "nix" ".direnv" "flake.nix" "flake.lock" "test/nix/vendor" ];
+
   src = lib.cleanSourceWith {
     name = "hv-source";
     src = ../.;
     filter = path: type:
       let rel = lib.removePrefix "${root}/" (toString path); in
-      !(builtins.elem rel [ "node_modules" "dist" ".git" "nix" ".direnv" ] || lib.hasPrefix "result" rel);
+      !(builtins.elem rel excluded || lib.hasPrefix "result" rel);
   };
 
-  # Pins the npm dependencies of package-lock.json. After every change of package-lock.json:
-  #   nix run nixpkgs#prefetch-npm-deps -- package-lock.json
-  # and paste the printed sha256-… here (or build once with lib.fakeHash, as here, and copy the
-  # hash from the "got:" line of the hash mismatch error).
-  npmDepsHash = lib.fakeHash;
+  # npm writes package-lock.json without `resolved` URLs when `omit-lockfile-registry-resolved`
+  # is set (as on the machines hv is developed on); npm itself then fetches from its registry.
+  # importNpmLock fetches only entries that name a URL, so fill in the npm registry's tarball URL
+  # (<registry>/<name>/-/<name without scope>-<version>.tgz) for each entry that has none; the
+  # `integrity` hash of the entry still decides what is accepted.
+  #
+  # Optional packages for other operating systems (esbuild's, rollup's and Biome's binaries for
+  # darwin, win32, freebsd, ...: about half of all tarballs by size) get no URL: hv builds on Linux
+  # only (meta.platforms), and `npm install` skips an optional package whose `os` does not match
+  # before it looks for its tarball, so they need not be downloaded.
+  registry = "https://registry.npmjs.org";
+  otherOs = entry:
+    entry.optional or false && entry ? os
+    && !(builtins.any (lib.hasPrefix "!") entry.os) && !(builtins.elem "linux" entry.os);
+  withResolved = key: entry:
+    if key == "" || entry ? resolved || entry.link or false || !(entry ? integrity) || otherOs entry then entry
+    else
+      let name = entry.name or (lib.last (lib.splitString "node_modules/" key)); in
+      entry // { resolved = "${registry}/${name}/-/${baseNameOf name}-${entry.version}.tgz"; };
+  packageLock =
+    let lock = lib.importJSON ../package-lock.json; in
+    lock // { packages = lib.mapAttrs withResolved lock.packages; };
+in
+buildNpmPackage {
+  pname = "hv";
+  inherit (packageJson) version;
+  inherit src;
+
+  # Every package of the lock but those for other operating systems, development tools included
+  # (tsc and esbuild build dist/), is fetched by URL and checked against its `integrity`. The
+  # Linux binaries of esbuild for every CPU are fetched; `npm install` keeps only the optional
+  # package whose `cpu` matches, as it does outside Nix, and esbuild's install script (run by
+  # `npm rebuild`) finds its @esbuild/linux-* binary, a static executable, without a download.
+  npmDeps = importNpmLock {
+    npmRoot = src;
+    package = packageJson;
+    inherit packageLock;
+  };
+  # npmHooks.npmConfigHook expects a prefetched npm cache; importNpmLock's hook installs from the
+  # store paths it wrote into package.json and package-lock.json.
+  npmConfigHook = importNpmLock.npmConfigHook;
 
   nodejs = nodejs_22;
 

@@ -4,8 +4,8 @@
 #   nix-build nix/tests/vm-test.nix --arg pkgs 'import /path/to/nixpkgs { }'
 #   nix-build nix/tests/vm-test.nix -A driverInteractive && ./result/bin/nixos-test-driver
 #
-# It builds hv from this checkout, so nix/package.nix's npmDepsHash must match package-lock.json.
-# The VM has no network: the check hv-daemon makes at start (catch-up, no check has ever
+# It builds hv from this checkout (nix/package.nix; the npm packages come from package-lock.json's
+# URLs and hashes, so the build machine needs network access). The VMs have no network: the check hv-daemon makes at start (catch-up, no check has ever
 # succeeded) fails, and the daemon must keep running regardless.
 { pkgs ? import <nixpkgs> { } }:
 pkgs.testers.runNixOSTest {
@@ -16,6 +16,7 @@ pkgs.testers.runNixOSTest {
     networking.hostName = "hv01";
     hypervisor.updateChecker = {
       enable = true;
+      host = "hv01";
       schedule = "Mon *-*-* 02:00:00";
       randomizedDelaySec = 0;
       # No libvirtd in this VM.
@@ -24,10 +25,22 @@ pkgs.testers.runNixOSTest {
     users.users.root.password = "hv-test";
   };
 
+  # Manual mode: the commands and the configuration, no daemon.
+  nodes.manual = { ... }: {
+    imports = [ ../module.nix ];
+    hypervisor.updateChecker = {
+      enable = false;
+      commandName = "hv";
+      healthChecks.services = [ ];
+    };
+  };
+
   testScript = ''
     import json
 
+    start_all()
     machine.wait_for_unit("multi-user.target")
+    manual.wait_for_unit("multi-user.target")
 
     with subtest("hv-daemon runs with the rendered configuration"):
         machine.wait_for_unit("hv-daemon.service")
@@ -36,20 +49,31 @@ pkgs.testers.runNixOSTest {
         assert config["host"] == "hv01", config
         machine.succeed("systemctl show -p ExecStart hv-daemon | grep -F 'hv daemon'")
 
-    with subtest("the hv commands are on the PATH"):
-        for command in ["hv", "hv-check-updates", "hv-upgrade-test", "hv-system-upgrade"]:
+    with subtest("the hv commands are on the PATH, the main one as hvu (commandName)"):
+        for command in ["hvu", "hv-check-updates", "hv-upgrade-test", "hv-system-upgrade"]:
             machine.succeed(f"command -v {command}")
+        machine.fail("command -v hv")
+        machine.succeed("hvu schedule next --json")
 
+    with subtest("manual mode: commands and configuration, no daemon and no timer"):
+        for command in ["hv", "hv-check-updates", "hv-upgrade-test", "hv-system-upgrade"]:
+            manual.succeed(f"command -v {command}")
+        manual.succeed("test -f /etc/hv/config.json")
+        manual.fail("systemctl cat hv-daemon.service")
+        manual.fail("systemctl list-timers --all | grep -F hv")
+        manual.succeed("hv schedule next --json")
+
+    # A host flake's lock (the nixos-24.11 node of this repository's flake.lock); nothing fetches it.
     with subtest("hv status --json answers"):
         machine.succeed(
             "mkdir -p /etc/hypervisor && cat > /etc/hypervisor/flake.lock <<'EOF'\n"
-            '{"nodes":{"nixpkgs":{"locked":{"lastModified":1700000000,"narHash":"sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",'
-            '"owner":"NixOS","repo":"nixpkgs","rev":"0000000000000000000000000000000000000000","type":"github"},'
+            '{"nodes":{"nixpkgs":{"locked":{"lastModified":1751274312,"narHash":"sha256-/bVBlRpECLVzjV19t5KMdMFWSwKLtb5RyXdjz3LJT+g=",'
+            '"owner":"NixOS","repo":"nixpkgs","rev":"50ab793786d9de88ee30ec4e4c24fb4236fc2674","type":"github"},'
             '"original":{"owner":"NixOS","ref":"nixos-24.11","repo":"nixpkgs","type":"github"}},'
             '"root":{"inputs":{"nixpkgs":"nixpkgs"}}},"root":"root","version":7}\n'
             "EOF"
         )
-        status = json.loads(machine.succeed("hv status --json"))
+        status = json.loads(machine.succeed("hvu status --json"))
         assert "status" in status, status
 
     with subtest("a reload keeps the daemon running"):

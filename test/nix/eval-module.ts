@@ -12,7 +12,7 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 
 /** What test/nix/eval-module.nix returns for a user module (see that file). */
 export interface ModuleEval {
-  /** `config.systemd.services.hv-daemon`, or null when the module is disabled. */
+  /** `config.systemd.services.hv-daemon`, or null when the daemon is not enabled. */
   service: {
     serviceConfig: Record<string, unknown>;
     restartIfChanged: boolean;
@@ -21,15 +21,40 @@ export interface ModuleEval {
     wants: string[];
     after: string[];
     path: string[];
+    startAt: string | string[];
     environment: Record<string, string | null>;
   } | null;
-  /** Text of `/etc/hv/config.json`, or null when the module is disabled. */
+  /** Names of `config.systemd.timers`. */
+  timers: string[];
+  /** Text of `/etc/hv/config.json`, or null when hv is not installed. */
   configJson: string | null;
-  systemPackages: string[];
+  /** `environment.systemPackages`; `buildCommand` is the build script of a runCommand package. */
+  systemPackages: {
+    name: string;
+    storePath: string;
+    buildCommand: string | null;
+    mainProgram: string | null;
+  }[];
   tmpfiles: string[];
   /** `security.pam.services.<name>.rules.session`, per PAM service. */
   pam: Record<string, Record<string, { enable: boolean; order: number; modulePath: string; args: string[] }>>;
-  package: { name: string; pname: string; version: string; buildArgs: Record<string, unknown> };
+  package: {
+    name: string;
+    pname: string;
+    version: string;
+    storePath: string;
+    /** Arguments of buildNpmPackage, without src, npmDeps and npmConfigHook (shown below). */
+    buildArgs: Record<string, unknown>;
+    /** What importNpmLock was called with: its npmRoot and the URL and hash of each npm package. */
+    npmDeps: {
+      name: string;
+      npmRoot: string;
+      npmRootIsSrc: boolean;
+      urls: Record<string, { url: string; hash: string }>;
+    };
+    /** The package's source: the directory it filters, and whether the filter keeps some paths. */
+    src: { origSrc: string; keeps: Record<string, boolean>; drops: Record<string, boolean> };
+  };
 }
 
 /**
@@ -57,7 +82,8 @@ export async function nixEval(file: string, args: Record<string, string> = {}): 
 
 /**
  * Evaluate nix/module.nix with a user's NixOS module (a Nix expression: an attribute set or a
- * function of `{ config, lib, pkgs, ... }`) under the stand-in module system of test/nix.
+ * function of `{ config, lib, pkgs, ... }`) with nixpkgs' module system (the lib vendored in
+ * test/nix/vendor) and the NixOS and package stubs of test/nix.
  */
 export async function evalModule(userModuleNixExpr: string): Promise<ModuleEval> {
   return (await nixEval('test/nix/eval-module.nix', { userConfig: userModuleNixExpr })) as ModuleEval;
@@ -66,10 +92,10 @@ export async function evalModule(userModuleNixExpr: string): Promise<ModuleEval>
 /**
  * The `/etc/hv/config.json` text the module renders for a user's NixOS module, e.g.
  * `{ hypervisor.updateChecker = { enable = true; schedule = "weekly"; }; }`. Rejects when the
- * module does not evaluate (unknown option, wrong type, failed assertion) or is not enabled.
+ * module does not evaluate (unknown option, wrong type, failed assertion) or installs nothing.
  */
 export async function evalModuleConfigJson(userModuleNixExpr: string): Promise<string> {
   const { configJson } = await evalModule(userModuleNixExpr);
-  if (configJson === null) throw new Error('the module rendered no /etc/hv/config.json (is it enabled?)');
+  if (configJson === null) throw new Error('the module rendered no /etc/hv/config.json (is it installed?)');
   return configJson;
 }

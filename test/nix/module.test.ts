@@ -19,7 +19,7 @@ describe('nix files', () => {
   const files = [
     join(repoRoot, 'flake.nix'),
     ...nixFiles(join(repoRoot, 'nix')),
-    ...nixFiles(join(repoRoot, 'test/nix')),
+    ...nixFiles(join(repoRoot, 'test/nix')).filter((f) => !f.includes('/test/nix/vendor/')),
   ];
 
   it('include the module, the package and the VM test', () => {
@@ -34,7 +34,7 @@ describe('nix files', () => {
   });
 });
 
-describe('nix/module.nix under the module system', () => {
+describe("nix/module.nix under nixpkgs' module system", () => {
   it('enabled with a schedule: hv-daemon runs `hv daemon`, survives activations, config has the schedule', async () => {
     const result = await evalModule(enabled('schedule = "Mon *-*-* 02:00:00";'));
     const service = result.service!;
@@ -48,11 +48,10 @@ describe('nix/module.nix under the module system', () => {
     expect(parseSchedule(config.schedule as string).cron).toBe('0 2 * * 1');
   });
 
-  it('renders the SPEC configuration shape with defaults and no nulls', async () => {
+  it('renders the SPEC configuration shape with defaults and no nulls; no host unless set (hv finds it)', async () => {
     const json = await evalModuleConfigJson(`{ networking.hostName = "hv01"; ${enabled().slice(1)}`);
     expect(json).not.toContain('null');
     expect(JSON.parse(json)).toEqual({
-      host: 'hv01',
       flake: { dir: '/etc/hypervisor', input: 'nixpkgs' },
       paths: {
         state: '/var/lib/hypervisor',
@@ -136,9 +135,9 @@ describe('nix/module.nix under the module system', () => {
     expect(sc.ExecReload).toMatch(/kill -HUP \$MAINPID$/);
   });
 
-  it('installs the package, creates /etc/motd.d and makes login show it', async () => {
+  it('installs the commands, creates /etc/motd.d and makes login show it', async () => {
     const result = await evalModule(`{ services.openssh.enable = true; ${enabled().slice(1)}`);
-    expect(result.systemPackages.some((p) => /-hv-[0-9.]+$/.test(p))).toBe(true);
+    expect(result.systemPackages.map((p) => p.name)).toEqual(['hv-commands-hvu']);
     expect(result.tmpfiles).toContain('d /etc/motd.d 0755 root root -');
     for (const service of ['login', 'sshd']) {
       const rules = result.pam[service]!;
@@ -153,19 +152,40 @@ describe('nix/module.nix under the module system', () => {
     expect(noSsh.pam.sshd).toBeUndefined();
   });
 
-  it('builds hv with buildNpmPackage and Node 22', async () => {
-    const { package: pkg } = await evalModule(enabled());
-    expect(pkg.pname).toBe('hv');
-    expect(pkg.buildArgs.nodejs).toMatch(/-nodejs-22$/);
-    expect(pkg.buildArgs.npmDepsHash).toMatch(/^sha256-[A-Za-z0-9+/]{43}=$/);
+  it('manual mode (enable = false, the default): commands and /etc/hv/config.json, no daemon, no timer', async () => {
+    for (const user of ['{ }', '{ hypervisor.updateChecker.enable = false; }']) {
+      const result = await evalModule(user);
+      expect(result.service, user).toBeNull();
+      expect(result.timers, user).toEqual([]);
+      expect(result.systemPackages.map((p) => p.name)).toEqual(['hv-commands-hvu']);
+      const script = result.systemPackages[0]!.buildCommand!;
+      for (const alias of ['hv-check-updates', 'hv-upgrade-test', 'hv-system-upgrade']) {
+        expect(script).toContain(`ln -s ${result.package.storePath}/bin/${alias} $out/bin/${alias}`);
+      }
+      expect(script).toContain(`exec ${result.package.storePath}/bin/hv "$@"`);
+      // hv can check by hand: the same configuration the daemon would read, and its directories.
+      expect(JSON.parse(result.configJson!)).toMatchObject({ flake: { dir: '/etc/hypervisor' } });
+      expect(result.tmpfiles).toContain('d /var/lib/hypervisor 0750 root root -');
+      expect(result.tmpfiles).toContain('d /var/log/hypervisor 0750 root root -');
+      expect(result.pam.login?.['hv-motd-dir']?.enable).toBe(true);
+    }
   });
 
-  it('does nothing when not enabled', async () => {
-    const result = await evalModule('{ }');
+  it('installs nothing with install = false, and refuses a daemon without the installation', async () => {
+    const result = await evalModule('{ hypervisor.updateChecker.install = false; }');
     expect(result.service).toBeNull();
     expect(result.configJson).toBeNull();
     expect(result.systemPackages).toEqual([]);
-    await expect(evalModuleConfigJson('{ }')).rejects.toThrow(/enabled/);
+    expect(result.tmpfiles).toEqual([]);
+    expect(result.pam.login?.['hv-motd-dir']).toBeUndefined();
+    await expect(evalModuleConfigJson('{ hypervisor.updateChecker.install = false; }')).rejects.toThrow(
+      /installed/,
+    );
+    await expect(
+      evalModule('{ hypervisor.updateChecker = { install = false; enable = true; }; }'),
+    ).rejects.toThrow(
+      /hypervisor\.updateChecker\.enable = true needs hypervisor\.updateChecker\.install = true/,
+    );
   });
 
   it('rejects unknown options, wrong types and inline secrets', async () => {
@@ -179,8 +199,8 @@ describe('nix/module.nix under the module system', () => {
     await expect(
       evalModule(enabled('notify.channels = [ { type = "slack"; botToken = "xoxb-123"; } ];')),
     ).rejects.toThrow(/notify\.channels\[0\]\.botToken look like inline secrets/);
-    await expect(evalModule(`{ networking.hostName = ""; ${enabled().slice(1)}`)).rejects.toThrow(
-      /host must name nixosConfigurations/,
+    await expect(evalModule(enabled('host = "my host";'))).rejects.toThrow(
+      /hypervisor\.updateChecker\.host must name nixosConfigurations/,
     );
   });
 
@@ -193,13 +213,78 @@ describe('nix/module.nix under the module system', () => {
     }`);
     expect(JSON.parse(result.configJson!).schedule).toBe('daily');
     expect(result.service!.serviceConfig.Nice).toBe(0);
-    expect(result.systemPackages).toHaveLength(2);
+    expect(result.systemPackages.map((p) => p.name).sort()).toEqual(['git', 'hv-commands-hvu']);
     expect(result.tmpfiles.some((r) => r.includes('/never'))).toBe(false);
     await expect(
       evalModule(
         `{ hypervisor.updateChecker.enable = true; systemd.services.hv-daemon.serviceConfig.Type = "notify"; }`,
       ),
-    ).rejects.toThrow(/conflicting definition values/);
+    ).rejects.toThrow(/has conflicting definition values/);
+  });
+});
+
+describe('hypervisor.updateChecker.commandName', () => {
+  const mainCommand = (result: Awaited<ReturnType<typeof evalModule>>) => {
+    const commands = result.systemPackages.find((p) => p.name.startsWith('hv-commands-'))!;
+    return { commands, script: commands.buildCommand! };
+  };
+
+  it("defaults to hvu, which does not hide Hyper-NixOS's own hv; the daemon is told the name", async () => {
+    const result = await evalModule(enabled());
+    const { commands, script } = mainCommand(result);
+    expect(commands.mainProgram).toBe('hvu');
+    expect(script).toContain("cat > $out/bin/hvu <<'EOF'");
+    expect(script).toContain(`HV_COMMAND_NAME=hvu exec ${result.package.storePath}/bin/hv "$@"`);
+    expect(script).not.toMatch(/\$out\/bin\/hv[ \n]/);
+    expect(result.service!.environment.HV_COMMAND_NAME).toBe('hvu');
+    // The daemon itself runs the package's own bin/hv, whatever the command is called.
+    expect(result.service!.serviceConfig.ExecStart).toBe(
+      `${result.package.storePath}/bin/hv daemon --config /etc/hv/config.json`,
+    );
+  });
+
+  it('renamed: the wrapper installs that name and the aliases keep theirs', async () => {
+    const result = await evalModule(enabled('commandName = "hv";'));
+    const { commands, script } = mainCommand(result);
+    expect(commands.mainProgram).toBe('hv');
+    expect(script).toContain("cat > $out/bin/hv <<'EOF'");
+    expect(script).toContain('HV_COMMAND_NAME=hv exec');
+    expect(script).toContain('$out/bin/hv-upgrade-test');
+    expect(script).not.toContain('$out/bin/hvu');
+    expect(result.service!.environment.HV_COMMAND_NAME).toBe('hv');
+  });
+
+  it("fails evaluation, naming the option, when another package provides the command (Hyper-NixOS's hv)", async () => {
+    // Hyper-NixOS builds its dispatcher with writeScriptBin "hv": a package named "hv".
+    const hyperNixosHv = `(pkgs.writeText "hv" "#!/bin/sh")`;
+    const clash = `{ pkgs, ... }: {
+      environment.systemPackages = [ ${hyperNixosHv} ];
+      hypervisor.updateChecker = { enable = true; commandName = "hv"; };
+    }`;
+    await expect(evalModule(clash)).rejects.toThrow(
+      /Failed assertions:[\s\S]*hypervisor\.updateChecker\.commandName is "hv", but environment\.systemPackages also has "hv"/,
+    );
+    // A package whose meta.mainProgram is the name counts too, in manual mode as well.
+    await expect(
+      evalModule(`{ pkgs, ... }: {
+        environment.systemPackages = [ (pkgs.writeText "tool-1.0" "" // { meta.mainProgram = "hvu"; }) ];
+      }`),
+    ).rejects.toThrow(/hypervisor\.updateChecker\.commandName is "hvu"/);
+    // With the default name the same host evaluates, and keeps its hv.
+    const ok = await evalModule(`{ pkgs, ... }: {
+      environment.systemPackages = [ ${hyperNixosHv} ];
+      hypervisor.updateChecker.enable = true;
+    }`);
+    expect(ok.systemPackages.map((p) => p.name).sort()).toEqual(['hv', 'hv-commands-hvu']);
+  });
+
+  it('rejects an alias name and names that are not command names', async () => {
+    await expect(evalModule(enabled('commandName = "hv-upgrade-test";'))).rejects.toThrow(
+      /hypervisor\.updateChecker\.commandName is "hv-upgrade-test", the name of one of hv's aliases/,
+    );
+    await expect(evalModule(enabled('commandName = "../hv";'))).rejects.toThrow(
+      /hypervisor\.updateChecker\.commandName' is not of type/,
+    );
   });
 });
 
@@ -208,12 +293,19 @@ describe('nix/tests/vm-test.nix', () => {
     const result = (await nixEval('test/nix/eval-vm-test.nix')) as {
       execStart: string;
       configJson: string;
+      commands: string[];
       failedAssertions: string[];
       testScript: string;
+      manual: { hasService: boolean; hasConfig: boolean; commands: string[] };
     };
     expect(result.failedAssertions).toEqual([]);
     expect(result.execStart).toMatch(/\/bin\/hv daemon/);
     expect(JSON.parse(result.configJson)).toMatchObject({ host: 'hv01', schedule: 'Mon *-*-* 02:00:00' });
-    expect(result.testScript).toContain('hv status --json');
+    expect(result.commands.join('\n')).toContain('$out/bin/hvu');
+    expect(result.testScript).toContain('hvu status --json');
+    // The manual-mode node: commands (named hv there) and configuration, no daemon.
+    expect(result.manual).toMatchObject({ hasService: false, hasConfig: true });
+    expect(result.manual.commands.join('\n')).toContain("cat > $out/bin/hv <<'EOF'");
+    expect(result.testScript).toContain('manual.fail("systemctl cat hv-daemon.service")');
   });
 });

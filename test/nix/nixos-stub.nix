@@ -121,6 +121,7 @@ in
     environment.etc = mkOption { type = types.attrsOf (types.submodule etcOptions); default = { }; };
     environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
     systemd.services = mkOption { type = types.attrsOf (types.submodule serviceOptions); default = { }; };
+    systemd.timers = mkOption { type = types.attrsOf types.anything; default = { }; };
     systemd.tmpfiles.rules = strList;
     security.pam.services = mkOption { type = types.attrsOf (types.submodule pamService); default = { }; };
     users.users = mkOption { type = types.attrsOf (types.submodule userOptions); default = { }; };
