@@ -165,8 +165,8 @@ describe("nix/module.nix under nixpkgs' module system", () => {
       expect(script).toContain(`exec ${result.package.storePath}/bin/hv "$@"`);
       // hv can check by hand: the same configuration the daemon would read, and its directories.
       expect(JSON.parse(result.configJson!)).toMatchObject({ flake: { dir: '/etc/hypervisor' } });
-      expect(result.tmpfiles).toContain('d /var/lib/hypervisor 0750 root root -');
-      expect(result.tmpfiles).toContain('d /var/log/hypervisor 0750 root root -');
+      expect(result.tmpfiles).toContain('d /var/lib/hypervisor 0700 root root -');
+      expect(result.tmpfiles).toContain('d /var/log/hypervisor 0700 root root -');
       expect(result.pam.login?.['hv-motd-dir']?.enable).toBe(true);
     }
   });
