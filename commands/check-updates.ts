@@ -114,18 +114,17 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
             host: config.host,
             key: `${now().toISOString().slice(0, 10)}:${error}`,
             title: 'Update check failed',
-            data: { error },
+            data: { error, log: log.file },
             next: 'hv check-updates',
           },
           now(),
         ),
       ]);
-      if (!isHvError(e)) throw e;
       return {
         status: 'error',
         exitCode: Exit.failed,
-        message: `Update check failed: ${error}`,
-        data: { error, code: e.code },
+        message: `Update check failed: ${error}\nLog: ${log.file}`,
+        data: { error, code: isHvError(e) ? e.code : 'internal', log: log.file },
       };
     }
 

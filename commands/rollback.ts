@@ -65,11 +65,15 @@ export const rollbackCommand: Command<{ to?: number }> = {
     const hub = await services.hub();
     const done = rec.status === 'rolled-back';
     const notifications = await hub.publish([rollbackEvent(config, rec, now())]);
+    // The generation now running may be behind upstream again: the notices say so at once, not at
+    // the next scheduled check. A failing check does not make the rollback fail.
+    const { checkUpdatesCommand } = await import('./check-updates.js');
+    const check = await checkUpdatesCommand.run(ctx, {});
     return {
       status: done ? 'rolled-back' : 'failed',
       exitCode: done ? Exit.ok : Exit.failed,
-      message: summary(rec),
-      data: { ...rec, notifications },
+      message: `${summary(rec)}\n\nUpdate check after the rollback:\n${check.message}`,
+      data: { ...rec, notifications, check: { status: check.status, message: check.message } },
       audit: { fromGeneration: rec.fromGeneration, toGeneration: rec.generation, system: rec.system },
     };
   },

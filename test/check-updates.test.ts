@@ -87,6 +87,10 @@ describe('hv check-updates on a real Nix', () => {
     expect(r.code).toBe(1);
     expect(r.json.status).toBe('error');
     expect(r.stderr + r.json.message).toMatch(/check failed.*git ls-remote/is);
+    // Where to read more: the checker's log.
+    expect(r.json.message).toMatch(/Log: .*update-checker\.log/);
+    const text = world.hv(['check-updates']);
+    expect(text.stdout + text.stderr).toMatch(/Log: .*update-checker\.log/);
     expect(world.read(world.paths.motd)).toBe(motd);
     expect(world.read(world.paths.updateText)).toBe(details);
     const status = world.hv(['status', '--json']);

@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { World } from './fixtures/world.js';
@@ -50,6 +50,10 @@ describe('hv rollback on a real Nix', () => {
     expect(w.activations().at(-1)).toEqual({ action: 'switch', path: previous });
     expect(lockOf(w)).toBe(oldLock);
     expect(w.wallMessages().some((m) => /Rolled back on hv01 to generation 1/.test(m))).toBe(true);
+    // Generation 1 is behind upstream again: the update notice is back at once.
+    expect(r.json.check.status).toBe('update-available');
+    expect(existsSync(w.paths.motd)).toBe(true);
+    expect(existsSync(w.paths.updateText)).toBe(true);
     const audit = w
       .read(w.paths.audit)
       .trim()
