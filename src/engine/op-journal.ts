@@ -24,6 +24,8 @@ export interface JournalSide {
   lockSha256: string | undefined;
   /** A file holding that lock (a backup), so either side can be restored. */
   lockFile: string | undefined;
+  /** Where that lock came from, for people (hv's record, a backup). */
+  lockSource?: string;
   /** flake.nix of this side when it changes too (release upgrades). */
   flakeNixFile?: string;
 }
