@@ -28,6 +28,8 @@ export type HvErrorCode =
   | 'nix-failed'
   | 'refused'
   | 'secret-unreadable'
+  /** A persisted record that cannot be read or does not match its schema (src/state.ts). */
+  | 'state-corrupt'
   | 'adapter-failed'
   | 'internal';
 
@@ -46,6 +48,7 @@ const exitFor: Record<HvErrorCode, ExitCode> = {
   'nix-failed': Exit.failed,
   refused: Exit.refused,
   'secret-unreadable': Exit.failed,
+  'state-corrupt': Exit.failed,
   'adapter-failed': Exit.failed,
   internal: Exit.failed,
 };

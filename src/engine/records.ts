@@ -1,0 +1,187 @@
+import { z } from 'zod';
+import type { Stored } from '../state.js';
+import type { UpgradeRecord } from './apply.js';
+import type { JournalRecord } from './op-journal.js';
+import type { RollbackRecord } from './rollback.js';
+import type { SystemLockRecord } from './system-locks.js';
+import type { InProgress, TestResult } from './test-result.js';
+
+/**
+ * Schemas of the records hv persists and later trusts (what gates `system-upgrade`, what the
+ * reconciler acts on). Each is annotated with its TypeScript type, so the compiler keeps the two in
+ * step. Unknown keys are kept (`passthrough`): a newer hv may add fields an older one must carry.
+ */
+type Schema<T> = z.ZodType<Stored<T>, z.ZodTypeDef, unknown>;
+
+const opt = <T extends z.ZodTypeAny>(t: T) => t.optional();
+const str = z.string();
+const int = z.number().int();
+const optStr = opt(str);
+const optInt = opt(int);
+
+const CheckOutcome = z.object({ name: str, ok: z.boolean(), output: str }).passthrough();
+
+const Downgrade = z
+  .object({
+    fromVersion: optStr,
+    toVersion: optStr,
+    fromRev: optStr,
+    toRev: optStr,
+    fromRelease: optStr,
+    toRelease: optStr,
+    reasons: z.array(str),
+  })
+  .passthrough();
+
+export const TestResultRecord: Schema<TestResult> = z
+  .object({
+    status: z.enum(['passed', 'failed']),
+    host: str,
+    startedAt: str,
+    finishedAt: str,
+    input: str,
+    oldRev: optStr,
+    oldLastModified: optInt,
+    newRev: optStr,
+    newLastModified: optInt,
+    liveLockSha256: str,
+    testedLock: optStr,
+    testedLockSha256: optStr,
+    stagingInputsHash: str,
+    stagingFiles: z.record(str),
+    stagingDir: str,
+    configuration: optStr,
+    toplevel: optStr,
+    version: optStr,
+    previousSystem: optStr,
+    previousGeneration: optInt,
+    gcRoot: optStr,
+    checks: z.array(CheckOutcome),
+    reverted: z.boolean(),
+    rebootRequired: z.boolean(),
+    rebootParts: z.array(str),
+    downgradeAllowed: z.boolean(),
+    downgrade: opt(Downgrade),
+    failedStep: optStr,
+    failureKind: opt(
+      z.enum([
+        'update',
+        'evaluation',
+        'build',
+        'download',
+        'hardware',
+        'activation',
+        'health',
+        'interrupted',
+        'internal',
+      ]),
+    ),
+    reason: optStr,
+    error: optStr,
+    guidance: optStr,
+    log: str,
+    invalidated: opt(z.object({ at: str, by: str, reason: str }).passthrough()),
+  })
+  .passthrough();
+
+export const InProgressRecord: Schema<InProgress> = z
+  .object({
+    pid: int,
+    bootId: optStr,
+    startTime: z.number().optional(),
+    startedAt: str,
+    by: str,
+    toplevel: str,
+    previousSystem: optStr,
+    previousGeneration: optInt,
+    result: TestResultRecord,
+  })
+  .passthrough();
+
+const Interruption = z
+  .object({
+    step: str,
+    outcome: z.enum(['finished', 'undone', 'nothing-changed']),
+    detail: str,
+    reconciledAt: str,
+    reconciledBy: str,
+  })
+  .passthrough();
+
+export const UpgradeRecordSchema: Schema<UpgradeRecord> = z
+  .object({
+    status: z.enum(['activating', 'applied', 'failed']),
+    startedAt: str,
+    finishedAt: optStr,
+    by: str,
+    operation: z.enum(['switch', 'boot']),
+    previousGeneration: optInt,
+    previousSystem: optStr,
+    newGeneration: optInt,
+    toplevel: str,
+    version: optStr,
+    input: str,
+    oldRev: optStr,
+    newRev: optStr,
+    testStartedAt: str,
+    backupDir: str,
+    activationExit: optInt,
+    rebootRequired: z.boolean(),
+    rebootParts: z.array(str),
+    error: optStr,
+    rolledBackAt: optStr,
+    downgrade: opt(Downgrade),
+    downgradeLine: optStr,
+    interrupted: opt(Interruption),
+  })
+  .passthrough();
+
+export const RollbackRecordSchema: Schema<RollbackRecord> = z
+  .object({
+    status: z.enum(['rolled-back', 'failed']),
+    at: str,
+    by: str,
+    fromGeneration: optInt,
+    generation: int,
+    system: str,
+    lockRestoredFrom: optStr,
+    lockRestored: z.boolean(),
+    activationExit: int,
+    rebootRequired: z.boolean(),
+    rebootParts: z.array(str),
+    testInvalidated: z.boolean(),
+    error: optStr,
+    interrupted: opt(Interruption),
+  })
+  .passthrough();
+
+const JournalSide = z
+  .object({
+    generation: optInt,
+    system: optStr,
+    lockSha256: optStr,
+    lockFile: optStr,
+    lockSource: optStr,
+    flakeNixFile: optStr,
+  })
+  .passthrough();
+
+export const JournalRecordSchema: Schema<JournalRecord> = z
+  .object({
+    operation: z.enum(['system-upgrade', 'rollback']),
+    pid: int,
+    startedAt: str,
+    by: str,
+    requestId: optStr,
+    action: z.enum(['switch', 'boot']),
+    step: z.enum(['backup', 'set-profile', 'install-lock', 'activate', 'switch-profile', 'restore-lock']),
+    history: z.array(z.object({ step: str, at: str }).passthrough()),
+    from: JournalSide,
+    to: JournalSide,
+    backupDir: optStr,
+  })
+  .passthrough();
+
+export const SystemLockRecordSchema: Schema<SystemLockRecord> = z
+  .object({ system: str, lockSha256: str, lock: str, flakeNix: optStr, recordedAt: str })
+  .passthrough();
