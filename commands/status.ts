@@ -5,13 +5,19 @@ import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
+import {
+  JournalRecordSchema,
+  RollbackRecordSchema,
+  TestResultRecord,
+  UpgradeRecordSchema,
+} from '../src/engine/records.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
 import { compareWithLive, recordedLock } from '../src/engine/system-locks.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { deliveryStats } from '../src/notify/outbox.js';
-import { readJson } from '../src/state.js';
+import { readJson, readRecord } from '../src/state.js';
 import type { Command, CommandResult } from './types.js';
 
 /** An executable by name on PATH (or an absolute path), without spawning anything. */
@@ -156,10 +162,28 @@ export const statusCommand: Command<Record<string, never>> = {
     }
     const lastCheck = readJson<LastCheck>(paths.lastCheck);
     const pending = readJson<CheckResult>(paths.updateJson);
-    const lastTest = readJson<TestResult>(paths.testJson);
-    const lastUpgrade = readJson<UpgradeRecord>(paths.lastUpgrade);
-    const lastRollback = readJson<RollbackRecord>(paths.lastRollback);
-    const unfinished = readJson<JournalRecord>(paths.journal);
+    // Records hv trusts are read through their schemas; a damaged one is named, not hidden.
+    const unreadable: string[] = [];
+    const record = <T>(read: () => T | null): T | null => {
+      try {
+        return read();
+      } catch (e) {
+        unreadable.push(errorMessage(e));
+        return null;
+      }
+    };
+    const lastTest = record(() =>
+      readRecord<TestResult>(paths.testJson, TestResultRecord, 'the upgrade test result'),
+    );
+    const lastUpgrade = record(() =>
+      readRecord<UpgradeRecord>(paths.lastUpgrade, UpgradeRecordSchema, 'the last upgrade record'),
+    );
+    const lastRollback = record(() =>
+      readRecord<RollbackRecord>(paths.lastRollback, RollbackRecordSchema, 'the last rollback record'),
+    );
+    const unfinished = record(() =>
+      readRecord<JournalRecord>(paths.journal, JournalRecordSchema, 'the operation journal'),
+    );
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
     const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
@@ -204,6 +228,7 @@ export const statusCommand: Command<Record<string, never>> = {
       rebootRequired: reboot.required,
       rebootReason: reboot.reason,
       notifications: deliveryStats(paths.notify),
+      unreadable,
     };
     const lines = [
       `Host:        ${config.host}`,
@@ -227,6 +252,7 @@ export const statusCommand: Command<Record<string, never>> = {
       `Generations: ${generations.map((g) => (g.current ? `[${g.number}]` : String(g.number))).join(' ') || 'none found'}`,
     );
     if (reboot.required) lines.push(`Reboot required: ${data.rebootReason}`);
+    for (const u of unreadable) lines.push(`UNREADABLE:  ${u}`);
     for (const [channel, s] of Object.entries(data.notifications)) {
       const parts = (['pending', 'retrying', 'dead', 'held'] as const)
         .filter((k) => s[k] > 0)

@@ -1,5 +1,6 @@
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { HvError } from './errors.js';
 import { identityOf, isRunning, type ProcessIdentity, selfIdentity } from './process-identity.js';
 
@@ -68,13 +69,8 @@ export function acquireLock(dir: string, operation: string, by: string, name = L
       }
       const text = readText(path);
       if (text === null) continue; // released meanwhile
-      let held: LockOwner | null = null;
-      try {
-        held = JSON.parse(text) as LockOwner;
-      } catch {
-        held = null;
-      }
-      if (held && isRunning(held)) {
+      const held = parseOwner(path, text);
+      if (isRunning(held)) {
         throw new HvError('busy', `another operation holds the lock: ${describeOwner(held)}`, {
           owner: held,
         });
@@ -86,6 +82,38 @@ export function acquireLock(dir: string, operation: string, by: string, name = L
   } finally {
     rmSync(tmp, { force: true });
   }
+}
+
+const LockOwnerRecord = z
+  .object({
+    pid: z.number().int().positive(),
+    operation: z.string(),
+    since: z.string(),
+    by: z.string(),
+    bootId: z.string().optional(),
+    startTime: z.number().optional(),
+  })
+  .passthrough();
+
+/**
+ * A lock file appears whole (it is hard-linked into place), so one that does not parse was edited
+ * or written by something else: say so and how to clear it, rather than guess that it is stale.
+ */
+function parseOwner(path: string, text: string): LockOwner {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    raw = undefined;
+  }
+  const r = LockOwnerRecord.safeParse(raw);
+  if (!r.success)
+    throw new HvError(
+      'state-corrupt',
+      `the lock file ${path} is not a lock record hv wrote (edited by hand, or another program's file); if no hv operation is running, remove it: rm ${path}`,
+      { path },
+    );
+  return r.data as LockOwner;
 }
 
 function makeLock(path: string, owner: LockOwner): Lock {

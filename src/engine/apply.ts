@@ -2,18 +2,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Progress } from '../../commands/types.js';
 import type { Config } from '../config/schema.js';
-import { HvError } from '../errors.js';
+import { HvError, isHvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import type { OpLog } from '../log.js';
 import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
-import { readJson } from '../state.js';
+import { readRecord } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
 import { OperationJournal } from './op-journal.js';
+import { UpgradeRecordSchema } from './records.js';
 import { inputsManifest, manifestDiff } from './staging.js';
 import { currentGeneration, rebootParts, systemPath } from './system.js';
 import { recordSystemLock } from './system-locks.js';
@@ -83,7 +84,14 @@ const AGAIN = 'run "hv upgrade-test" again, then "hv system-upgrade"';
  */
 export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
   const { config, runner, now, paths } = deps;
-  const r = readTestResult(paths);
+  let r: TestResult | null;
+  try {
+    r = readTestResult(paths);
+  } catch (e) {
+    // A damaged or foreign result approves nothing.
+    if (isHvError(e) && e.code === 'state-corrupt') refuse('tested', `${e.message}; then ${AGAIN}`);
+    throw e;
+  }
   if (!r)
     refuse('tested', `there is no upgrade test result (${paths.testJson}); run "hv upgrade-test" first`);
   if (r.status !== 'passed')
@@ -278,5 +286,5 @@ export async function activateUpgrade(deps: ApplyDeps, rec: UpgradeRecord): Prom
 }
 
 export function readLastUpgrade(paths: StatePaths): UpgradeRecord | null {
-  return readJson<UpgradeRecord>(paths.lastUpgrade);
+  return readRecord<UpgradeRecord>(paths.lastUpgrade, UpgradeRecordSchema, 'the last upgrade record');
 }

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { HvError } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { StatePaths } from '../state.js';
-import { readJson, removeFiles } from '../state.js';
+import { readRecord, removeFiles } from '../state.js';
+import { JournalRecordSchema } from './records.js';
 
 /**
  * The steps of `system-upgrade`, in order. The tested lock is installed only once the profile
@@ -109,5 +110,5 @@ function crashPoint(name: string): void {
 }
 
 export function readJournal(paths: StatePaths): JournalRecord | null {
-  return readJson<JournalRecord>(paths.journal);
+  return readRecord<JournalRecord>(paths.journal, JournalRecordSchema, 'the operation journal');
 }

@@ -3,9 +3,10 @@ import type { CommandContext } from '../../commands/types.js';
 import { errorMessage, isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
 import { isRunning } from '../process-identity.js';
-import { readJson, removeFiles } from '../state.js';
+import { readRecord, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { guidanceFor } from './guidance.js';
+import { InProgressRecord } from './records.js';
 import { systemPath } from './system.js';
 import { type InProgress, type TestResult, testEvent, writeTestResult } from './test-result.js';
 
@@ -19,7 +20,7 @@ import { type InProgress, type TestResult, testEvent, writeTestResult } from './
 export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestResult | null> {
   const { config, services } = ctx;
   const { paths } = services;
-  const first = readJson<InProgress>(paths.testInProgress);
+  const first = readRecord<InProgress>(paths.testInProgress, InProgressRecord, 'the interrupted-test marker');
   if (!first || isRunning(first)) return null;
   const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
   let lock: ReturnType<typeof acquireLock>;
@@ -30,7 +31,11 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
     throw e;
   }
   try {
-    const marker = readJson<InProgress>(paths.testInProgress);
+    const marker = readRecord<InProgress>(
+      paths.testInProgress,
+      InProgressRecord,
+      'the interrupted-test marker',
+    );
     if (!marker || isRunning(marker)) return null; // handled meanwhile
     const log = services.opLog('upgrade-test');
     log.warn('interrupted upgrade test found', { pid: marker.pid, startedAt: marker.startedAt });

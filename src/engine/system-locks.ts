@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { Runner } from '../proc.js';
-import { readJson, type StatePaths } from '../state.js';
+import { readJson, readRecord, type StatePaths } from '../state.js';
 import { findLockForSystem, listBackups, readBackup } from './backup.js';
 import {
   type FlakeLock,
@@ -15,6 +15,7 @@ import {
   sha256,
 } from './flake-lock.js';
 import { lastLines } from './nix.js';
+import { SystemLockRecordSchema } from './records.js';
 import { inputsHash } from './staging.js';
 import { systemPath } from './system.js';
 
@@ -76,7 +77,11 @@ export function recordSystemLock(
 
 /** hv's record for `system`, or null. Cheap: one small file read (used by `hv status`). */
 export function recordedLock(paths: StatePaths, system: string): SystemLockRecord | null {
-  const r = readJson<SystemLockRecord>(recordFile(paths, system));
+  const r = readRecord<SystemLockRecord>(
+    recordFile(paths, system),
+    SystemLockRecordSchema,
+    'the lock record',
+  );
   return r && r.system === system && typeof r.lock === 'string' ? r : null;
 }
 

@@ -5,9 +5,10 @@ import { assertTrusted } from '../fs/trust.js';
 import { makeEvent } from '../notify/events.js';
 import type { ProcessIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
-import { readJson } from '../state.js';
+import { readRecord } from '../state.js';
 import { type Downgrade, downgradeLine } from './downgrade.js';
 import type { FailureKind } from './guidance.js';
+import { TestResultRecord } from './records.js';
 
 /** One health or activation check, with what the tool printed. */
 export interface CheckOutcome {
@@ -77,7 +78,7 @@ export interface InProgress extends ProcessIdentity {
 /** The last result; HvError('unsafe-path') when another user could have written it. */
 export function readTestResult(paths: StatePaths): TestResult | null {
   assertTrusted('gating file', paths.testJson);
-  return readJson<TestResult>(paths.testJson);
+  return readRecord<TestResult>(paths.testJson, TestResultRecord, 'the upgrade test result');
 }
 
 /**
