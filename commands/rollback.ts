@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { actorLabel } from '../src/audit.js';
 import { rollbackEvent } from '../src/engine/operation-events.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import { actorLabel } from './system-upgrade.js';
 import type { Command, CommandResult } from './types.js';
 
 function summary(rec: RollbackRecord): string {
@@ -55,7 +55,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
     try {
       rec = await rollbackTo(
         { config, runner: services.runner, now, paths, log, progress },
-        actorLabel(ctx),
+        actorLabel(ctx.actor),
         args.to,
       );
     } catch (e) {

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { actorLabel } from '../src/audit.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import { upgradeEvent } from '../src/engine/operation-events.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { removeFiles } from '../src/state.js';
-import type { Command, CommandContext, CommandResult } from './types.js';
+import type { Command, CommandResult } from './types.js';
 
 function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   const lines =
@@ -30,10 +31,6 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   return lines.join('\n');
 }
 
-export function actorLabel(ctx: CommandContext): string {
-  return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
-}
-
 export const systemUpgradeCommand: Command<Record<string, never>> = {
   name: 'system-upgrade',
   summary: 'apply exactly the tested system permanently (new profile generation, switch or boot)',
@@ -56,7 +53,7 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
     try {
       rec = await applyTested(
         { config, runner: services.runner, now, paths, log, progress },
-        actorLabel(ctx),
+        actorLabel(ctx.actor),
       );
     } catch (e) {
       log.error('system upgrade not done', { error: errorMessage(e) });

@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { actorLabel } from '../src/audit.js';
 import { downgradeLine } from '../src/engine/downgrade.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import type { Command, CommandContext, CommandResult } from './types.js';
+import type { Command, CommandResult } from './types.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 
@@ -38,10 +39,6 @@ export function rebootNote(parts: string[]): string {
   return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now would drop this test activation).`;
 }
 
-function by(ctx: CommandContext): string {
-  return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
-}
-
 export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
   name: 'upgrade-test',
   summary:
@@ -63,7 +60,7 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
     const log = services.opLog('upgrade-test');
     const r = await runUpgradeTest(
       { config, runner: services.runner, now: services.now, paths: services.paths, log, progress },
-      { allowDowngrade: args.allowDowngrade, by: by(ctx) },
+      { allowDowngrade: args.allowDowngrade, by: actorLabel(ctx.actor) },
     );
     if (r.downgradeAllowed)
       services.audit.append({

@@ -36,6 +36,11 @@ export interface Actor {
   groups?: string[];
 }
 
+/** How an actor is named in records and logs: `root` on the CLI, `<channel>:<id>` elsewhere. */
+export function actorLabel(actor: Actor): string {
+  return actor.channel === 'cli' ? actor.id : `${actor.channel}:${actor.id}`;
+}
+
 export interface AuditEntry {
   actor: Actor;
   operation: string;

@@ -1,14 +1,11 @@
 import { existsSync } from 'node:fs';
 import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
+import { actorLabel } from './audit.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { makeDir } from './fs/atomic.js';
 import { assertSecretsTrusted, assertStateTrusted } from './fs/trust.js';
 import { acquireLock, type Lock } from './lock.js';
 import { warnReadableSecret } from './services.js';
-
-function actorName(ctx: CommandContext): string {
-  return ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
-}
 
 /**
  * Run one command for any front end: recovery of interrupted operations, the host lock for exclusive commands,
@@ -52,7 +49,7 @@ export async function execute(
   let lock: Lock | undefined;
   let result: CommandResult;
   try {
-    if (cmd.exclusive) lock = acquireLock(services.paths.dir, cmd.name, actorName(ctx));
+    if (cmd.exclusive) lock = acquireLock(services.paths.dir, cmd.name, actorLabel(ctx.actor));
     result = await cmd.run(ctx, args);
   } catch (e) {
     if (!isHvError(e)) {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../../commands/types.js';
+import { actorLabel } from '../audit.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
@@ -57,7 +58,7 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
   const { services } = ctx;
   const j = readJournal(services.paths);
   if (!j) return null;
-  const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+  const by = actorLabel(ctx.actor);
   const log = services.opLog('system-upgrade');
   log.warn('interrupted operation found', { operation: j.operation, step: j.step, pid: j.pid });
   services.log('warn', 'reconciling an interrupted operation', {

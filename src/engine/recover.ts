@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { CommandContext } from '../../commands/types.js';
+import { actorLabel } from '../audit.js';
 import { isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
 import { type Reconciled, reconcileJournal } from './reconcile.js';
@@ -15,7 +16,7 @@ export async function recoverInterrupted(ctx: CommandContext): Promise<string[]>
   const { paths } = ctx.services;
   const notes: string[] = [];
   if (existsSync(paths.journal)) {
-    const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+    const by = actorLabel(ctx.actor);
     let lock: ReturnType<typeof acquireLock> | undefined;
     try {
       lock = acquireLock(paths.dir, 'reconcile an interrupted operation', by);

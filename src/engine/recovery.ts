@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import type { CommandContext } from '../../commands/types.js';
+import { actorLabel } from '../audit.js';
 import { errorMessage, isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
 import { isRunning } from '../process-identity.js';
@@ -22,7 +23,7 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
   const { paths } = services;
   const first = readRecord<InProgress>(paths.testInProgress, InProgressRecord, 'the interrupted-test marker');
   if (!first || isRunning(first)) return null;
-  const by = ctx.actor.channel === 'cli' ? ctx.actor.id : `${ctx.actor.channel}:${ctx.actor.id}`;
+  const by = actorLabel(ctx.actor);
   let lock: ReturnType<typeof acquireLock>;
   try {
     lock = acquireLock(paths.dir, 'upgrade-test recovery', by);
