@@ -5,11 +5,11 @@ import type { Command, CommandResult } from './types.js';
 export const auditCommand: Command<{ verify: boolean }> = {
   name: 'audit',
   summary: 'verify the keyed (HMAC) audit log',
-  usage: 'hv audit --verify [--json]',
   role: 'admin',
   cliOnly: true,
-  flags: { verify: 'boolean' },
-  args: z.strictObject({ verify: z.boolean().default(false) }),
+  args: z.strictObject({
+    verify: z.boolean().default(false).describe('check every record and the chain against the audit key'),
+  }),
   async run({ services }, args): Promise<CommandResult> {
     if (!args.verify)
       return { status: 'error', exitCode: Exit.usage, message: 'usage: hv audit --verify', data: {} };

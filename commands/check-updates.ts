@@ -87,10 +87,8 @@ function summary(r: CheckResult): string {
 export const checkUpdatesCommand: Command<Record<string, never>> = {
   name: 'check-updates',
   summary: 'check whether the tracked input has an update or a newer release',
-  usage: 'hv check-updates [--json]',
   role: 'viewer',
   exclusive: true,
-  flags: {},
   args: z.strictObject({}),
   async run({ config, services, progress }): Promise<CommandResult> {
     const { paths, now } = services;

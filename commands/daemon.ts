@@ -7,10 +7,8 @@ import type { Command, CommandResult } from './types.js';
 export const daemonCommand: Command<Record<string, never>> = {
   name: 'daemon',
   summary: 'scheduler, notification delivery and chat intake; runs until SIGTERM',
-  usage: 'hv daemon [--config FILE]',
   role: 'admin',
   cliOnly: true,
-  flags: {},
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
     // The daemon's parts load here, not when any other command starts.

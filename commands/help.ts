@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { commandOptions, helpText, usageLine } from '../src/command-options.js';
 import { Exit } from '../src/errors.js';
 import type { AnyCommand, Command, CommandResult } from './types.js';
 
@@ -7,25 +8,34 @@ export function helpCommand(list: () => AnyCommand[]): Command<Record<string, ne
   return {
     name: 'help',
     summary: 'list the commands',
-    usage: 'hv help',
     role: 'viewer',
     fastStart: true,
     unprivileged: true,
-    flags: {},
     args: z.strictObject({}),
     async run(ctx): Promise<CommandResult> {
-      // Chat and email list only what they serve.
-      const cmds = list().filter((c) => ctx.actor.channel === 'cli' || !c.cliOnly);
-      const width = Math.max(...cmds.map((c) => c.name.length));
-      const lines = cmds.map(
-        (c) => `  ${c.name.padEnd(width)}  ${c.summary}${c.confirm ? ' (admin, asks for confirmation)' : ''}`,
-      );
+      // Chat and email list only what they serve, as their users type it.
+      const channel = ctx.actor.channel;
+      const cmds = list().filter((c) => channel === 'cli' || !c.cliOnly);
+      const prog = channel === 'cli' || channel === 'email' ? 'hv' : '/hv';
+      const style = channel === 'discord' ? 'named' : 'words';
       return {
         status: 'ok',
         exitCode: Exit.ok,
-        message: ['Commands:', ...lines].join('\n'),
+        message: helpText(cmds, prog, style),
         data: {
-          commands: cmds.map((c) => ({ name: c.name, summary: c.summary, role: c.role, usage: c.usage })),
+          commands: cmds.map((c) => ({
+            name: c.name,
+            summary: c.summary,
+            role: c.role,
+            usage: usageLine(c, prog, style),
+            options: commandOptions(c).map(({ name, kind, required, description, choices }) => ({
+              name,
+              kind,
+              required,
+              description,
+              ...(choices ? { choices } : {}),
+            })),
+          })),
         },
       };
     },

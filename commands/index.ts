@@ -25,11 +25,26 @@ const all: AnyCommand[] = [
   rollbackCommand,
 ];
 for (const c of all) commands.set(c.name, c);
-commands.set(
-  'help',
-  helpCommand(() => [...commands.values()]),
-);
+commands.set('help', helpCommand(listCommands));
 
 export function findCommand(name: string): AnyCommand | undefined {
   return commands.get(name);
+}
+
+/** Every registered command, in registration order (help, the bus and chat front ends list these). */
+export function listCommands(): AnyCommand[] {
+  return [...commands.values()];
+}
+
+/**
+ * Add a command to the registry (tests, and any later plug-in): it is served by the CLI, listed by
+ * help and offered by every chat front end with no adapter change. Returns a function that removes
+ * it again. A name that is taken is refused.
+ */
+export function registerCommand(cmd: AnyCommand): () => void {
+  if (commands.has(cmd.name)) throw new Error(`a command named "${cmd.name}" is already registered`);
+  commands.set(cmd.name, cmd);
+  return () => {
+    if (commands.get(cmd.name) === cmd) commands.delete(cmd.name);
+  };
 }

@@ -35,13 +35,14 @@ function line(r: DeliveryRecord): string {
 export const notifyCommand: Command<{ action: (typeof ACTIONS)[number]; channel?: string }> = {
   name: 'notify',
   summary: 'send a test notification, list or retry undelivered ones',
-  usage: 'hv notify test|list|retry [--channel NAME] [--json]',
   role: 'operator',
-  flags: { channel: 'string' },
   positionals: ['action'],
   args: z.strictObject({
-    action: z.enum(ACTIONS).default('list'),
-    channel: z.string().min(1).optional(),
+    action: z
+      .enum(ACTIONS)
+      .default('list')
+      .describe('test: send a test notification; list or retry undelivered ones'),
+    channel: z.string().min(1).optional().describe('only this notification channel (its name)'),
   }),
   async run({ config, services }, args): Promise<CommandResult> {
     const names = config.notify.channels.map((c) => c.name ?? c.type);

@@ -30,17 +30,16 @@ function summary(rec: RollbackRecord): string {
 export const rollbackCommand: Command<{ to?: number }> = {
   name: 'rollback',
   summary: 'return to the generation recorded before the last system-upgrade (or --to N)',
-  usage: 'hv rollback [--to N] [--yes] [--json]',
   role: 'admin',
   confirm: true,
   exclusive: true,
-  flags: { to: 'string' },
   args: z.strictObject({
     to: z.coerce
       .number()
       .int('must be a generation number')
       .positive('must be a generation number')
-      .optional(),
+      .optional()
+      .describe('the generation to return to (default: the one before the last upgrade)'),
   }),
   async preview({ config, services }, args) {
     const { rollbackPreview } = await import('../src/engine/preview.js');

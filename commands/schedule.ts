@@ -14,15 +14,15 @@ function localIso(d: Date): string {
 export const scheduleCommand: Command<{ action: 'next'; expr?: string; count: number }> = {
   name: 'schedule',
   summary: 'show the next run times of the configured (or a given) schedule',
-  usage: 'hv schedule next [EXPR] [--count N] [--json]',
   role: 'viewer',
   unprivileged: true,
-  flags: { count: 'string' },
   positionals: ['action', 'expr'],
   args: z.strictObject({
-    action: z.literal('next', { errorMap: () => ({ message: 'must be "next"' }) }),
-    expr: z.string().optional(),
-    count: z.coerce.number().int().min(1).max(1000).default(5),
+    action: z
+      .literal('next', { errorMap: () => ({ message: 'must be "next"' }) })
+      .describe('next: list the next run times'),
+    expr: z.string().optional().describe('a schedule expression (default: the configured schedule)'),
+    count: z.coerce.number().int().min(1).max(1000).default(5).describe('how many run times (1-1000)'),
   }),
   async run({ config, services }, args): Promise<CommandResult> {
     const { parseSchedule } = await import('../src/schedule/index.js');

@@ -135,10 +135,8 @@ export type DeliveryStats = Record<string, { pending: number; retrying: number; 
 export const statusCommand: Command<Record<string, never>> = {
   name: 'status',
   summary: 'what the system runs, pending updates, last test, generations',
-  usage: 'hv status [--json]',
   role: 'viewer',
   fastStart: true,
-  flags: {},
   args: z.strictObject({}),
   async run({ config, services }): Promise<CommandResult> {
     const { paths } = services;

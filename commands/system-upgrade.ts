@@ -34,11 +34,9 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
 export const systemUpgradeCommand: Command<Record<string, never>> = {
   name: 'system-upgrade',
   summary: 'apply exactly the tested system permanently (new profile generation, switch or boot)',
-  usage: 'hv system-upgrade [--yes] [--json]',
   role: 'admin',
   confirm: true,
   exclusive: true,
-  flags: {},
   args: z.strictObject({}),
   async preview({ config, services }) {
     const { upgradePreview } = await import('../src/engine/preview.js');

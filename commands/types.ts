@@ -46,8 +46,6 @@ export interface CommandContext {
   configFlag?: string;
 }
 
-export type FlagType = 'boolean' | 'string';
-
 /** What a preview may read: the config and the services (paths, clock); it changes nothing. */
 export type PreviewContext = Pick<CommandContext, 'config' | 'services'>;
 
@@ -59,8 +57,8 @@ export interface ArgRole {
 }
 
 /**
- * A command, defined once and served by the CLI, chat and email alike. `args` validates what the
- * front end parsed (flags by name, positionals in order).
+ * A command, defined once and served by the CLI, chat and email alike. `args` declares and
+ * validates its arguments (flags by name, positionals in order).
  */
 export interface Command<A = Record<string, unknown>> {
   name: string;
@@ -77,9 +75,17 @@ export interface Command<A = Record<string, unknown>> {
   fastStart?: boolean;
   /** Runs without root even when allowNonRoot is false (pure computations). */
   unprivileged?: boolean;
-  flags: Record<string, FlagType>;
+  /**
+   * Keys of `args` taken by position, in order (`hv schedule next EXPR`); every other key is a
+   * `--flag`. Front ends derive everything else from `args` (src/command-options.ts).
+   */
   positionals?: string[];
-  usage: string;
+  /**
+   * The arguments, declared once: a zod object keyed by camelCase name (`allowDowngrade` is
+   * `--allow-downgrade`). Booleans are flags without a value; numbers, strings and enums take one;
+   * `.describe()` is the help text. The CLI parser, usage line, `hv help` and the chat option lists
+   * are derived from it.
+   */
   args: z.ZodType<A, z.ZodTypeDef, unknown>;
   /**
    * A higher chat role than `role` that these (validated) arguments need, e.g. `admin` for

@@ -43,11 +43,14 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
   name: 'upgrade-test',
   summary:
     'build the update from a staging copy, activate it without persisting, health-check, revert on failure',
-  usage: 'hv upgrade-test [--allow-downgrade] [--json]',
   role: 'operator',
   exclusive: true,
-  flags: { allowDowngrade: 'boolean' },
-  args: z.strictObject({ allowDowngrade: z.boolean().default(false) }),
+  args: z.strictObject({
+    allowDowngrade: z
+      .boolean()
+      .default(false)
+      .describe('accept older software than the system runs (admin only)'),
+  }),
   // Going back to older software (and its old security bugs) is the admin's decision.
   roleFor: (args) => (args.allowDowngrade ? { role: 'admin', what: '--allow-downgrade' } : undefined),
   async run(ctx, args): Promise<CommandResult> {

@@ -125,7 +125,7 @@ export class DiscordAdapter implements ChannelAdapter {
     const { applicationId, guildId } = this.channel;
     try {
       await this.replyRest.put(Routes.applicationGuildCommands(applicationId, guildId), {
-        body: [hvCommandDefinition(this.ctx.config.host)],
+        body: [hvCommandDefinition(this.ctx.config.host, this.bus?.commands() ?? [])],
       });
     } catch (e) {
       const permanent = e instanceof DiscordAPIError && e.status >= 400 && e.status < 500 && e.status !== 429;
@@ -214,7 +214,6 @@ export class DiscordAdapter implements ChannelAdapter {
     if (!this.bus) throw new Error('discord adapter has no command bus (start was not called)');
     this.handler ??= new InteractionHandler({
       bus: this.bus,
-      host: this.ctx.config.host,
       fallbackChannelId: this.channel.channelId,
       tokenTtlMs: this.tokenTtlMs,
       ctx: this.ctx,

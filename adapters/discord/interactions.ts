@@ -4,7 +4,7 @@ import {
   DiscordAPIError,
   type Interaction,
 } from 'discord.js';
-import type { CommandBus, SubmitOutcome } from '../../src/bus/types.js';
+import type { CommandBus } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
 import type { AdapterContext } from '../types.js';
 import { CANCEL_PREFIX, CONFIRM_PREFIX } from './render.js';
@@ -14,7 +14,6 @@ import { actorOf, argvOf } from './slash.js';
 /** What the interaction handler needs from the adapter. */
 export interface InteractionDeps {
   bus: CommandBus;
-  host: string;
   /** Where a reply continues when an interaction has no channel id. */
   fallbackChannelId: string;
   tokenTtlMs: number;
@@ -25,8 +24,8 @@ export interface InteractionDeps {
 }
 
 /**
- * `/hv` and its buttons: acknowledge at once, turn the interaction into a bus request (or a
- * confirm/cancel), and show what the bus decided unless it already did through the Reply.
+ * `/hv` and its buttons: acknowledge at once and turn the interaction into a bus request (or a
+ * confirm/cancel). What the bus decided reaches the user through the Reply the bus drives.
  */
 export class InteractionHandler {
   constructor(private readonly d: InteractionDeps) {}
@@ -77,18 +76,15 @@ export class InteractionHandler {
       byline: `Requested by <@${interaction.user.id}>.`,
     });
     const actor = actorOf(interaction);
-    let outcome: SubmitOutcome;
     try {
-      outcome = await bus.submit(
-        { id: interaction.id, command, argv, actor, replyTo: reply.address() },
-        reply,
-      );
+      // The bus shows what it decided through the reply; the outcome is not shown again.
+      await bus.submit({ id: interaction.id, command, argv, actor, replyTo: reply.address() }, reply);
     } catch (e) {
-      // Never leave the user with "thinking…" until Discord gives up.
+      // The bus failed, so it cannot answer: never leave the user with "thinking…" until Discord
+      // gives up.
       await reply.refused(`hv could not take the request (${errorMessage(e)}); see the hv daemon log.`);
       throw e;
     }
-    await this.show(outcome, reply, `Requested by <@${interaction.user.id}>.`);
   }
 
   private async onButton(interaction: ButtonInteraction): Promise<void> {
@@ -104,7 +100,7 @@ export class InteractionHandler {
     const actor = actorOf(interaction);
     const reply = this.d.makeReply({
       ...this.replyData(interaction, 'component', command),
-      byline: `Confirmed by <@${interaction.user.id}>.`,
+      byline: `${confirm ? 'Confirmed' : 'Cancelled'} by <@${interaction.user.id}>.`,
     });
     if (!confirm) {
       try {
@@ -113,10 +109,8 @@ export class InteractionHandler {
         await reply.refused(errorMessage(e));
         return;
       }
-      // A refused cancel (not the requester nor an admin, used token) was shown by the bus.
-      if (reply.refusals > 0) return;
-      this.d.settled.add(token);
-      await reply.note(`hv ${command}: cancelled`, `Cancelled by <@${interaction.user.id}>.`);
+      // Bookkeeping, not display: a cancelled prompt must not be closed again when it expires.
+      if (reply.refusals === 0) this.d.settled.add(token);
       return;
     }
     // Settled while the bus decides, so an expiry timer firing meanwhile cannot close the prompt.
@@ -126,42 +120,7 @@ export class InteractionHandler {
       await reply.refused(`hv could not take the confirmation (${errorMessage(e)}); see the hv daemon log.`);
       throw e;
     });
+    // Still open (refused, more approvals needed): its expiry closes it as before.
     if (outcome.kind !== 'accepted' && outcome.kind !== 'duplicate') this.d.settled.delete(token);
-    if (outcome.kind === 'duplicate') await reply.whisper('Already confirmed.');
-    else if (outcome.kind === 'awaiting-approval')
-      // Keep the buttons on the message for the next admin.
-      await reply.note(
-        `hv ${command}: waiting for approval`,
-        `Approved by <@${interaction.user.id}>; ${outcome.approvalsNeeded} more admin approval(s) needed.`,
-        { components: interaction.message.components.map((row) => row.toJSON()) },
-      );
-    else await this.show(outcome, reply, `Confirmed by <@${interaction.user.id}>.`);
-  }
-
-  /** Shows what the bus decided, unless the bus already showed it through the Reply. */
-  private async show(outcome: SubmitOutcome, reply: DiscordReply, who: string): Promise<void> {
-    const command = reply.data.command;
-    switch (outcome.kind) {
-      case 'accepted':
-        await reply.note(`hv ${command} on ${this.d.host}: started`, `${who} Working…`, {
-          ifNothingShown: true,
-        });
-        return;
-      case 'needs-confirmation':
-        await reply.confirm(outcome.prompt);
-        return;
-      case 'awaiting-approval':
-        await reply.note(
-          `hv ${command}: waiting for approval`,
-          `${who} ${outcome.approvalsNeeded} more admin approval(s) needed.`,
-        );
-        return;
-      case 'refused':
-        await reply.refused(outcome.reason);
-        return;
-      case 'duplicate':
-        // The first delivery's reply is already showing this request.
-        return;
-    }
   }
 }

@@ -58,8 +58,6 @@ export class DiscordReply implements Reply {
   private chain: Promise<void> = Promise.resolve();
   private readonly steps: ProgressLine[] = [];
   private progressQueued = false;
-  private readonly shownRefusals = new Set<string>();
-  private readonly shownPrompts = new Set<string>();
   /** Something other than the "thinking…" state is on the public message. */
   private rendered = false;
   /** How many times the public message was rendered (to tell whether a prompt is still shown). */
@@ -124,8 +122,6 @@ export class DiscordReply implements Reply {
   refused(reason: string): Promise<void> {
     this.refusalCalls += 1;
     return this.enqueue(async () => {
-      if (this.shownRefusals.has(reason)) return;
-      this.shownRefusals.add(reason);
       if (!this.tokenUsable()) {
         await this.postChannel({
           content: `<@${this.data.userId}> ⛔ ${reason}`,
@@ -146,8 +142,6 @@ export class DiscordReply implements Reply {
 
   confirm(prompt: ConfirmationPrompt): Promise<void> {
     return this.enqueue(async () => {
-      if (this.shownPrompts.has(prompt.token)) return;
-      this.shownPrompts.add(prompt.token);
       await this.showPublic(promptMessage(prompt));
       const shown = this.renders;
       // Close the prompt when it expires, unless something else was shown since (a click).
@@ -165,22 +159,10 @@ export class DiscordReply implements Reply {
     });
   }
 
-  /** A status line on the public message (accepted, cancelled, waiting for approvals). */
-  note(
-    title: string,
-    text: string,
-    opts: { components?: unknown[]; ifNothingShown?: boolean } = {},
-  ): Promise<void> {
+  /** A status line on the public message: an unanswered prompt that expired. */
+  private note(title: string, text: string): Promise<void> {
     return this.enqueue(async () => {
-      if (opts.ifNothingShown && (this.rendered || this.finished)) return;
-      await this.showPublic(noteMessage(title, text, opts.components));
-    });
-  }
-
-  /** An ephemeral message to the person who triggered this interaction. */
-  whisper(text: string): Promise<void> {
-    return this.enqueue(async () => {
-      if (this.tokenUsable()) await this.followUp({ ...refusalMessage(text), content: text });
+      await this.showPublic(noteMessage(title, text));
     });
   }
 

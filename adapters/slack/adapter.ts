@@ -1,15 +1,8 @@
 import { App, LogLevel, type SlashCommand, SocketModeReceiver, webApi } from '@slack/bolt';
-import type {
-  AdapterHost,
-  CommandBus,
-  CommandRequest,
-  Reply,
-  ReplyAddress,
-  SubmitOutcome,
-} from '../../src/bus/types.js';
+import type { AdapterHost, CommandBus, CommandRequest, Reply, ReplyAddress } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import { type AdapterContext, type ChannelAdapter, type Delivery, DeliveryError } from '../types.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, esc, eventMessage, settledPrompt } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, eventMessage } from './blocks.js';
 import { replyData, SlackReply } from './reply.js';
 import type { SlackChannel } from './schema.js';
 
@@ -261,18 +254,8 @@ export class SlackAdapter implements ChannelAdapter {
       actor: { channel: 'slack', id: `${command.team_id}:${command.user_id}`, display: command.user_name },
       replyTo: reply.address(),
     };
-    const outcome = await bus.submit(req, reply);
-    await this.show(outcome, reply);
-  }
-
-  /** Show what the outcome says, once, whether or not the bus already used the reply. */
-  private async show(outcome: SubmitOutcome, reply: Reply): Promise<void> {
-    try {
-      if (outcome.kind === 'refused') await reply.refused(outcome.reason);
-      if (outcome.kind === 'needs-confirmation') await reply.confirm(outcome.prompt);
-    } catch (e) {
-      this.ctx.log('warn', 'slack reply failed', { channel: this.name, error: (e as Error).message });
-    }
+    // The bus shows what it decided through the reply; the outcome is not shown again.
+    await bus.submit(req, reply);
   }
 
   private async onClick(bus: CommandBus, body: ClickBody, token: string, confirm: boolean): Promise<void> {
@@ -293,26 +276,12 @@ export class SlackAdapter implements ChannelAdapter {
       command: commandOf(body.message?.text),
       threadTs,
       responseUrl: body.response_url,
+      promptTs: messageTs,
+      promptText: body.message?.text ?? '',
+      settledNote: confirm ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
     });
-    const promptText = body.message?.text ?? '';
-    let outcome: SubmitOutcome | undefined;
-    if (confirm) {
-      outcome = await bus.confirm(token, actor, reply);
-      await this.show(outcome, reply);
-    } else {
-      await bus.cancel(token, actor, reply);
-    }
-    let settled: string | undefined;
-    if (!confirm && reply.refusals === 0) settled = `Cancelled by <@${esc(user)}>.`;
-    if (outcome?.kind === 'accepted') settled = `Confirmed by <@${esc(user)}>; running.`;
-    if (outcome?.kind === 'awaiting-approval') settled = undefined; // keep the buttons for the next admin
-    if (settled && messageTs) {
-      await this.replyClient()
-        .chat.update({ channel, ts: messageTs, ...settledPrompt(promptText, settled) })
-        .catch((e: Error) =>
-          this.ctx.log('warn', 'slack prompt update failed', { channel: this.name, error: e.message }),
-        );
-    }
+    if (confirm) await bus.confirm(token, actor, reply);
+    else await bus.cancel(token, actor, reply);
   }
 }
 

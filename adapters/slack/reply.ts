@@ -1,7 +1,7 @@
 import type { webApi } from '@slack/bolt';
 import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
-import { confirmMessage, esc, headline, resultMessage } from './blocks.js';
+import { confirmMessage, esc, headline, resultMessage, settledPrompt } from './blocks.js';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 
@@ -19,6 +19,14 @@ export interface SlackReplyData {
   progressTs?: string;
   /** Slack's response_url of the request (valid 30 min): a private fallback for refusals. */
   responseUrl?: string;
+  /**
+   * The prompt message a button click came from: `confirm` shows it again in place (who approved
+   * so far), and the first progress or result closes it, buttons removed, with `settledNote`.
+   */
+  promptTs?: string;
+  promptText?: string;
+  /** What the closed prompt says, e.g. "Confirmed by <@U1>; running." */
+  settledNote?: string;
 }
 
 export function replyData(data: Record<string, unknown>): SlackReplyData {
@@ -31,6 +39,9 @@ export function replyData(data: Record<string, unknown>): SlackReplyData {
     threadTs: s('threadTs'),
     progressTs: s('progressTs'),
     responseUrl: s('responseUrl'),
+    promptTs: s('promptTs'),
+    promptText: s('promptText'),
+    settledNote: s('settledNote'),
   };
 }
 
@@ -46,14 +57,10 @@ interface Step {
  */
 export class SlackReply implements Reply {
   private readonly steps: Step[] = [];
-  private readonly shownRefusals = new Set<string>();
-  private readonly shownPrompts = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private updating: Promise<void> | undefined;
   private dirty = false;
   private finished = false;
-  /** How many refusals this reply showed (the adapter uses it after a cancel click). */
-  refusals = 0;
 
   constructor(
     private readonly client: WebClient,
@@ -128,16 +135,32 @@ export class SlackReply implements Reply {
     return this.updating;
   }
 
+  /** The click's prompt is answered: the same text without buttons, saying who did what. */
+  private async settlePrompt(): Promise<void> {
+    const ts = this.data.promptTs;
+    if (!ts) return;
+    this.data.promptTs = undefined;
+    await this.client.chat.update({
+      channel: this.data.channel,
+      ts,
+      ...settledPrompt(this.data.promptText ?? '', this.data.settledNote ?? 'Answered.'),
+    });
+  }
+
   progress(step: string, detail?: string): Promise<void> {
     if (this.finished) return Promise.resolve();
     const last = this.steps.at(-1);
     if (last && last.name === step) last.detail = detail;
     else this.steps.push({ name: step, detail });
-    return this.serial(() => this.flushProgress());
+    return this.serial(async () => {
+      await this.settlePrompt();
+      await this.flushProgress();
+    });
   }
 
   result(result: CommandResult): Promise<void> {
     return this.serial(async () => {
+      await this.settlePrompt();
       const threadTs = await this.thread();
       if (this.steps.length && this.data.progressTs) {
         this.finished = true;
@@ -163,9 +186,6 @@ export class SlackReply implements Reply {
   }
 
   refused(reason: string): Promise<void> {
-    if (this.shownRefusals.has(reason)) return Promise.resolve();
-    this.shownRefusals.add(reason);
-    this.refusals++;
     return this.serial(async () => {
       const text = `:no_entry: ${esc(reason)}`;
       if (this.data.user) {
@@ -198,9 +218,14 @@ export class SlackReply implements Reply {
   }
 
   confirm(prompt: ConfirmationPrompt): Promise<void> {
-    if (this.shownPrompts.has(prompt.token)) return Promise.resolve();
-    this.shownPrompts.add(prompt.token);
     return this.serial(async () => {
+      // Asked again from a click on the prompt (more approvals needed): update it in place.
+      if (this.data.promptTs) {
+        const msg = confirmMessage(prompt);
+        this.data.promptText = msg.text;
+        await this.client.chat.update({ channel: this.data.channel, ts: this.data.promptTs, ...msg });
+        return;
+      }
       const threadTs = await this.thread();
       await this.client.chat.postMessage({
         channel: this.data.channel,

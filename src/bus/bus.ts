@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { findCommand as defaultFindCommand } from '../../commands/index.js';
+import { findCommand as defaultFindCommand, listCommands } from '../../commands/index.js';
 import type { AnyCommand } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { parseCommandArgs, validateArgs } from '../cli/args.js';
-import { errorMessage } from '../errors.js';
+import { Exit, errorMessage } from '../errors.js';
 import { truncate } from '../notify/templates.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
@@ -29,6 +29,8 @@ const PREVIEW_LIMIT = 1500;
 export interface CommandBusOptions extends RunnerOptions {
   /** Command lookup (default: the registry in commands/index.ts). */
   findCommand?: (name: string) => AnyCommand | undefined;
+  /** Every command (default: the registry); the bus offers those that are not CLI-only. */
+  listCommands?: () => AnyCommand[];
 }
 
 /** The command bus with the daemon-side extras: restart recovery, test hooks, shutdown. */
@@ -93,8 +95,33 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     }
   };
 
+  /** The confirmation prompt of a pending request: what runs, what changes, who approved so far. */
+  const promptOf = (cmd: AnyCommand, c: PendingConfirmation): ConfirmationPrompt => {
+    const left = c.needed - c.approvers.length;
+    const approvedBy = c.approverActors.map((a) => a.display ?? a.id);
+    return {
+      token: c.token,
+      command: cmd.name,
+      argv: c.argv,
+      expiresAt: c.expiresAt,
+      approvalsNeeded: left,
+      text: [
+        `Run \`hv ${[cmd.name, ...c.argv].join(' ')}\` on ${config.host}? ${cmd.summary}.`,
+        ...(c.preview ? [c.preview] : []),
+        approvedBy.length
+          ? `Approved by ${approvedBy.join(', ')}; ${left} more admin${left === 1 ? '' : 's'} must approve.`
+          : c.needed > 1
+            ? `Needs ${c.needed} different admins to approve.`
+            : 'An admin must confirm.',
+        `Expires in ${Math.max(1, Math.round((Date.parse(c.expiresAt) - now().getTime()) / 60_000))} min.`,
+      ].join('\n'),
+    };
+  };
+
   const bus: HostedCommandBus = {
     store,
+
+    commands: () => (opts.listCommands ?? listCommands)().filter((c) => !c.cliOnly),
 
     async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
       // What follows writes and fsyncs (claim, audit) synchronously: take turns, one request per
@@ -195,19 +222,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         };
         store.saveConfirmation(pending);
         store.settle(keys, { outcome: 'needs-confirmation' }, now());
-        const prompt: ConfirmationPrompt = {
-          token,
-          command: cmd.name,
-          argv: req.argv,
-          expiresAt,
-          approvalsNeeded: needed,
-          text: [
-            `Run \`hv ${[cmd.name, ...req.argv].join(' ')}\` on ${config.host}? ${cmd.summary}.`,
-            ...(preview ? [preview] : []),
-            (needed > 1 ? `Needs ${needed} different admins to approve.` : 'An admin must confirm.') +
-              ` Expires in ${Math.round(chat.confirmTimeoutSec / 60) || 1} min.`,
-          ].join('\n'),
-        };
+        const prompt = promptOf(cmd, pending);
         await safely('confirm', req.id, () => reply.confirm(prompt));
         return { kind: 'needs-confirmation', prompt };
       }
@@ -282,12 +297,8 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           details: { approvals: c.approvers.length, needed: c.needed },
         });
         const left = c.needed - c.approvers.length;
-        await safely('progress', c.requestId, () =>
-          reply.progress(
-            'waiting for approval',
-            `approved by ${actor.display ?? actor.id}; ${left} more admin${left === 1 ? '' : 's'} must approve`,
-          ),
-        );
+        // The same prompt again, saying who approved: the buttons stay for the next admin.
+        if (cmd) await safely('confirm', c.requestId, () => reply.confirm(promptOf(cmd, c)));
         return { kind: 'awaiting-approval', approvalsNeeded: left };
       }
       if (!cmd) return refuse(base, reply, `Unknown command "${c.command}".`, 'unknown command');
@@ -305,7 +316,11 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           );
         }
       }
-      if (!store.takeConfirmation(token)) return { kind: 'duplicate' };
+      if (!store.takeConfirmation(token)) {
+        // Another click took it a moment ago; that click's reply shows the operation.
+        await safely('refused', c.requestId, () => reply.refused('Already confirmed; it is running.'));
+        return { kind: 'duplicate' };
+      }
       audit.append({
         actor,
         operation: c.command,
@@ -356,6 +371,15 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         result: 'cancelled',
         requestId: c.requestId,
       });
+      if (reply)
+        await safely('result', c.requestId, () =>
+          reply.result({
+            status: 'ok',
+            exitCode: Exit.ok,
+            message: `Cancelled by ${actor.display ?? actor.id}; nothing was changed.`,
+            data: { cancelled: true, command: c.command },
+          }),
+        );
     },
 
     resumePending(replyFor: ReplyFactory): number {

@@ -1,5 +1,6 @@
 import type { CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
+import type { HelpEntry } from '../command-options.js';
 
 /**
  * Where a request's progress and result go, in a form that survives a daemon restart: the adapter
@@ -64,6 +65,9 @@ export type SubmitOutcome =
   | { kind: 'awaiting-approval'; approvalsNeeded: number }
   | { kind: 'refused'; reason: string };
 
+/** A command as the bus serves it to front ends (src/command-options.ts derives its options). */
+export type ServedCommand = HelpEntry;
+
 /**
  * The command bus: authorises (chatops.roles), deduplicates (request id), rate-limits per actor,
  * audits allowed and denied requests, runs the command and streams progress and the result back.
@@ -71,6 +75,11 @@ export type SubmitOutcome =
  * acknowledgement deadline; the work continues in the background.
  */
 export interface CommandBus {
+  /**
+   * The commands this bus runs for chat and email (every command that is not CLI-only), with their
+   * argument schemas: what a front end lists and offers (Discord's option list, help texts).
+   */
+  commands(): readonly ServedCommand[];
   submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome>;
   /** A confirm/approve button click. Only an authorised admin's click counts. */
   confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome>;

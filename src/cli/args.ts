@@ -1,4 +1,10 @@
-import type { AnyCommand } from '../../commands/types.js';
+import {
+  type CommandOption,
+  commandOptions,
+  optionName,
+  type UsageTarget,
+  usageLine,
+} from '../command-options.js';
 import { HvError } from '../errors.js';
 
 export interface ParsedArgs {
@@ -27,7 +33,9 @@ export function parseGlobal(argv: string[]): ParsedArgs {
 }
 
 /** Parse a command's own words (`--to 5`, `--allow-downgrade`, positionals) into its raw args. */
-export function parseCommandArgs(cmd: AnyCommand, words: string[]): Record<string, unknown> {
+export function parseCommandArgs(cmd: UsageTarget, words: string[]): Record<string, unknown> {
+  const options = commandOptions(cmd);
+  const usage = `\nusage: ${usageLine(cmd)}`;
   const raw: Record<string, unknown> = {};
   const positionals: string[] = [];
   for (let i = 0; i < words.length; i++) {
@@ -37,39 +45,49 @@ export function parseCommandArgs(cmd: AnyCommand, words: string[]): Record<strin
       continue;
     }
     const [flag, inline] = w.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const key = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const type = cmd.flags[key];
-    if (!type) {
-      const allowed = Object.keys(cmd.flags).map(
-        (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-      );
+    // A positional may also be named (`--action list`): what Discord's named options send.
+    const o = options.find((x) => x.name === flag);
+    if (!o) {
+      const allowed = options.filter((x) => !x.positional).map((x) => `--${x.name}`);
       throw new HvError(
         'usage',
-        `unknown option --${flag} for "${cmd.name}"; ${allowed.length ? `allowed: ${allowed.join(', ')}` : 'it takes no options'}\nusage: ${cmd.usage}`,
+        `unknown option --${flag} for "${cmd.name}"; ${allowed.length ? `allowed: ${allowed.join(', ')}` : 'it takes no options'}${usage}`,
       );
     }
-    if (type === 'boolean') {
-      if (inline !== undefined) throw new HvError('usage', `--${flag} takes no value\nusage: ${cmd.usage}`);
-      raw[key] = true;
+    if (o.kind === 'boolean') {
+      if (inline !== undefined) throw new HvError('usage', `--${flag} takes no value${usage}`);
+      raw[o.key] = true;
     } else {
       const v = inline ?? words[++i];
-      if (v === undefined) throw new HvError('usage', `--${flag} needs a value\nusage: ${cmd.usage}`);
-      raw[key] = v;
+      if (v === undefined) throw new HvError('usage', `--${flag} needs a value${usage}`);
+      raw[o.key] = typed(o, v);
     }
   }
-  const names = cmd.positionals ?? [];
-  if (positionals.length > names.length)
-    throw new HvError('usage', `unexpected argument "${positionals[names.length]}"\nusage: ${cmd.usage}`);
+  const slots = options.filter((o) => o.positional && !(o.key in raw));
+  if (positionals.length > slots.length)
+    throw new HvError('usage', `unexpected argument "${positionals[slots.length]}"${usage}`);
   positionals.forEach((p, i) => {
-    raw[names[i] as string] = p;
+    const o = slots[i] as CommandOption;
+    raw[o.key] = typed(o, p);
   });
   return raw;
 }
 
+/** A number-typed option's word as a number when it is one; anything else is left to the schema. */
+function typed(o: CommandOption, v: string): unknown {
+  if ((o.kind === 'integer' || o.kind === 'number') && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v);
+  return v;
+}
+
 /** Validate raw args with the command's schema; exit 2 naming the argument. */
-export function validateArgs(cmd: AnyCommand, raw: Record<string, unknown>): Record<string, unknown> {
+export function validateArgs(cmd: UsageTarget, raw: Record<string, unknown>): Record<string, unknown> {
   const r = cmd.args.safeParse(raw);
   if (r.success) return r.data as Record<string, unknown>;
-  const msg = r.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; ');
-  throw new HvError('usage', `${msg}\nusage: ${cmd.usage}`);
+  const msg = r.error.issues
+    .map(
+      (i) =>
+        `${i.path.map((p) => (typeof p === 'string' ? optionName(p) : p)).join('.') || 'arguments'}: ${i.message}`,
+    )
+    .join('; ');
+  throw new HvError('usage', `${msg}\nusage: ${usageLine(cmd)}`);
 }

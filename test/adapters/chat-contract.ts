@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../adapters/types.js';
+import { listCommands } from '../../commands/index.js';
 import type { CommandResult } from '../../commands/types.js';
 import type { Actor } from '../../src/audit.js';
 import type {
@@ -7,6 +8,7 @@ import type {
   CommandRequest,
   ConfirmationPrompt,
   Reply,
+  ServedCommand,
   SubmitOutcome,
 } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
@@ -29,15 +31,11 @@ export interface RecordedConfirm {
 }
 
 /**
- * How the fake bus tells a front end about a refusal or a confirmation. A real bus may answer
- * through the returned outcome, through the `Reply` sink, or both; an adapter must show the same
- * thing once in every case.
- */
-export type AnswerVia = 'outcome' | 'reply' | 'both';
-
-/**
  * A `CommandBus` for adapter tests (like bolt-js's FakeReceiver): records what the adapter hands
- * it and lets the test decide the outcome and drive the `Reply` sink.
+ * it and lets the test decide the outcome. Like the real bus it alone drives the `Reply`: a
+ * refusal through `refused`, a prompt through `confirm` (again, saying who approved, while more
+ * approvals are needed), a cancel through `result`; the outcome it returns is for the adapter's
+ * acknowledgement and logs, never to be shown again.
  */
 export class FakeBus implements CommandBus {
   readonly submits: RecordedSubmit[] = [];
@@ -50,21 +48,39 @@ export class FakeBus implements CommandBus {
     kind: 'accepted',
     operationId: token,
   });
-  answerVia: AnswerVia = 'both';
   /** Decides a cancel click: a refusal reason (shown through the reply), or undefined: cancelled. */
   onCancel: (token: string, actor: Actor) => string | undefined = () => undefined;
+  /** The prompts this bus showed, by token (an approval shows the prompt again). */
+  private readonly prompts = new Map<string, ConfirmationPrompt>();
+
+  /** The commands the real registry serves to chat. */
+  commands(): readonly ServedCommand[] {
+    return listCommands().filter((c) => !c.cliOnly);
+  }
 
   async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
     const outcome = this.onSubmit(req);
     this.submits.push({ req, reply, outcome, at: performance.now() });
-    await this.answer(outcome, reply);
+    if (outcome.kind === 'refused') await reply.refused(outcome.reason);
+    if (outcome.kind === 'needs-confirmation') {
+      this.prompts.set(outcome.prompt.token, outcome.prompt);
+      await reply.confirm(outcome.prompt);
+    }
     return outcome;
   }
 
   async confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome> {
     const outcome = this.onConfirm(token, actor);
     this.confirms.push({ token, actor, reply, outcome });
-    await this.answer(outcome, reply);
+    const prompt = this.prompts.get(token);
+    if (outcome.kind === 'refused') await reply.refused(outcome.reason);
+    if (outcome.kind === 'duplicate') await reply.refused('Already confirmed; it is running.');
+    if (outcome.kind === 'awaiting-approval' && prompt)
+      await reply.confirm({
+        ...prompt,
+        approvalsNeeded: outcome.approvalsNeeded,
+        text: `${prompt.text}\nApproved by ${actor.display ?? actor.id}; ${outcome.approvalsNeeded} more admin must approve.`,
+      });
     return outcome;
   }
 
@@ -72,6 +88,13 @@ export class FakeBus implements CommandBus {
     this.cancels.push({ token, actor });
     const reason = this.onCancel(token, actor);
     if (reason) await reply?.refused(reason);
+    else
+      await reply?.result({
+        status: 'ok',
+        exitCode: 0,
+        message: `Cancelled by ${actor.display ?? actor.id}; nothing was changed.`,
+        data: { cancelled: true },
+      });
   }
 
   /** Resolves with the n-th submit (0-based) once it arrived. */
@@ -81,12 +104,6 @@ export class FakeBus implements CommandBus {
 
   waitForConfirm(n = 0, timeoutMs = 5_000): Promise<RecordedConfirm> {
     return poll(() => this.confirms[n], `confirm #${n}`, timeoutMs);
-  }
-
-  private async answer(outcome: SubmitOutcome, reply: Reply): Promise<void> {
-    if (this.answerVia === 'outcome') return;
-    if (outcome.kind === 'refused') await reply.refused(outcome.reason);
-    if (outcome.kind === 'needs-confirmation') await reply.confirm(outcome.prompt);
   }
 }
 
@@ -203,7 +220,6 @@ export function runChatAdapterContract(
     const reset = () => {
       bus().onSubmit = (req) => ({ kind: 'accepted', operationId: req.id });
       bus().onConfirm = (token) => ({ kind: 'accepted', operationId: token });
-      bus().answerVia = 'both';
       bus().onCancel = () => undefined;
     };
     const caseIt = (id: ContractCase, title: string, fn: () => Promise<void>) => {
@@ -260,19 +276,19 @@ export function runChatAdapterContract(
 
     caseIt(
       'refused-once',
-      'shows a refusal once whether the bus answers by outcome, reply or both',
+      'a refused request produces exactly one refusal message on the platform',
       async () => {
-        for (const via of ['outcome', 'reply', 'both'] as const) {
-          bus().answerVia = via;
-          bus().onSubmit = () => ({ kind: 'refused', reason: `rate limited (${via})` });
-          const before = bus().submits.length;
-          const sent = await h.command(h.users.other, 'status');
-          await bus().waitForSubmit(before);
-          const seen = () => `${sent.privateText(h.users.other)}\n${sent.publicText()}`;
-          await poll(() => seen().includes(`rate limited (${via})`), `refusal via ${via}`);
-          await settle();
-          expect(count(seen(), `rate limited (${via})`)).toBe(1);
-        }
+        // The bus shows the refusal through the Reply and also returns it as the outcome: the
+        // adapter acknowledges, it does not show it again.
+        bus().onSubmit = () => ({ kind: 'refused', reason: 'rate limited (once)' });
+        const before = bus().submits.length;
+        const sent = await h.command(h.users.other, 'status');
+        await bus().waitForSubmit(before);
+        const seen = () => `${sent.privateText(h.users.other)}\n${sent.publicText()}`;
+        await poll(() => seen().includes('rate limited (once)'), 'the refusal');
+        await settle();
+        expect(count(seen(), 'rate limited (once)')).toBe(1);
+        expect(sent.buttons()).toEqual([]);
       },
     );
 

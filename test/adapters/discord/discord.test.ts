@@ -22,7 +22,7 @@ const notice = (title: string, data: Record<string, unknown> = {}) =>
   makeEvent('test.failed', { host: 'hv01', key: randomUUID(), title, data, next: 'hv status' });
 
 describe('discord adapter: registration and identity', () => {
-  it('registers /hv in the guild for admins only, with the subcommands and rollback to:<integer>', async () => {
+  it('registers /hv in the guild for admins only, with every chat command and its options', async () => {
     w = await startDiscord();
     expect(w.peer.commandWrites).toHaveLength(1);
     const write = w.peer.commandWrites[0]!;
@@ -31,17 +31,52 @@ describe('discord adapter: registration and identity', () => {
     const hv = write.commands[0] as {
       name: string;
       default_member_permissions: string;
-      options: { type: number; name: string; options?: { name: string; type: number }[] }[];
+      options: { type: number; name: string; options?: Record<string, unknown>[] }[];
     };
     expect(hv.name).toBe('hv');
     expect(hv.default_member_permissions).toBe('8');
+    // Every command chat may run (audit and daemon are CLI-only), from the registry.
     expect(hv.options.map((o) => o.name).sort()).toEqual(
-      ['check-updates', 'help', 'rollback', 'status', 'system-upgrade', 'upgrade-test'].sort(),
+      [
+        'check-updates',
+        'help',
+        'notify',
+        'rollback',
+        'schedule',
+        'status',
+        'system-upgrade',
+        'upgrade-test',
+      ].sort(),
     );
     expect(hv.options.every((o) => o.type === 1)).toBe(true);
-    expect(hv.options.find((o) => o.name === 'rollback')?.options).toEqual([
-      expect.objectContaining({ name: 'to', type: 4 }),
+    const options = (name: string) => hv.options.find((o) => o.name === name)?.options;
+    expect(options('rollback')).toEqual([
+      expect.objectContaining({ name: 'to', type: 4, required: false, min_value: 1 }),
     ]);
+    expect(options('upgrade-test')).toContainEqual(
+      expect.objectContaining({ name: 'allow-downgrade', type: 5, required: false }),
+    );
+    expect(options('notify')).toEqual([
+      expect.objectContaining({
+        name: 'action',
+        type: 3,
+        choices: ['test', 'list', 'retry'].map((c) => ({ name: c, value: c })),
+      }),
+      expect.objectContaining({ name: 'channel', type: 3 }),
+    ]);
+    // Required options first, as Discord demands; integers with their bounds.
+    expect(options('schedule')?.[0]).toMatchObject({ name: 'action', required: true });
+    expect(options('schedule')).toContainEqual(
+      expect.objectContaining({ name: 'count', type: 4, min_value: 1, max_value: 1000 }),
+    );
+    for (const o of hv.options) {
+      expect(String((o as { description?: string }).description).length).toBeLessThanOrEqual(100);
+      for (const x of o.options ?? []) {
+        expect(String(x.name)).toMatch(/^[-a-z0-9_]{1,32}$/);
+        expect(String(x.description).length).toBeGreaterThan(0);
+        expect(String(x.description).length).toBeLessThanOrEqual(100);
+      }
+    }
     expect(w.peer.identifies).toBe(1);
   });
 
@@ -219,6 +254,9 @@ describe('discord adapter: replies', () => {
       member: { user: w.admin.member.user, roles: w.admin.member.roles ?? [] },
     });
     await w.peer.waitForCallback(c.id);
+    // What the bus's runner says first when it starts the confirmed operation.
+    const click = await fake(w).waitForConfirm(0);
+    await click.reply.progress('started', 'operation op-1');
     await poll(() => messageText(b).includes('Confirmed by'), 'confirmed note');
     await poll(() => messageText(a).includes('confirmation expired'), 'expired note', 3_000);
     expect(a.wire.components).toEqual([]);
@@ -294,7 +332,7 @@ describe('discord adapter: approvals and ack latency', () => {
       member: { user: w.admin.member.user, roles: w.admin.member.roles ?? [] },
     });
     await w.peer.waitForCallback(first.id);
-    await poll(() => messageText(msg).includes('1 more admin approval'), 'waiting note');
+    await poll(() => messageText(msg).includes('1 more admin must approve'), 'waiting note');
     expect(messageText(msg)).toContain('Confirm');
     const confirmSub = await fake(w).waitForConfirm(0);
     expect(confirmSub.token).toBe(prompt.token);
