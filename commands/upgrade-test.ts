@@ -66,7 +66,7 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
       { allowDowngrade: args.allowDowngrade, by: actorLabel(ctx.actor) },
     );
     if (r.downgradeAllowed)
-      services.audit.append({
+      await services.audit.append({
         actor: ctx.actor,
         operation: 'upgrade-test',
         args,

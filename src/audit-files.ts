@@ -98,6 +98,20 @@ export function hasFiles(dir: string, depth: number, counts: (path: string) => b
   });
 }
 
+/** The append lock, waiting asynchronously (up to 5 s) while another process holds it. */
+export async function acquireAppendLock(dir: string) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      return acquireLock(dir, 'audit-append', String(process.pid), 'audit.lock');
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** The same lock for the one-shot `hv audit --verify`, which may block: it serves nobody else. */
 export function acquireWithRetry(dir: string) {
   const deadline = Date.now() + 5000;
   for (;;) {

@@ -13,7 +13,7 @@ import {
   recordMac,
 } from './audit-chain.js';
 import {
-  acquireWithRetry,
+  acquireAppendLock,
   appendLine,
   hasFiles,
   lastLine,
@@ -139,10 +139,14 @@ export class AuditLog {
     this.keyPath = join(stateDir, 'audit.key');
   }
 
-  append(entry: AuditEntry): AuditRecord {
+  /**
+   * Append one record. Async because it may wait for the short append lock (another process is
+   * appending): the wait must not block the daemon's event loop, which serves chat meanwhile.
+   */
+  async append(entry: AuditEntry): Promise<AuditRecord> {
     makeDir(this.stateDir, 0o700);
     // A short lock of its own: denied chat requests are audited while an operation runs.
-    const lock = acquireWithRetry(this.stateDir);
+    const lock = await acquireAppendLock(this.stateDir);
     try {
       const now = this.now();
       const { key, start, incidents } = this.prepare(now);

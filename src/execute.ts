@@ -75,7 +75,7 @@ export async function execute(
     };
   }
   if (cmd.exclusive || cmd.confirm || result.status === 'busy') {
-    services.audit.append({
+    await services.audit.append({
       actor: ctx.actor,
       operation: cmd.name,
       args,

@@ -71,7 +71,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
     reason: string,
     auditReason: string,
   ): Promise<SubmitOutcome> => {
-    audit.append({
+    await audit.append({
       actor: req.actor,
       operation: req.command.slice(0, 64),
       args: { argv: req.argv },
@@ -189,7 +189,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
           `${argRole.what} needs ${argRole.role}, has ${role}`,
         );
       }
-      audit.append({
+      await audit.append({
         actor: req.actor,
         operation: cmd.name,
         args,
@@ -288,7 +288,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
       c.approverActors.push(actor);
       if (c.approvers.length < c.needed) {
         store.saveConfirmation(c);
-        audit.append({
+        await audit.append({
           actor,
           operation: c.command,
           args: c.args,
@@ -321,7 +321,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         await safely('refused', c.requestId, () => reply.refused('Already confirmed; it is running.'));
         return { kind: 'duplicate' };
       }
-      audit.append({
+      await audit.append({
         actor,
         operation: c.command,
         args: c.args,
@@ -354,7 +354,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
       if (!c) return tell('This confirmation is unknown or was already used.');
       const isRequester = actorKey(actor) === actorKey(c.requester);
       if (!isRequester && !atLeast(roleOf(actor, chat.roles), 'admin')) {
-        audit.append({
+        await audit.append({
           actor,
           operation: c.command,
           result: 'denied',
@@ -364,7 +364,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
         return tell(`${NOT_AUTHORISED}: only the requester or an admin can cancel this.`);
       }
       if (!store.takeConfirmation(token)) return tell('This confirmation is unknown or was already used.');
-      audit.append({
+      await audit.append({
         actor,
         operation: c.command,
         args: c.args,

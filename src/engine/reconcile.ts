@@ -139,7 +139,7 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
     outcome: result.outcome,
     status: result.status,
   });
-  services.audit.append({
+  await services.audit.append({
     actor: ctx.actor,
     operation: j.operation,
     result: result.status,

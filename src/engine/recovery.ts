@@ -78,7 +78,7 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
     writeTestResult(paths, r);
     removeFiles(paths.testInProgress);
     log.info('upgrade test finished', { status: 'failed', reason: 'interrupted', reverted });
-    services.audit.append({
+    await services.audit.append({
       actor: ctx.actor,
       operation: 'upgrade-test',
       result: 'failed',

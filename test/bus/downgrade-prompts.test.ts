@@ -77,7 +77,7 @@ function profile(generations: Record<number, string>, current: number): void {
 const REV_OLD = 'a'.repeat(40);
 const REV_NEW = 'b'.repeat(40);
 
-/** A PASSED result on disk, as upgrade-test writes it (only the fields the preview reads matter). */
+/** A PASSED result on disk, complete as upgrade-test writes it (hv reads it through its schema). */
 function passedResult(fields: Record<string, unknown>): void {
   mkdirSync(join(dir, 'state'), { recursive: true });
   writeFileSync(
@@ -91,8 +91,16 @@ function passedResult(fields: Record<string, unknown>): void {
       oldRev: REV_OLD,
       newRev: REV_NEW,
       previousGeneration: 1,
+      liveLockSha256: 'c'.repeat(64),
+      stagingInputsHash: 'd'.repeat(64),
+      stagingFiles: {},
+      stagingDir: join(dir, 'state', 'staging', 'x'),
       checks: [],
+      reverted: false,
+      rebootRequired: false,
+      rebootParts: [],
       downgradeAllowed: false,
+      log: join(dir, 'log', 'upgrade-test.log'),
       ...fields,
     }),
   );
