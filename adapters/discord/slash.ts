@@ -14,7 +14,20 @@ export const ADMINISTRATOR = '8';
 const SUBCOMMANDS: { name: string; description: string; options?: APIApplicationCommandOption[] }[] = [
   { name: 'status', description: 'What the host runs, pending updates, last test, generations' },
   { name: 'check-updates', description: 'Check for NixOS updates now' },
-  { name: 'upgrade-test', description: 'Build and test-activate the update; revert on failure' },
+  {
+    name: 'upgrade-test',
+    description: 'Build and test-activate the update; revert on failure',
+    options: [
+      {
+        type: 3,
+        name: 'release',
+        description: 'Move to this NixOS release first (YY.MM, e.g. 24.11; staging copy only)',
+        required: false,
+        min_length: 5,
+        max_length: 11,
+      },
+    ],
+  },
   { name: 'system-upgrade', description: 'Apply the tested system permanently (admin, asks to confirm)' },
   {
     name: 'rollback',

@@ -52,6 +52,10 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
     `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
     `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
   );
+  if (r.release)
+    lines.push(
+      `Release upgrade ${r.release.from} → ${r.release.to}: installs the tested flake.nix (${r.input} follows ${r.release.toRef}) and flake.lock.`,
+    );
   if (downgrade) lines.push(...downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
   if (gen !== r.previousGeneration)
     lines.push(

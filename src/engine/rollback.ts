@@ -4,8 +4,8 @@ import { HvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { describeExit, switchTo } from './activation.js';
 import { type ApplyDeps, type Interruption, readLastUpgrade } from './apply.js';
-import { findLockForSystem } from './backup.js';
-import { sha256 } from './flake-lock.js';
+import { backedUpFlakeNix, findLockForSystem, type SavedFlake } from './backup.js';
+import { type FlakeLock, flakeRefUrl, lockedInput, sha256 } from './flake-lock.js';
 import { lastLines } from './nix.js';
 import { type JournalRecord, OperationJournal } from './op-journal.js';
 import { currentGeneration, listGenerations, rebootParts, systemPath } from './system.js';
@@ -25,6 +25,12 @@ export interface RollbackRecord {
   activationExit: number;
   rebootRequired: boolean;
   rebootParts: string[];
+  /**
+   * flake.nix was put back too (the rollback undoes a release upgrade: the target's lock follows
+   * another branch than the live one), from this file; the replaced one is kept in `flakeNixReplaced`.
+   */
+  flakeNixRestoredFrom?: string;
+  flakeNixReplaced?: string;
   /** The PASSED test result was invalidated by this rollback. */
   testInvalidated: boolean;
   error?: string;
@@ -65,19 +71,30 @@ export async function rollbackTo(
 
   // The lock that belongs to the target system: the last upgrade's backup when returning to the
   // generation it replaced, else the newest backup that knows that system.
-  let saved: { file: string; backup: string } | undefined;
+  let saved: SavedFlake | undefined;
   if (
     last &&
     target === last.previousGeneration &&
     last.backupDir &&
     existsSync(join(last.backupDir, 'flake.lock'))
   )
-    saved = { file: join(last.backupDir, 'flake.lock'), backup: last.backupDir };
+    saved = {
+      file: join(last.backupDir, 'flake.lock'),
+      backup: last.backupDir,
+      flakeNix: backedUpFlakeNix(last.backupDir),
+    };
   saved ??= findLockForSystem(paths.backups, gen.path);
 
   // Keep the live lock too, so that the journal can name both sides.
   const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
   if (liveLock !== null) writeFileAtomic(paths.journalFromLock, liveLock, 0o600);
+  // flake.nix comes back with the lock when they would disagree otherwise (see flakeNixToRestore).
+  const nixFile = saved ? flakeNixToRestore(config.flake.dir, config.flake.input, liveLock, saved) : undefined;
+  let liveNixCopy: string | undefined;
+  if (nixFile) {
+    liveNixCopy = join(paths.dir, 'rollback-replaced-flake.nix');
+    writeFileAtomic(liveNixCopy, readFileSync(join(config.flake.dir, 'flake.nix')), 0o600);
+  }
   const journal = OperationJournal.begin(
     paths,
     {
@@ -91,12 +108,14 @@ export async function rollbackTo(
         system: fromSystem,
         lockSha256: liveLock === null ? undefined : sha256(liveLock),
         lockFile: liveLock === null ? undefined : paths.journalFromLock,
+        ...(liveNixCopy ? { flakeNixFile: liveNixCopy } : {}),
       },
       to: {
         generation: target,
         system: gen.path,
         lockSha256: saved ? sha256(readFileSync(saved.file)) : undefined,
         lockFile: saved?.file,
+        ...(nixFile ? { flakeNixFile: nixFile } : {}),
       },
     },
     now,
@@ -138,6 +157,14 @@ export async function activateRollback(
   const act = await switchTo(runner, system, 'switch', log);
 
   beforeLock();
+  // flake.nix first: the lock that follows it then matches the url it names.
+  let flakeNixRestored = false;
+  if (j.to.flakeNixFile && existsSync(j.to.flakeNixFile)) {
+    progress.step('restoring the flake.nix of that generation');
+    writeFileAtomic(join(config.flake.dir, 'flake.nix'), readFileSync(j.to.flakeNixFile));
+    flakeNixRestored = true;
+    log.info('flake.nix restored', { from: j.to.flakeNixFile });
+  }
   let lockRestored = false;
   if (j.to.lockFile && existsSync(j.to.lockFile)) {
     progress.step('restoring the flake.lock of that generation');
@@ -163,6 +190,9 @@ export async function activateRollback(
     system,
     lockRestoredFrom: lockRestored ? j.to.lockFile : undefined,
     lockRestored,
+    ...(flakeNixRestored
+      ? { flakeNixRestoredFrom: j.to.flakeNixFile, flakeNixReplaced: j.from.flakeNixFile }
+      : {}),
     activationExit: act.exitCode,
     rebootParts: rebootParts(system, systemPath(config.paths.bootedSystem)),
     rebootRequired: false,
@@ -178,6 +208,34 @@ export async function activateRollback(
   writeJsonAtomic(paths.lastRollback, rec, 0o600);
   log.info('rollback finished', { status: rec.status, generation: target, lockRestored });
   return rec;
+}
+
+/**
+ * The flake.nix to put back with the target's lock, if any. hv installs flake.nix only in a release
+ * upgrade, so it restores it only when undoing one: when the restored lock's tracked input follows
+ * another source or branch than the live lock's. Otherwise the live flake.nix (and the admin's
+ * edits in it) stays, as every other file of the flake dir does.
+ */
+function flakeNixToRestore(
+  dir: string,
+  input: string,
+  liveLock: string | null,
+  saved: SavedFlake,
+): string | undefined {
+  if (!saved.flakeNix) return undefined;
+  const source = (text: string | null) => {
+    if (text === null) return undefined;
+    try {
+      const lock: FlakeLock = { text, sha256: sha256(text), json: JSON.parse(text) };
+      return flakeRefUrl(lockedInput(lock, input).original);
+    } catch {
+      return undefined;
+    }
+  };
+  const target = source(readOrNull(saved.file));
+  if (target === undefined || target === source(liveLock)) return undefined;
+  const live = readOrNull(join(dir, 'flake.nix'));
+  return live !== null && live === readOrNull(saved.flakeNix) ? undefined : saved.flakeNix;
 }
 
 function readOrNull(path: string): string | null {
