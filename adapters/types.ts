@@ -15,6 +15,10 @@ export interface PendingNotice {
   releases: string[];
   next: string;
   detailsFile: string;
+  /** False when only a newer release is pending (the tracked branch is up to date). */
+  updateAvailable?: boolean;
+  /** The next newer release and the command that tests a move to it. */
+  release?: { branch: string; next: string };
 }
 
 /** A failed delivery attempt; `retryAfterMs` honours a platform's rate limit. */

@@ -161,7 +161,10 @@ export const statusCommand: Command<Record<string, never>> = {
       `Last check:  ${lastCheck ? `${lastCheck.at} ${lastCheck.ok ? (lastCheck.result?.status ?? '') : `FAILED: ${lastCheck.error}`}` : 'never'}`,
       `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run hv upgrade-test` : 'none'}`,
     ];
-    if (releases.length) lines.push(`Newer release: ${releases.join(', ')}`);
+    if (releases.length)
+      lines.push(
+        `Newer release: ${releases.join(', ')}${/^nixos-\d\d\.\d\d$/.test(releases[0] ?? '') ? ` — hv upgrade-test --release ${(releases[0] as string).slice(6)}` : ''}`,
+      );
     lines.push(
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
     );
