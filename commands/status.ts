@@ -5,6 +5,7 @@ import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
+import { newerReleaseBranches, releaseOfRef } from '../src/engine/releases.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
 import type { TestResult } from '../src/engine/test-result.js';
@@ -113,7 +114,11 @@ export const statusCommand: Command<Record<string, never>> = {
     const unfinished = readJson<JournalRecord>(paths.journal);
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
-    const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
+    // Releases newer than what the live lock follows now (a release upgrade since the check moved it).
+    const releases = newerReleaseBranches(
+      lastCheck?.result?.releases ?? [],
+      releaseOfRef(typeof tracked.ref === 'string' ? tracked.ref : undefined),
+    ).map((r) => r.branch);
     const nv = await version;
     const data = {
       host: config.host,

@@ -52,7 +52,10 @@ function by(ctx: CommandContext): string {
 /** `--release`: `24.11` or `nixos-24.11`, normalised to `24.11`. */
 const ReleaseArg = z
   .string()
-  .regex(/^(?:nixos-)?\d{2}\.(?:0[1-9]|1[0-2])$/, 'must be a NixOS release as YY.MM or nixos-YY.MM, e.g. 24.11 or nixos-24.11')
+  .regex(
+    /^(?:nixos-)?\d{2}\.(?:0[1-9]|1[0-2])$/,
+    'must be a NixOS release as YY.MM or nixos-YY.MM, e.g. 24.11 or nixos-24.11',
+  )
   .transform((v) => v.replace(/^nixos-/, ''));
 
 export const upgradeTestCommand: Command<{ allowDowngrade: boolean; release?: string }> = {

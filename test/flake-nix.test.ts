@@ -38,12 +38,18 @@ describe('rewriting the tracked input of flake.nix to another release', () => {
       'inputs.nixpkgs.url = "git+https://example.org/nixpkgs.git?ref=nixos-24.05&shallow=1";',
       'git+https://example.org/nixpkgs.git?ref=nixos-24.11&shallow=1',
     ],
-    ['inputs.nixpkgs.url = "git+file:///srv/nixpkgs?ref=nixos-24.05";', 'git+file:///srv/nixpkgs?ref=nixos-24.11'],
+    [
+      'inputs.nixpkgs.url = "git+file:///srv/nixpkgs?ref=nixos-24.05";',
+      'git+file:///srv/nixpkgs?ref=nixos-24.11',
+    ],
     ['inputs.nixpkgs.url = "github:NixOS/nixpkgs?ref=nixos-24.05";', 'github:NixOS/nixpkgs?ref=nixos-24.11'],
-    ['inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.05-small";', 'github:NixOS/nixpkgs/nixos-24.11-small'],
+    [
+      'inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.05-small";',
+      'github:NixOS/nixpkgs/nixos-24.11-small',
+    ],
     ['inputs.nixpkgs.url = "nixpkgs/nixos-24.05";', 'nixpkgs/nixos-24.11'],
     [
-      "inputs.nixpkgs = { type = \"github\"; owner = \"NixOS\"; repo = \"nixpkgs\"; ref = 'x'; };".replace(
+      'inputs.nixpkgs = { type = "github"; owner = "NixOS"; repo = "nixpkgs"; ref = \'x\'; };'.replace(
         "'x'",
         '"nixos-24.05"',
       ),
@@ -88,10 +94,14 @@ describe('rewriting the tracked input of flake.nix to another release', () => {
   });
 
   it.each([
-    ['a computed url', 'inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-${"24.05"}";', /computed/],
+    ['a computed url', `inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-${'$'}{"24.05"}";`, /computed/],
     ['an inputs set from elsewhere', 'inputs = import ./inputs.nix;', /computed/],
     ['no url (flake registry)', 'inputs.other.url = "github:a/b";', /sets no url for input "nixpkgs"/],
-    ['a branch that is no release', 'inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";', /not a release branch/],
+    [
+      'a branch that is no release',
+      'inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";',
+      /not a release branch/,
+    ],
     ['no branch at all', 'inputs.nixpkgs.url = "github:NixOS/nixpkgs";', /names no branch/],
   ])('%s is refused with exit 3, nothing guessed', (_what, inputs, why) => {
     const e = move(flake(`  ${inputs}`)) as HvError;

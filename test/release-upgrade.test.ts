@@ -167,7 +167,9 @@ describe('a release system-upgrade killed mid-way (old system running after a re
     writeFileSync(join(w.flakeDir, 'flake.nix'), tested.nix);
     const s = w.hv(['status', '--json']);
     expect(s.code, s.stderr).toBe(0);
-    expect(s.json.recovered?.[0]).toMatch(/interrupted at "install-lock".*flake\.lock and flake\.nix restored/);
+    expect(s.json.recovered?.[0]).toMatch(
+      /interrupted at "install-lock".*flake\.lock and flake\.nix restored/,
+    );
     expectKnownState(w, old.system, old.lock);
     expect(nixOf(w)).toBe(old.nix);
     expect(w.hv(['status', '--json']).json.tracked.ref).toBe('nixos-24.11');

@@ -294,6 +294,10 @@ export function scanFlakeNix(text: string): FlakeNixScan {
   }
   const literals = lx.tokens
     .filter((t) => (t.kind === 'string' || t.kind === 'uri') && !t.interpolated)
-    .map((t) => ({ content: t.content as string, line: lineOf(t.start), contentStart: t.contentStart as number }));
+    .map((t) => ({
+      content: t.content as string,
+      line: lineOf(t.start),
+      contentStart: t.contentStart as number,
+    }));
   return { attrs: p.found, literals, topLevelSet };
 }

@@ -37,4 +37,3 @@ export function refOfUrl(url: string): UrlRef | undefined {
 export function refOnRelease(ref: string, to: Release): string {
   return ref.replace(/(\d{2})\.(\d{2})/, releaseName(to));
 }
-

@@ -4,9 +4,10 @@ import type { Config } from '../config/schema.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
 import type { UpgradeRecord } from './apply.js';
-import { findLockForSystem } from './backup.js';
+import { backedUpFlakeNix, findLockForSystem } from './backup.js';
 import { downgradeLine, downgradeOf } from './downgrade.js';
 import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
+import { flakeNixToRestore } from './rollback.js';
 import { currentGeneration, listGenerations, systemPath, versionOf } from './system.js';
 import { readTestResult } from './test-result.js';
 
@@ -17,6 +18,14 @@ import { readTestResult } from './test-result.js';
  */
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 /** The locked revision of `input` in a flake.lock file, if it can be read. */
 function revOfLockFile(file: string, input: string): string | undefined {
@@ -105,5 +114,12 @@ export function rollbackPreview(config: Config, paths: StatePaths, to: number | 
       ? `flake.lock: restored from ${lockBackup}.`
       : 'flake.lock: left as it is (no backup of that generation has one).',
   );
+  const saved =
+    lockBackup && lockBackup === last?.backupDir
+      ? { file: join(lockBackup, 'flake.lock'), backup: lockBackup, flakeNix: backedUpFlakeNix(lockBackup) }
+      : findLockForSystem(paths.backups, gen.path);
+  const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
+  const nix = saved ? flakeNixToRestore(config.flake.dir, input, liveLock, saved) : undefined;
+  if (nix) lines.push(`flake.nix: restored from ${nix} (the rollback undoes a release upgrade).`);
   return lines.join('\n');
 }

@@ -196,7 +196,8 @@ function restoreFlakeNix(deps: ApplyDeps, side: JournalRecord['from']): 'restore
 }
 
 /** "flake.lock" or "flake.lock and flake.nix", for what the reconciler says it did. */
-const filesOf = (side: JournalRecord['from']) => (side.flakeNixFile ? 'flake.lock and flake.nix' : 'flake.lock');
+const filesOf = (side: JournalRecord['from']) =>
+  side.flakeNixFile ? 'flake.lock and flake.nix' : 'flake.lock';
 
 async function reconcileUpgrade(
   deps: ApplyDeps,

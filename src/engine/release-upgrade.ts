@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvError } from '../errors.js';
+import { sha256 } from './flake-lock.js';
 import { type InputAttr, scanFlakeNix } from './flake-nix.js';
 import { refOfUrl, refOnRelease } from './flake-url.js';
-import { sha256 } from './flake-lock.js';
 import { compareReleases, type Release, releaseName, releaseOfRef } from './releases.js';
 import { inputsManifest, manifestDiff } from './staging.js';
 
@@ -105,7 +105,9 @@ export function rewriteRelease(
   const lit = attr.literal;
   if (lit.content.includes('\\'))
     refuse(file, `the url of input "${input}" (${file} line ${attr.line}) uses escapes`, fixUrl);
-  const others = scan.literals.filter((l) => l.content === lit.content && l.contentStart !== lit.contentStart);
+  const others = scan.literals.filter(
+    (l) => l.content === lit.content && l.contentStart !== lit.contentStart,
+  );
   if (others.length) {
     const alsoInputs = scan.attrs
       .filter((a) => a !== attr && a.literal?.content === lit.content && a.path[0] === 'inputs')

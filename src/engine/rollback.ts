@@ -89,7 +89,9 @@ export async function rollbackTo(
   const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
   if (liveLock !== null) writeFileAtomic(paths.journalFromLock, liveLock, 0o600);
   // flake.nix comes back with the lock when they would disagree otherwise (see flakeNixToRestore).
-  const nixFile = saved ? flakeNixToRestore(config.flake.dir, config.flake.input, liveLock, saved) : undefined;
+  const nixFile = saved
+    ? flakeNixToRestore(config.flake.dir, config.flake.input, liveLock, saved)
+    : undefined;
   let liveNixCopy: string | undefined;
   if (nixFile) {
     liveNixCopy = join(paths.dir, 'rollback-replaced-flake.nix');
@@ -216,7 +218,7 @@ export async function activateRollback(
  * another source or branch than the live lock's. Otherwise the live flake.nix (and the admin's
  * edits in it) stays, as every other file of the flake dir does.
  */
-function flakeNixToRestore(
+export function flakeNixToRestore(
   dir: string,
   input: string,
   liveLock: string | null,

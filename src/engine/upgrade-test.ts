@@ -11,7 +11,7 @@ import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
 import { resolveConfiguration } from './configurations.js';
-import { guardDowngrade, markDowngrade } from './downgrade.js';
+import { guardDowngrade, markDowngrade, refuseDowngrade } from './downgrade.js';
 import { lockedInput, readFlakeLock, sha256 } from './flake-lock.js';
 import { classifyActivation, classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
@@ -93,6 +93,9 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
       );
   }
 
+  // A lower release is refused before anything is copied, locked or built (nothing recorded).
+  if (releaseReasons.length && !opts.allowDowngrade) refuseDowngrade(releaseReasons, log);
+
   progress.step('copying the flake to a staging dir');
   const stagingDir = createStaging(dir, paths.staging, now());
   if (release) {
@@ -131,7 +134,7 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     ...(release ? { release } : {}),
   };
   log.info('staging copy made', { stagingDir, inputsHash: r.stagingInputsHash });
-  // A lower release is refused before anything is locked or built (nothing recorded).
+  // Allowed (--allow-downgrade): the result records it.
   guardDowngrade(releaseReasons, opts, r, log);
 
   const fail = (step: string, kind: FailureKind, error: string, extra: { failedUnits?: string[] } = {}) => {
