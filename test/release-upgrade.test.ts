@@ -149,6 +149,29 @@ describe('release upgrades on a real Nix (issue 11, acceptance 2)', () => {
   });
 });
 
+describe('the apply gates of a release test', () => {
+  it('an edit of the live flake.nix after the test is refused (exit 3, naming flake.nix); so is a tampered recorded flake.nix; nothing is activated', () => {
+    const w = hostOn2411();
+    const t = w.hv(['upgrade-test', '--release', '25.05']);
+    expect(t.code, t.stderr + t.stdout).toBe(0);
+    const nix = join(w.flakeDir, 'flake.nix');
+    const original = w.read(nix);
+    writeFileSync(nix, `${original}# edited after the test\n`);
+    const a = w.hv(['system-upgrade', '--yes']);
+    expect(a.code).toBe(3);
+    expect(a.stderr).toMatch(/gate "flake unchanged".*changed since the test \(flake\.nix\)/);
+    writeFileSync(nix, original);
+    const result = JSON.parse(w.read(w.paths.testJson));
+    result.release.flakeNix = result.release.flakeNix.replace('nixos-25.05', 'nixos-26.05');
+    writeFileSync(w.paths.testJson, JSON.stringify(result));
+    const b = w.hv(['system-upgrade', '--yes']);
+    expect(b.code).toBe(3);
+    expect(b.stderr).toMatch(/not the one the release test built/);
+    expect(w.activations().filter((x) => x.action === 'switch')).toEqual([]);
+    expect(w.read(nix)).toBe(original);
+  });
+});
+
 describe('a release system-upgrade killed mid-way (old system running after a reboot)', () => {
   function testedRelease() {
     const w = hostOn2411();
@@ -190,5 +213,19 @@ describe('a release system-upgrade killed mid-way (old system running after a re
     expectKnownState(w, tested.system, tested.lock);
     expect(nixOf(w)).toBe(tested.nix);
     expect(s.json.tracked.ref).toBe('nixos-25.05');
+  });
+
+  it('a rollback of a release upgrade killed at "restore-lock": the next hv status finishes it with the old flake.nix and lock', async () => {
+    const w = hostOn2411();
+    const old = { system: realpathSync(w.paths.currentSystem), lock: lockOf(w), nix: nixOf(w) };
+    expect(w.hv(['upgrade-test', '--release', '25.05']).code).toBe(0);
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+    expect(await killed(w, ['rollback'], { crashAt: 'rollback:restore-lock' })).toBe('SIGKILL');
+    const s = w.hv(['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.json.recovered?.[0]).toMatch(/rollback .*interrupted at "restore-lock"/);
+    expectKnownState(w, old.system, old.lock);
+    expect(nixOf(w)).toBe(old.nix);
+    expect(s.json.tracked.ref).toBe('nixos-24.11');
   });
 });
