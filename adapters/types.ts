@@ -17,6 +17,10 @@ export interface PendingNotice {
   detailsFile: string;
   /** Why it is pending when not only because upstream moved (e.g. the live flake.lock is not what runs). */
   reason?: string;
+  /** False when only a newer release is pending (the tracked branch is up to date). */
+  updateAvailable?: boolean;
+  /** The next newer release and the command that tests a move to it. */
+  release?: { branch: string; next: string };
 }
 
 /** A failed delivery attempt; `retryAfterMs` honours a platform's rate limit. */

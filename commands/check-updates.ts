@@ -6,6 +6,7 @@ import { Exit, errorMessage, isHvError } from '../src/errors.js';
 import type { HvEvent } from '../src/events.js';
 import { writeFileAtomic } from '../src/fs/atomic.js';
 import { makeEvent } from '../src/notify/events.js';
+import { releaseDetailsText, releaseNotice } from '../src/notify/release-notice.js';
 import { readJson, removeFiles, writeJsonAtomic } from '../src/state.js';
 import type { Command, CommandResult } from './types.js';
 
@@ -21,7 +22,8 @@ function installed(r: CheckResult): { rev: string | undefined; date: string | un
 }
 
 export function updateTitle(r: CheckResult): string {
-  const release = r.releases.length ? ` (newer release: ${r.releases.map((x) => x.branch).join(', ')})` : '';
+  const n = releaseNotice(r);
+  const release = n ? ` (newer release: ${n.all.join(', ')}; ${n.next})` : '';
   const why = stale(r) ? ' (the live flake.lock is not what runs)' : '';
   return `NixOS update available: ${r.branch ?? r.input} ${r.available.date ?? short(r.available.rev)}${why}${release}`;
 }
@@ -51,13 +53,15 @@ function detailsText(r: CheckResult): string {
   ];
   if (r.reason) lines.push(`Why:        ${r.reason}`);
   if (r.liveLock) lines.push(`Live lock:  ${r.liveLock.detail} (source: ${r.liveLock.source})`);
-  if (r.releases.length) lines.push(`Newer releases: ${r.releases.map((x) => x.branch).join(', ')}`);
+  const n = releaseNotice(r);
+  if (n) lines.push(`Newer releases: ${n.all.join(', ')}`);
   lines.push(
     `Checked:    ${r.checkedAt}`,
     '',
     'Next steps:',
     '  hv upgrade-test      build it and activate it without persisting; reverts on failure',
     '  hv system-upgrade    then apply exactly what was tested',
+    ...(n ? [`  ${n.next}    later, to move to ${n.branch} the same way`] : []),
     '',
   );
   return lines.join('\n');
@@ -80,7 +84,8 @@ function summary(r: CheckResult): string {
     lines.push(`Note: ${r.liveLock.message}`);
   if (r.upstreamBehind) lines.push(`Note: ${r.upstreamBehind.message}`);
   if (r.status === 'update-available') lines.push('Next: hv upgrade-test');
-  if (r.releases.length) lines.push(`Newer release available: ${r.releases.map((x) => x.branch).join(', ')}`);
+  const n = releaseNotice(r);
+  if (n) lines.push(`Newer release available: ${n.all.join(', ')}. To test ${n.branch}: ${n.next}`);
   return lines.join('\n');
 }
 
@@ -128,6 +133,7 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
 
     const events: HvEvent[] = [];
     let pending: PendingNotice | null = null;
+    const release = releaseNotice(r);
     if (r.status === 'update-available') {
       writeFileAtomic(paths.updateText, detailsText(r));
       writeJsonAtomic(paths.updateJson, r);
@@ -141,6 +147,7 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
         next: 'hv upgrade-test',
         detailsFile: paths.updateText,
         ...(stale(r) && r.liveLock.message ? { reason: r.liveLock.message } : {}),
+        ...(release ? { release: { branch: release.branch, next: release.next } } : {}),
       };
       events.push(
         makeEvent(
@@ -156,21 +163,39 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
           now(),
         ),
       );
+    } else if (release) {
+      // Only a newer release: the details file and motd name the command; no update is pending.
+      writeFileAtomic(paths.updateText, releaseDetailsText(r, release));
+      removeFiles(paths.updateJson);
+      pending = {
+        host: r.host,
+        input: r.input,
+        branch: r.branch,
+        current: { rev: r.current.rev, date: r.current.date },
+        available: { rev: r.current.rev, date: r.current.date },
+        releases: release.all,
+        next: release.next,
+        detailsFile: paths.updateText,
+        updateAvailable: false,
+        release: { branch: release.branch, next: release.next },
+      };
     } else {
       removeFiles(paths.updateText, paths.updateJson);
     }
     // One announcement per check: a newer release rides along with a pending update (and is part of
     // its key, so a new release re-announces it); alone, it is its own event.
-    if (r.releases.length && r.status !== 'update-available') {
-      const names = r.releases.map((x) => x.branch).join(', ');
+    if (release && r.status !== 'update-available') {
+      const names = release.all.join(', ');
       events.push(
         makeEvent(
           'release.available',
           {
             host: r.host,
             key: names,
-            title: `Newer NixOS release available: ${names}`,
+            title: `Newer NixOS release available: ${names} (${release.next})`,
             data: { releases: r.releases, tracked: r.branch },
+            next: release.next,
+            detailsFile: paths.updateText,
           },
           now(),
         ),

@@ -19,6 +19,10 @@ function summary(rec: RollbackRecord): string {
       ? `flake.lock restored from ${rec.lockRestoredFrom}`
       : 'flake.lock left as it is: no backup matches that generation.',
   );
+  if (rec.flakeNixRestoredFrom)
+    lines.push(
+      `flake.nix restored from ${rec.flakeNixRestoredFrom} (the rollback undoes a release upgrade)${rec.flakeNixReplaced ? `; the replaced one is kept in ${rec.flakeNixReplaced}` : ''}`,
+    );
   if (rec.testInvalidated)
     lines.push(
       'The last PASSED upgrade test no longer approves an upgrade: run "hv upgrade-test" before "hv system-upgrade".',

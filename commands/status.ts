@@ -11,6 +11,7 @@ import {
   TestResultRecord,
   UpgradeRecordSchema,
 } from '../src/engine/records.js';
+import { newerReleaseBranches, releaseOfRef } from '../src/engine/releases.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/engine/system.js';
 import { compareWithLive, recordedLock } from '../src/engine/system-locks.js';
@@ -184,7 +185,11 @@ export const statusCommand: Command<Record<string, never>> = {
     );
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
-    const releases = lastCheck?.result?.releases?.map((r) => r.branch) ?? [];
+    // Releases newer than what the live lock follows now (a release upgrade since the check moved it).
+    const releases = newerReleaseBranches(
+      lastCheck?.result?.releases ?? [],
+      releaseOfRef(typeof tracked.ref === 'string' ? tracked.ref : undefined),
+    ).map((r) => r.branch);
     const liveLock = liveLockStatus(paths, config.flake.input, live, current, lastCheck);
     const nv = await version;
     const data = {
@@ -236,7 +241,10 @@ export const statusCommand: Command<Record<string, never>> = {
       `Live lock:   ${liveLock.matchesRunning === true ? 'what runs' : liveLock.matchesRunning === false ? 'NOT what runs' : 'cannot tell'}: ${liveLock.detail}`,
       `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run hv upgrade-test` : 'none'}`,
     ];
-    if (releases.length) lines.push(`Newer release: ${releases.join(', ')}`);
+    if (releases.length)
+      lines.push(
+        `Newer release: ${releases.join(', ')}${/^nixos-\d\d\.\d\d$/.test(releases[0] ?? '') ? ` — hv upgrade-test --release ${(releases[0] as string).slice(6)}` : ''}`,
+      );
     lines.push(
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
     );

@@ -15,6 +15,11 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
           rec.operation === 'boot'
             ? 'It becomes active at the next boot (apply.operation = boot).'
             : 'It is active now (switch-to-configuration switch).',
+          ...(rec.release
+            ? [
+                `Release upgrade ${rec.release.from} -> ${rec.release.to}: flake.nix (${rec.input} follows ${rec.release.toRef}) and flake.lock installed; system.stateVersion unchanged.`,
+              ]
+            : []),
           `Backup: ${rec.backupDir}`,
           `To go back: hv rollback   (returns to generation ${rec.previousGeneration})`,
         ]

@@ -13,11 +13,13 @@ function summary(r: TestResult, resultFile: string): string {
       ? [
           `Upgrade Test: PASSED — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
           ...(r.downgrade ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`] : []),
+          ...(r.release ? [releaseLine(r)] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
-          `It stays active until the next reboot or switch. Next: hv system-upgrade`,
+          `It stays active until the next reboot or switch. Next: hv system-upgrade${r.release ? ' (installs the tested flake.nix and flake.lock)' : ''}`,
         ]
       : [
           `Upgrade Test: FAILED at ${r.failedStep}${r.reason ? ` (${r.reason})` : ''} — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
+          ...(r.release ? [releaseLine(r)] : []),
           ...(r.error ?? '').trim().split('\n').slice(0, 12),
           r.reverted
             ? `The previous system ${r.previousSystem} was re-activated.`
@@ -31,6 +33,11 @@ function summary(r: TestResult, resultFile: string): string {
   return lines.join('\n');
 }
 
+function releaseLine(r: TestResult): string {
+  const x = r.release as NonNullable<TestResult['release']>;
+  return `Release upgrade ${x.from} -> ${x.to}: ${r.input} follows ${x.toRef} in the staging flake.nix (line ${x.line}); the live flake.nix and flake.lock are unchanged; system.stateVersion is not touched`;
+}
+
 /**
  * A reboot drops a test activation, so "reboot now" would be wrong advice after a test: the new
  * kernel (or initrd, modules) only takes effect once the system is applied and then booted.
@@ -39,7 +46,16 @@ export function rebootNote(parts: string[]): string {
   return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now would drop this test activation).`;
 }
 
-export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
+/** `--release`: `24.11` or `nixos-24.11`, normalised to `24.11`. */
+const ReleaseArg = z
+  .string()
+  .regex(
+    /^(?:nixos-)?\d{2}\.(?:0[1-9]|1[0-2])$/,
+    'must be a NixOS release as YY.MM or nixos-YY.MM, e.g. 24.11 or nixos-24.11',
+  )
+  .transform((v) => v.replace(/^nixos-/, ''));
+
+export const upgradeTestCommand: Command<{ allowDowngrade: boolean; release?: string }> = {
   name: 'upgrade-test',
   summary:
     'build the update from a staging copy, activate it without persisting, health-check, revert on failure',
@@ -50,20 +66,28 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean }> = {
       .boolean()
       .default(false)
       .describe('accept older software than the system runs (admin only)'),
+    release: ReleaseArg.optional().describe(
+      'move the tracked input to this NixOS release first (YY.MM; staging copy only)',
+    ),
   }),
   // Going back to older software (and its old security bugs) is the admin's decision.
   roleFor: (args) => (args.allowDowngrade ? { role: 'admin', what: '--allow-downgrade' } : undefined),
   async run(ctx, args): Promise<CommandResult> {
     // The engine loads here, not when any other command starts (hv status stays fast).
-    const [{ runUpgradeTest }, { resultSummary, testEvent }] = await Promise.all([
+    const [{ runUpgradeTest }, { resultSummary, testEvent }, { releaseOfArg }] = await Promise.all([
       import('../src/engine/upgrade-test.js'),
       import('../src/engine/test-result.js'),
+      import('../src/engine/release-upgrade.js'),
     ]);
     const { config, services, progress } = ctx;
     const log = services.opLog('upgrade-test');
     const r = await runUpgradeTest(
       { config, runner: services.runner, now: services.now, paths: services.paths, log, progress },
-      { allowDowngrade: args.allowDowngrade, by: actorLabel(ctx.actor) },
+      {
+        allowDowngrade: args.allowDowngrade,
+        by: actorLabel(ctx.actor),
+        ...(args.release ? { release: releaseOfArg(args.release) } : {}),
+      },
     );
     if (r.downgradeAllowed)
       await services.audit.append({

@@ -12,12 +12,19 @@ function box(lines: string[]): string {
 
 /** The short boxed notice shown at login. */
 export function motdText(p: PendingNotice): string {
-  const lines = [
-    `NixOS update available on ${p.host}`,
-    `  ${p.input}${p.branch ? ` (${p.branch})` : ''}: ${short(p.current.rev)} ${p.current.date ?? ''} -> ${short(p.available.rev)} ${p.available.date ?? ''}`.trimEnd(),
-  ];
+  const lines =
+    p.updateAvailable === false
+      ? [
+          `Newer NixOS release available on ${p.host}: ${p.releases.join(', ')}`,
+          `  ${p.input}${p.branch ? ` (${p.branch})` : ''} is up to date at ${short(p.current.rev)} ${p.current.date ?? ''}`.trimEnd(),
+        ]
+      : [
+          `NixOS update available on ${p.host}`,
+          `  ${p.input}${p.branch ? ` (${p.branch})` : ''}: ${short(p.current.rev)} ${p.current.date ?? ''} -> ${short(p.available.rev)} ${p.available.date ?? ''}`.trimEnd(),
+        ];
   if (p.reason) lines.push(...wrap(p.reason, WIDTH - 2).map((l) => `  ${l}`));
-  if (p.releases.length) lines.push(`  newer release: ${p.releases.join(', ')}`);
+  if (p.updateAvailable !== false && p.releases.length)
+    lines.push(`  newer release: ${p.releases.join(', ')}${p.release ? ` (later: ${p.release.next})` : ''}`);
   lines.push(`Test it (not persisted):  ${p.next}`, `Details: ${p.detailsFile}`);
   return `${box(lines)}\n`;
 }

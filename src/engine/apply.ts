@@ -15,7 +15,7 @@ import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
 import { OperationJournal } from './op-journal.js';
 import { UpgradeRecordSchema } from './records.js';
-import { inputsManifest, manifestDiff } from './staging.js';
+import { flakeDirChanges, testedFlakeNixIntact } from './release-upgrade.js';
 import { currentGeneration, rebootParts, systemPath } from './system.js';
 import { recordSystemLock } from './system-locks.js';
 import { readTestResult, type TestResult } from './test-result.js';
@@ -58,6 +58,8 @@ export interface UpgradeRecord {
   downgradeLine?: string;
   /** Set when the operation was killed and a later hv command reconciled the host. */
   interrupted?: Interruption;
+  /** A release upgrade: flake.nix was installed with the lock (the input now follows `toRef`). */
+  release?: { from: string; to: string; fromRef: string; toRef: string };
 }
 
 /** What the reconciler found and did about an operation that never finished. */
@@ -112,8 +114,14 @@ export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
       'fresh',
       `the PASSED test finished ${r.finishedAt} (${Number.isFinite(ageDays) ? `${ageDays.toFixed(1)} days ago` : 'at an unreadable time'}), older than test.maxAgeDays = ${config.test.maxAgeDays}; ${AGAIN}`,
     );
-  const live = inputsManifest(config.flake.dir);
-  const changed = manifestDiff(r.stagingFiles ?? {}, live);
+  // A release test changed flake.nix in its staging copy: that file is checked against the live one
+  // the test started from, and what gets installed must be what the test built.
+  if (r.release && !testedFlakeNixIntact(r.stagingFiles ?? {}, r.release))
+    refuse(
+      'flake unchanged',
+      `the flake.nix recorded in ${paths.testJson} is not the one the release test built; ${AGAIN}`,
+    );
+  const changed = flakeDirChanges(config.flake.dir, r.stagingFiles ?? {}, r.release);
   if (changed.length)
     refuse(
       'flake unchanged',
@@ -176,7 +184,11 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     generation: previousGeneration,
     keep: config.backup.keep,
     now: now(),
-    installing: { system: toplevel, lock: testedLock },
+    installing: {
+      system: toplevel,
+      lock: testedLock,
+      ...(r.release ? { flakeNix: r.release.flakeNix } : {}),
+    },
   });
   log.info('backup made', { dir: backup.dir, paths: backup.paths.map((p) => p.source) });
   const journal = OperationJournal.begin(
@@ -192,12 +204,15 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
         system: previousSystem,
         lockSha256: backup.lockSha256,
         lockFile: backup.lockSha256 ? join(backup.dir, 'flake.lock') : undefined,
+        // A release upgrade installs flake.nix too: both sides name theirs, so either can be restored.
+        ...(r.release && backup.flakeNixSha256 ? { flakeNixFile: join(backup.dir, 'flake.nix') } : {}),
       },
       to: {
         generation: undefined,
         system: toplevel,
         lockSha256: sha256(testedLock),
         lockFile: join(backup.dir, 'installed-flake.lock'),
+        ...(r.release ? { flakeNixFile: join(backup.dir, 'installed-flake.nix') } : {}),
       },
       backupDir: backup.dir,
     },
@@ -221,10 +236,14 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
   }
   const newGeneration = currentGeneration(config.paths.profile);
   journal.step('install-lock', { to: { ...journal.record.to, generation: newGeneration } });
+  if (r.release) {
+    progress.step(`installing the tested flake.nix (${r.input} follows ${r.release.toRef})`);
+    writeFileAtomic(join(config.flake.dir, 'flake.nix'), r.release.flakeNix);
+  }
   progress.step('installing the tested flake.lock');
   writeFileAtomic(join(config.flake.dir, 'flake.lock'), testedLock);
   // From now on hv knows which lock produced this system (check-updates compares with it).
-  recordSystemLock(paths, toplevel, testedLock);
+  recordSystemLock(paths, toplevel, testedLock, r.release ? { flakeNix: r.release.flakeNix } : {});
 
   const rec: UpgradeRecord = {
     status: 'activating',
@@ -246,6 +265,10 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     rebootRequired: false,
     rebootParts: [],
   };
+  if (r.release) {
+    const { from, to, fromRef, toRef } = r.release;
+    rec.release = { from, to, fromRef, toRef };
+  }
   const downgrade = downgradeOf(r);
   if (downgrade) {
     rec.downgrade = downgrade;

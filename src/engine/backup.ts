@@ -17,6 +17,10 @@ export interface BackupManifest {
   generation: number | undefined;
   /** The system installed right after this backup, with its lock in `installed-flake.lock`. */
   installedSystem?: string;
+  /** sha256 of the backed-up flake.nix (`flake.nix`, next to `flake.lock`). */
+  flakeNixSha256?: string;
+  /** A release upgrade installed another flake.nix with it: kept as `installed-flake.nix`. */
+  installedFlakeNixSha256?: string;
   /** Other paths copied (backup.paths that existed), source → copy. */
   paths: { source: string; copy: string }[];
 }
@@ -29,8 +33,11 @@ export interface BackupInput {
   generation: number | undefined;
   keep: number;
   now: Date;
-  /** The system about to be installed and its lock (so a later rollback *to* it finds its lock). */
-  installing?: { system: string; lock: string };
+  /**
+   * The system about to be installed and its lock (so a later rollback *to* it finds its lock), and
+   * its flake.nix when a release upgrade installs a new one.
+   */
+  installing?: { system: string; lock: string; flakeNix?: string };
 }
 
 /**
@@ -51,12 +58,21 @@ export function makeBackup(b: BackupInput): BackupManifest {
     cpSync(lockPath, join(dir, 'flake.lock'), { preserveTimestamps: true });
     lockSha256 = sha256(readFileSync(lockPath));
   }
+  // flake.nix next to flake.lock: a rollback across a release upgrade restores the pair.
+  const nixPath = join(b.flakeDir, 'flake.nix');
+  let flakeNixSha256: string | undefined;
+  if (existsSync(nixPath)) {
+    cpSync(nixPath, join(dir, 'flake.nix'), { preserveTimestamps: true });
+    flakeNixSha256 = sha256(readFileSync(nixPath));
+  }
   cpSync(b.flakeDir, join(dir, 'flake'), {
     recursive: true,
     verbatimSymlinks: true,
     preserveTimestamps: true,
   });
   if (b.installing) writeFileAtomic(join(dir, 'installed-flake.lock'), b.installing.lock);
+  if (b.installing?.flakeNix !== undefined)
+    writeFileAtomic(join(dir, 'installed-flake.nix'), b.installing.flakeNix);
   const paths: BackupManifest['paths'] = [];
   for (const source of b.extraPaths) {
     if (!existsSync(source)) continue;
@@ -72,6 +88,10 @@ export function makeBackup(b: BackupInput): BackupManifest {
     system: b.system,
     generation: b.generation,
     installedSystem: b.installing?.system,
+    flakeNixSha256,
+    ...(b.installing?.flakeNix !== undefined
+      ? { installedFlakeNixSha256: sha256(b.installing.flakeNix) }
+      : {}),
     paths,
   };
   writeJsonAtomic(join(dir, 'manifest.json'), manifest);
@@ -103,28 +123,48 @@ export function readBackup(dir: string): BackupManifest | null {
   return readJson<BackupManifest>(join(dir, 'manifest.json'));
 }
 
+/** The flake.lock of a system and the flake.nix that goes with it, as a backup kept them. */
+export interface SavedFlake {
+  file: string;
+  backup: string;
+  /** flake.nix of that system (undefined in a backup that has none). */
+  flakeNix: string | undefined;
+}
+
+/** flake.nix as a backup made before an upgrade kept it: `flake.nix`, else the `flake/` copy. */
+export function backedUpFlakeNix(dir: string): string | undefined {
+  return [join(dir, 'flake.nix'), join(dir, 'flake', 'flake.nix')].find((f) => existsSync(f));
+}
+
 /**
- * The flake.lock that belongs to `system`, newest backup first: the lock backed up while it ran, or
- * the lock installed together with it. Undefined when no backup knows that system.
+ * The flake.lock (and flake.nix) that belong to `system`, newest backup first: the ones backed up
+ * while it ran, or the ones installed together with it. Undefined when no backup knows that system.
  */
-export function findLockForSystem(
-  root: string,
-  system: string,
-): { file: string; backup: string } | undefined {
+export function findLockForSystem(root: string, system: string): SavedFlake | undefined {
   for (const d of listBackups(root).reverse()) {
-    // What is found here is installed as the live flake.lock: only backups nobody else could write.
+    // What is found here is installed in the live flake dir: only backups nobody else could write.
     assertTrusted(
       'backup',
       d,
       join(d, 'manifest.json'),
       join(d, 'flake.lock'),
       join(d, 'installed-flake.lock'),
+      join(d, 'flake.nix'),
+      join(d, 'installed-flake.nix'),
+      join(d, 'flake', 'flake.nix'),
     );
     const m = readBackup(d);
     if (m?.system === system && existsSync(join(d, 'flake.lock')))
-      return { file: join(d, 'flake.lock'), backup: d };
-    if (m?.installedSystem === system && existsSync(join(d, 'installed-flake.lock')))
-      return { file: join(d, 'installed-flake.lock'), backup: d };
+      return { file: join(d, 'flake.lock'), backup: d, flakeNix: backedUpFlakeNix(d) };
+    if (m?.installedSystem === system && existsSync(join(d, 'installed-flake.lock'))) {
+      // Without a release upgrade the installed flake.nix is the one backed up.
+      const installed = join(d, 'installed-flake.nix');
+      return {
+        file: join(d, 'installed-flake.lock'),
+        backup: d,
+        flakeNix: existsSync(installed) ? installed : backedUpFlakeNix(d),
+      };
+    }
   }
   return undefined;
 }

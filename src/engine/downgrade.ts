@@ -76,6 +76,11 @@ export function guardDowngrade(
     log.warn('downgrade allowed', { reasons });
     return;
   }
+  refuseDowngrade(reasons, log);
+}
+
+/** The downgrade guard's refusal (exit 3), for a caller that knows it before any result exists. */
+export function refuseDowngrade(reasons: string[], log: OpLog): never {
   log.error('downgrade refused', { reasons });
   throw new HvError(
     'refused',

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { StatePaths } from '../state.js';
@@ -7,6 +7,7 @@ import type { UpgradeRecord } from './apply.js';
 import { findLockForSystem } from './backup.js';
 import { downgradeLine, downgradeOf } from './downgrade.js';
 import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
+import { flakeNixToRestore, lockForRollbackTarget } from './rollback.js';
 import { currentGeneration, listGenerations, systemPath, versionOf } from './system.js';
 import { readTestResult } from './test-result.js';
 
@@ -17,6 +18,14 @@ import { readTestResult } from './test-result.js';
  */
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 /** The locked revision of `input` in a flake.lock file, if it can be read. */
 function revOfLockFile(file: string, input: string): string | undefined {
@@ -52,6 +61,10 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
     `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
     `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
   );
+  if (r.release)
+    lines.push(
+      `Release upgrade ${r.release.from} → ${r.release.to}: installs the tested flake.nix (${r.input} follows ${r.release.toRef}) and flake.lock.`,
+    );
   if (downgrade) lines.push(...downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
   if (gen !== r.previousGeneration)
     lines.push(
@@ -89,17 +102,15 @@ export function rollbackPreview(config: Config, paths: StatePaths, to: number | 
   const currentSystem = systemPath(profile);
   const lines = [`Will change: ${describe(current, currentSystem)} → ${describe(target, gen.path)}.`];
   if (target === current) lines.push(`Generation ${target} is already the current one: it is re-activated.`);
-  const lockBackup =
-    last &&
-    target === last.previousGeneration &&
-    last.backupDir &&
-    existsSync(join(last.backupDir, 'flake.lock'))
-      ? last.backupDir
-      : findLockForSystem(paths.backups, gen.path)?.backup;
+  // The same choice the rollback makes (lockForRollbackTarget), so the prompt tells the truth.
+  const saved = lockForRollbackTarget(paths, last, target, gen.path);
   lines.push(
-    lockBackup
-      ? `flake.lock: restored from ${lockBackup}.`
-      : 'flake.lock: left as it is (no backup of that generation has one).',
+    saved
+      ? `flake.lock: restored from ${saved.from}.`
+      : 'flake.lock: left as it is (hv knows no lock of that generation).',
   );
+  const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
+  const nix = saved ? flakeNixToRestore(config.flake.dir, input, liveLock, saved) : undefined;
+  if (nix) lines.push(`flake.nix: restored from ${nix} (the rollback undoes a release upgrade).`);
   return lines.join('\n');
 }

@@ -171,14 +171,35 @@ async function setProfile(deps: ApplyDeps, argv: string[]): Promise<string | und
   return r.exitCode === 0 ? undefined : lastLines(r.spawnError ?? r.stderr, 5) || `exit ${r.exitCode}`;
 }
 
+/**
+ * Make the live flake.lock (and, for a release upgrade, flake.nix) the one of `side`. flake.nix is
+ * handled on its own: an operation killed between the two writes left one of them on each side.
+ */
 function restoreLock(deps: ApplyDeps, side: JournalRecord['from']): 'restored' | 'already' | 'missing' {
+  const nix = restoreFlakeNix(deps, side);
   const lockPath = join(deps.config.flake.dir, 'flake.lock');
   const live = readOrNull(lockPath);
-  if (live !== null && sha256(live) === side.lockSha256) return 'already';
+  if (live !== null && sha256(live) === side.lockSha256) return nix;
   if (!side.lockFile || !existsSync(side.lockFile)) return 'missing';
   writeFileAtomic(lockPath, readFileSync(side.lockFile));
   return 'restored';
 }
+
+function restoreFlakeNix(deps: ApplyDeps, side: JournalRecord['from']): 'restored' | 'already' | 'missing' {
+  if (!side.flakeNixFile) return 'already';
+  if (!existsSync(side.flakeNixFile)) return 'missing';
+  const path = join(deps.config.flake.dir, 'flake.nix');
+  const want = readFileSync(side.flakeNixFile);
+  const live = readOrNull(path);
+  if (live !== null && Buffer.from(live).equals(want)) return 'already';
+  writeFileAtomic(path, want);
+  deps.log.info('flake.nix restored', { from: side.flakeNixFile });
+  return 'restored';
+}
+
+/** "flake.lock" or "flake.lock and flake.nix", for what the reconciler says it did. */
+const filesOf = (side: JournalRecord['from']) =>
+  side.flakeNixFile ? 'flake.lock and flake.nix' : 'flake.lock';
 
 async function reconcileUpgrade(
   deps: ApplyDeps,
@@ -233,13 +254,16 @@ async function reconcileUpgrade(
       }
     }
     const lock = restoreLock(deps, j.from);
-    if (lock === 'restored') done.push('flake.lock restored');
-    if (lock === 'missing') problems.push(`the previous flake.lock (${j.from.lockFile ?? '?'}) is missing`);
+    if (lock === 'restored') done.push(`${filesOf(j.from)} restored`);
+    if (lock === 'missing')
+      problems.push(
+        `the previous ${filesOf(j.from)} (${[j.from.lockFile, j.from.flakeNixFile].filter(Boolean).join(', ') || '?'}) is missing`,
+      );
     if (running !== j.from.system)
       problems.push(
         `the running system ${running ?? '?'} is not the one the upgrade started from (${j.from.system ?? '?'})`,
       );
-    const detail = `${done.length ? `undone: ${done.join(', ')}` : 'nothing had changed yet'}; generation ${j.from.generation ?? '?'} runs with its flake.lock${problems.length ? `. Problems: ${problems.join('; ')}` : ''}. The upgrade was not applied; run "hv system-upgrade" again.`;
+    const detail = `${done.length ? `undone: ${done.join(', ')}` : 'nothing had changed yet'}; generation ${j.from.generation ?? '?'} runs with its ${filesOf(j.from)}${problems.length ? `. Problems: ${problems.join('; ')}` : ''}. The upgrade was not applied; run "hv system-upgrade" again.`;
     rec.status = 'failed';
     rec.newGeneration = undefined;
     rec.error = `interrupted at "${j.step}"; ${detail}`;
@@ -262,7 +286,7 @@ async function reconcileUpgrade(
     if (!err) done.push('profile set to the tested system');
   }
   rec.newGeneration = currentGeneration(config.paths.profile);
-  if (restoreLock(deps, j.to) === 'restored') done.push('tested flake.lock installed');
+  if (restoreLock(deps, j.to) === 'restored') done.push(`tested ${filesOf(j.to)} installed`);
   if (j.to.system && j.to.lockFile && existsSync(j.to.lockFile))
     recordSystemLock(deps.paths, j.to.system, readFileSync(j.to.lockFile, 'utf8'));
   await activateUpgrade(deps, rec);
@@ -271,7 +295,7 @@ async function reconcileUpgrade(
   );
   const detail =
     rec.status === 'applied'
-      ? `finished: ${done.join(', ')}; generation ${rec.newGeneration} is active with the tested flake.lock`
+      ? `finished: ${done.join(', ')}; generation ${rec.newGeneration} is active with the tested ${filesOf(j.to)}`
       : `finished the steps (${done.join(', ')}) but the activation failed; generation ${rec.newGeneration} is the profile's; return with "hv rollback"`;
   rec.interrupted = { ...base, outcome: 'finished', detail };
   writeJsonAtomic(paths.lastUpgrade, rec, 0o600);

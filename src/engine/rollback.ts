@@ -5,8 +5,8 @@ import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import type { StatePaths } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { type ApplyDeps, type Interruption, readLastUpgrade, type UpgradeRecord } from './apply.js';
-import { findLockForSystem } from './backup.js';
-import { sha256 } from './flake-lock.js';
+import { backedUpFlakeNix, findLockForSystem, type SavedFlake } from './backup.js';
+import { type FlakeLock, flakeRefUrl, lockedInput, sha256 } from './flake-lock.js';
 import { lastLines } from './nix.js';
 import { type JournalRecord, OperationJournal } from './op-journal.js';
 import { currentGeneration, listGenerations, rebootParts, systemPath } from './system.js';
@@ -27,6 +27,12 @@ export interface RollbackRecord {
   activationExit: number;
   rebootRequired: boolean;
   rebootParts: string[];
+  /**
+   * flake.nix was put back too (the rollback undoes a release upgrade: the target's lock follows
+   * another branch than the live one), from this file; the replaced one is kept in `flakeNixReplaced`.
+   */
+  flakeNixRestoredFrom?: string;
+  flakeNixReplaced?: string;
   /** The PASSED test result was invalidated by this rollback. */
   testInvalidated: boolean;
   error?: string;
@@ -71,6 +77,15 @@ export async function rollbackTo(
   // Keep the live lock too, so that the journal can name both sides.
   const liveLock = readOrNull(join(config.flake.dir, 'flake.lock'));
   if (liveLock !== null) writeFileAtomic(paths.journalFromLock, liveLock, 0o600);
+  // flake.nix comes back with the lock when they would disagree otherwise (see flakeNixToRestore).
+  const nixFile = saved
+    ? flakeNixToRestore(config.flake.dir, config.flake.input, liveLock, saved)
+    : undefined;
+  let liveNixCopy: string | undefined;
+  if (nixFile) {
+    liveNixCopy = join(paths.dir, 'rollback-replaced-flake.nix');
+    writeFileAtomic(liveNixCopy, readFileSync(join(config.flake.dir, 'flake.nix')), 0o600);
+  }
   const journal = OperationJournal.begin(
     paths,
     {
@@ -84,6 +99,7 @@ export async function rollbackTo(
         system: fromSystem,
         lockSha256: liveLock === null ? undefined : sha256(liveLock),
         lockFile: liveLock === null ? undefined : paths.journalFromLock,
+        ...(liveNixCopy ? { flakeNixFile: liveNixCopy } : {}),
       },
       to: {
         generation: target,
@@ -91,6 +107,7 @@ export async function rollbackTo(
         lockSha256: saved ? sha256(saved.text) : undefined,
         lockFile: saved ? paths.journalToLock : undefined,
         lockSource: saved?.from,
+        ...(nixFile ? { flakeNixFile: nixFile } : {}),
       },
     },
     now,
@@ -132,6 +149,14 @@ export async function activateRollback(
   const act = await switchTo(runner, system, 'switch', log);
 
   beforeLock();
+  // flake.nix first: the lock that follows it then matches the url it names.
+  let flakeNixRestored = false;
+  if (j.to.flakeNixFile && existsSync(j.to.flakeNixFile)) {
+    progress.step('restoring the flake.nix of that generation');
+    writeFileAtomic(join(config.flake.dir, 'flake.nix'), readFileSync(j.to.flakeNixFile));
+    flakeNixRestored = true;
+    log.info('flake.nix restored', { from: j.to.flakeNixFile });
+  }
   let lockRestored = false;
   if (j.to.lockFile && existsSync(j.to.lockFile)) {
     progress.step('restoring the flake.lock of that generation');
@@ -159,6 +184,9 @@ export async function activateRollback(
     system,
     lockRestoredFrom: lockRestored ? (j.to.lockSource ?? j.to.lockFile) : undefined,
     lockRestored,
+    ...(flakeNixRestored
+      ? { flakeNixRestoredFrom: j.to.flakeNixFile, flakeNixReplaced: j.from.flakeNixFile }
+      : {}),
     activationExit: act.exitCode,
     rebootParts: rebootParts(system, systemPath(config.paths.bootedSystem)),
     rebootRequired: false,
@@ -177,26 +205,61 @@ export async function activateRollback(
 }
 
 /**
- * The flake.lock that belongs to a rollback target: what hv recorded when that system became the
- * running one, else the last upgrade's backup when returning to the generation it replaced, else
- * the newest backup that knows that system. `from` says where it came from, for people.
+ * The flake.lock (and flake.nix) that belong to a rollback target. The lock: what hv recorded when
+ * that system became the running one, else the last upgrade's backup when returning to the
+ * generation it replaced, else the newest backup that knows that system. `from` says where it came
+ * from, for people; `flakeNix` is the backed-up flake.nix of that system, if any.
  */
 export function lockForRollbackTarget(
   paths: StatePaths,
   last: UpgradeRecord | null,
   target: number,
   system: string,
-): { text: string; from: string } | undefined {
-  const recorded = recordedLock(paths, system);
-  if (recorded) return { text: recorded.lock, from: `hv's record of ${system}` };
-  const file =
+): { text: string; from: string; flakeNix: string | undefined } | undefined {
+  const backup: SavedFlake | undefined =
     last &&
     target === last.previousGeneration &&
     last.backupDir &&
     existsSync(join(last.backupDir, 'flake.lock'))
-      ? join(last.backupDir, 'flake.lock')
-      : findLockForSystem(paths.backups, system)?.file;
-  return file ? { text: readFileSync(file, 'utf8'), from: file } : undefined;
+      ? {
+          file: join(last.backupDir, 'flake.lock'),
+          backup: last.backupDir,
+          flakeNix: backedUpFlakeNix(last.backupDir),
+        }
+      : findLockForSystem(paths.backups, system);
+  const recorded = recordedLock(paths, system);
+  if (recorded) return { text: recorded.lock, from: `hv's record of ${system}`, flakeNix: backup?.flakeNix };
+  return backup
+    ? { text: readFileSync(backup.file, 'utf8'), from: backup.file, flakeNix: backup.flakeNix }
+    : undefined;
+}
+
+/**
+ * The flake.nix to put back with the target's lock, if any. hv installs flake.nix only in a release
+ * upgrade, so it restores it only when undoing one: when the restored lock's tracked input follows
+ * another source or branch than the live lock's. Otherwise the live flake.nix (and the admin's
+ * edits in it) stays, as every other file of the flake dir does.
+ */
+export function flakeNixToRestore(
+  dir: string,
+  input: string,
+  liveLock: string | null,
+  saved: { text: string; flakeNix: string | undefined },
+): string | undefined {
+  if (!saved.flakeNix) return undefined;
+  const source = (text: string | null) => {
+    if (text === null) return undefined;
+    try {
+      const lock: FlakeLock = { text, sha256: sha256(text), json: JSON.parse(text) };
+      return flakeRefUrl(lockedInput(lock, input).original);
+    } catch {
+      return undefined;
+    }
+  };
+  const target = source(saved.text);
+  if (target === undefined || target === source(liveLock)) return undefined;
+  const live = readOrNull(join(dir, 'flake.nix'));
+  return live !== null && live === readOrNull(saved.flakeNix) ? undefined : saved.flakeNix;
 }
 
 function readOrNull(path: string): string | null {

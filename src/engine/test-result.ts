@@ -9,6 +9,7 @@ import { readRecord } from '../state.js';
 import { type Downgrade, downgradeLine } from './downgrade.js';
 import type { FailureKind } from './guidance.js';
 import { TestResultRecord } from './records.js';
+import type { ReleaseChange } from './release-upgrade.js';
 
 /** One health or activation check, with what the tool printed. */
 export interface CheckOutcome {
@@ -52,6 +53,8 @@ export interface TestResult {
   downgradeAllowed: boolean;
   /** Set when `--allow-downgrade` let a downgrade through: what it goes from and to. */
   downgrade?: Downgrade;
+  /** `--release`: the tracked input moved to another release in the staging flake.nix. */
+  release?: ReleaseChange;
   failedStep?: string;
   failureKind?: FailureKind;
   reason?: string;
@@ -107,6 +110,10 @@ export function resultText(r: TestResult): string {
     `Tested system:    ${r.toplevel ?? '(not built)'}${r.version ? ` (${r.version})` : ''}`,
     `Previous system:  ${r.previousSystem ?? '?'} (generation ${r.previousGeneration ?? '?'})`,
   ];
+  if (r.release)
+    lines.push(
+      `Release:          ${r.release.from} -> ${r.release.to} (flake.nix line ${r.release.line}: ${r.release.fromRef} -> ${r.release.toRef}; system.stateVersion unchanged)`,
+    );
   if (r.downgrade)
     lines.push(
       `${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`,
@@ -148,7 +155,10 @@ export function resultText(r: TestResult): string {
       'Next: hv upgrade-test   (this result no longer approves hv system-upgrade)',
     );
   } else {
-    lines.push('', 'Next: hv system-upgrade   (applies exactly this system permanently)');
+    lines.push(
+      '',
+      `Next: hv system-upgrade   (applies exactly this system permanently${r.release ? '; installs the tested flake.nix and flake.lock' : ''})`,
+    );
   }
   if (r.rebootRequired)
     lines.push(
@@ -172,7 +182,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
       host: config.host,
       key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
       title: passed
-        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}`
+        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}${r.release ? ` (release ${r.release.from} -> ${r.release.to})` : ''}`
         : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
       data: {
         status: r.status,
@@ -188,6 +198,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
         reverted: r.reverted,
         rebootRequired: r.rebootRequired,
         ...(r.downgrade ? { downgrade: downgradeLine(r.downgrade, r.input) } : {}),
+        ...(r.release ? { release: `${r.release.fromRef} -> ${r.release.toRef}` } : {}),
       },
       next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
       detailsFile: paths.testText,

@@ -1,4 +1,5 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Progress } from '../../commands/types.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, HvError, isHvError } from '../errors.js';
@@ -10,12 +11,13 @@ import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
 import { type Activation, describeExit, switchTo } from './activation.js';
 import { resolveConfiguration } from './configurations.js';
-import { guardDowngrade, markDowngrade } from './downgrade.js';
-import { lockedInput, readFlakeLock } from './flake-lock.js';
+import { guardDowngrade, markDowngrade, refuseDowngrade } from './downgrade.js';
+import { lockedInput, readFlakeLock, sha256 } from './flake-lock.js';
 import { classifyActivation, classifyBuild, type FailureKind, guidanceFor } from './guidance.js';
 import { failedUnits, healthBaseline, runHealthChecks } from './health.js';
 import { addGcRoot, buildArgv, lastLines, nixVersion, parseBuildOutput, updateInputArgv } from './nix.js';
-import { compareReleases, releaseName, releaseOfRef, releaseOfVersion } from './releases.js';
+import { type ReleaseChange, rewriteRelease } from './release-upgrade.js';
+import { compareReleases, type Release, releaseName, releaseOfRef, releaseOfVersion } from './releases.js';
 import { createStaging, hashManifest, inputsManifest } from './staging.js';
 import { currentGeneration, rebootParts, systemPath, versionOf } from './system.js';
 import { type InProgress, type TestResult, writeTestResult } from './test-result.js';
@@ -36,6 +38,8 @@ export interface TestOptions {
   allowDowngrade: boolean;
   /** Who runs it (for the in-progress marker). */
   by: string;
+  /** `--release`: move the tracked input to this release in the staging copy's flake.nix. */
+  release?: Release;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -68,8 +72,37 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
       `refused: cannot tell the running system (${config.paths.currentSystem} does not resolve), so a failed test could not be reverted; check paths.currentSystem`,
     );
 
+  // A release upgrade: the new flake.nix is worked out before anything is copied, so that a url hv
+  // cannot rewrite is refused at once.
+  let release: ReleaseChange | undefined;
+  const releaseReasons: string[] = [];
+  if (opts.release) {
+    const file = join(dir, 'flake.nix');
+    const live = readFileSync(file, 'utf8');
+    const moved = rewriteRelease(live, file, input, opts.release);
+    release = { ...moved.change, liveFlakeNixSha256: sha256(live) };
+    log.info('release upgrade planned', { from: release.fromRef, to: release.toRef, line: release.line });
+    const running = runningRelease(previousSystem);
+    if (compareReleases(opts.release, moved.from) < 0)
+      releaseReasons.push(
+        `release ${release.to} is lower than the tracked ${release.fromRef} (${input} in ${file})`,
+      );
+    if (running && compareReleases(opts.release, running) < 0)
+      releaseReasons.push(
+        `release ${release.to} is lower than the running NixOS ${versionOf(previousSystem) ?? releaseName(running)}`,
+      );
+  }
+
+  // A lower release is refused before anything is copied, locked or built (nothing recorded).
+  if (releaseReasons.length && !opts.allowDowngrade) refuseDowngrade(releaseReasons, log);
+
   progress.step('copying the flake to a staging dir');
   const stagingDir = createStaging(dir, paths.staging, now());
+  if (release) {
+    // Same mode as the copy (cpSync kept it): only the content changes.
+    writeFileSync(join(stagingDir, 'flake.nix'), release.flakeNix);
+    progress.step(`moving ${input} to ${release.toRef} in the staging flake.nix`);
+  }
   const stagingFiles = inputsManifest(stagingDir);
   const r: TestResult = {
     status: 'failed',
@@ -98,8 +131,11 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
     rebootParts: [],
     downgradeAllowed: false,
     log: log.file,
+    ...(release ? { release } : {}),
   };
   log.info('staging copy made', { stagingDir, inputsHash: r.stagingInputsHash });
+  // Allowed (--allow-downgrade): the result records it.
+  guardDowngrade(releaseReasons, opts, r, log);
 
   const fail = (step: string, kind: FailureKind, error: string, extra: { failedUnits?: string[] } = {}) => {
     r.status = 'failed';
@@ -149,7 +185,9 @@ export async function runUpgradeTest(deps: TestDeps, opts: TestOptions): Promise
 
     // 2. Downgrade guard on the lock (cheap, before building).
     const downgrade: string[] = [];
+    // Across release branches commit dates say nothing about newer or older: the release decides.
     if (
+      !release &&
       r.newLastModified !== undefined &&
       r.oldLastModified !== undefined &&
       r.newLastModified < r.oldLastModified
