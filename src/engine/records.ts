@@ -81,6 +81,21 @@ export const TestResultRecord: Schema<TestResult> = z
     guidance: optStr,
     log: str,
     invalidated: opt(z.object({ at: str, by: str, reason: str }).passthrough()),
+    release: opt(
+      z
+        .object({
+          from: str,
+          to: str,
+          fromRef: str,
+          toRef: str,
+          flakeNix: str,
+          flakeNixSha256: str,
+          liveFlakeNixSha256: str,
+          line: int,
+          value: z.object({ from: str, to: str }).passthrough(),
+        })
+        .passthrough(),
+    ),
   })
   .passthrough();
 
@@ -132,6 +147,7 @@ export const UpgradeRecordSchema: Schema<UpgradeRecord> = z
     rolledBackAt: optStr,
     downgrade: opt(Downgrade),
     downgradeLine: optStr,
+    release: opt(z.object({ from: str, to: str, fromRef: str, toRef: str }).passthrough()),
     interrupted: opt(Interruption),
   })
   .passthrough();
