@@ -96,7 +96,7 @@ export class Daemon {
     const schedule = parseSchedule(this.config.schedule);
     const delayMs = spreadMs(this.config.randomizedDelaySec, schedule.periodMs);
     // The instants come from the same `Schedule.next` as `hv schedule next` and the catch-up.
-    this.timer = new ScheduleTimer(schedule, () => void this.scheduledCheck('schedule'), {
+    this.timer = new ScheduleTimer(schedule, (instant) => void this.scheduledCheck('schedule', instant), {
       spreadMs: delayMs,
       timers: this.opts.timers,
       log: this.log,
@@ -143,12 +143,13 @@ export class Daemon {
     this.components = [];
   }
 
-  private scheduledCheck(reason: string): Promise<unknown> {
+  private scheduledCheck(reason: string, instant?: Date): Promise<unknown> {
     if (this.stopping) return Promise.resolve();
     if (this.running) {
       this.log('info', 'check skipped: one is already running', { reason });
       return this.running;
     }
+    this.log('info', 'scheduled check starting', { reason, instant: instant?.toISOString() });
     const progress: Progress = {
       step: (name, detail) => this.log('info', 'check step', { step: name, detail }),
     };
