@@ -117,9 +117,11 @@ function firstOnDay(clock: Clock, day: Day, times: TimesOfDay, afterMs: number):
   const { hours, minutes, seconds, wildcard } = times;
   const lastMinute = minutes[minutes.length - 1] ?? 59;
   const lastSecond = seconds[seconds.length - 1] ?? 59;
+  const zone = clock.offsets(day);
   // Every instant of local time L lies in [L - maxOffset, L - minOffset] (L read as if it were UTC):
   // these bounds prune whole hours and minutes, and stop the search once nothing can be earlier.
-  const { minOffset, maxOffset } = clock.offsetRange(day);
+  const minOffset = Math.min(zone.before, zone.after);
+  const maxOffset = Math.max(zone.before, zone.after);
   const wall = (h: number, mi: number, s: number) => Date.UTC(day.y, day.m - 1, day.d, h, mi, s, 0);
   let best: number | undefined;
   const beaten = (wallMs: number) => best !== undefined && wallMs - maxOffset > best;
@@ -133,7 +135,7 @@ function firstOnDay(clock: Clock, day: Day, times: TimesOfDay, afterMs: number):
         const wallMs = wall(h, mi, s);
         if (beaten(wallMs)) break;
         if (wallMs - minOffset <= afterMs) continue;
-        const { occurrences, gapEnd } = instantsOf(clock, wallMs);
+        const { occurrences, gapEnd } = instantsOf(zone, wallMs);
         const fires = wildcard ? occurrences : [occurrences[0] ?? gapEnd];
         for (const t of fires)
           if (t !== undefined && t > afterMs && (best === undefined || t < best)) best = t;
@@ -143,28 +145,27 @@ function firstOnDay(clock: Clock, day: Day, times: TimesOfDay, afterMs: number):
   return best;
 }
 
+/** The UTC offsets (ms, local = UTC + offset) around a day, and when it changes if it does. */
+interface DayOffsets {
+  before: number;
+  after: number;
+  /** The instant the offset changes from `before` to `after`. */
+  change?: number;
+}
+
 /**
  * The instants at which the local clock reads `wallMs` (a local time written as if it were UTC):
  * one, two in a fall-back overlap (ascending), or none in a spring-forward gap, then with the
  * instant the gap ends (the first instant after it).
  */
-function instantsOf(clock: Clock, wallMs: number): { occurrences: number[]; gapEnd?: number } {
-  // The offsets a day either side bound every offset that can apply to this local time.
-  const before = clock.offsetAt(wallMs - DAY_MS);
-  const after = clock.offsetAt(wallMs + DAY_MS);
-  const occurrences = [...new Set([wallMs - before, wallMs - after])]
-    .filter((t) => clock.offsetAt(t) === wallMs - t)
-    .sort((a, b) => a - b);
-  if (occurrences.length > 0 || after <= before) return { occurrences };
-  // In the gap: the offset changes from `before` to `after` between these two instants.
-  let lo = wallMs - after;
-  let hi = wallMs - before;
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (clock.offsetAt(mid) === before) lo = mid;
-    else hi = mid;
-  }
-  return { occurrences, gapEnd: hi };
+function instantsOf(zone: DayOffsets, wallMs: number): { occurrences: number[]; gapEnd?: number } {
+  const { before, after, change } = zone;
+  if (change === undefined) return { occurrences: [wallMs - before] };
+  const occurrences: number[] = [];
+  if (wallMs - before < change) occurrences.push(wallMs - before);
+  if (wallMs - after >= change) occurrences.push(wallMs - after);
+  occurrences.sort((a, b) => a - b);
+  return occurrences.length > 0 ? { occurrences } : { occurrences, gapEnd: change };
 }
 
 const DAY_MS = 86_400_000;
@@ -172,27 +173,34 @@ const DAY_MS = 86_400_000;
 /** Calendar arithmetic in local time or in UTC. */
 interface Clock {
   dayOf(t: Date): Day;
-  /** The UTC offset in ms at an instant (local = UTC + offset). */
-  offsetAt(ms: number): number;
-  /** The smallest and largest offsets that apply to any local time on that day. */
-  offsetRange(day: Day): { minOffset: number; maxOffset: number };
+  /** The offsets that apply to the local times of that day (at most one change per day). */
+  offsets(day: Day): DayOffsets;
 }
+
+const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset() * 60_000;
 
 const LOCAL_CLOCK: Clock = {
   dayOf: (t) => ({ y: t.getFullYear(), m: t.getMonth() + 1, d: t.getDate() }),
-  offsetAt: (ms) => -new Date(ms).getTimezoneOffset() * 60_000,
-  offsetRange(day) {
+  offsets(day) {
+    // Every instant of the day's local times lies within a day of its midnight read as UTC.
     const midnight = Date.UTC(day.y, day.m - 1, day.d);
-    const a = LOCAL_CLOCK.offsetAt(midnight - DAY_MS);
-    const b = LOCAL_CLOCK.offsetAt(midnight + 2 * DAY_MS);
-    return { minOffset: Math.min(a, b), maxOffset: Math.max(a, b) };
+    let lo = midnight - DAY_MS;
+    let hi = midnight + 2 * DAY_MS;
+    const before = offsetAt(lo);
+    const after = offsetAt(hi);
+    if (before === after) return { before, after };
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (offsetAt(mid) === before) lo = mid;
+      else hi = mid;
+    }
+    return { before, after, change: hi };
   },
 };
 
 const UTC_CLOCK: Clock = {
   dayOf: (t) => ({ y: t.getUTCFullYear(), m: t.getUTCMonth() + 1, d: t.getUTCDate() }),
-  offsetAt: () => 0,
-  offsetRange: () => ({ minOffset: 0, maxOffset: 0 }),
+  offsets: () => ({ before: 0, after: 0 }),
 };
 
 function previousDay({ y, m, d }: Day): Day {
