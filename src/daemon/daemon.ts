@@ -57,8 +57,8 @@ export function lastSuccess(config: Config): Date | undefined {
 
 /**
  * `hv daemon`: one per state dir. Runs the scheduled update check (a timer armed for the next
- * instant of `Schedule.next`, randomized delay, catch-up of missed runs), hosts the delivery loop and chat adapters, reloads on SIGHUP, and stops
- * cleanly on SIGTERM.
+ * instant of `Schedule.next`, randomized delay, catch-up of missed runs), hosts the delivery loop
+ * and chat adapters, reloads on SIGHUP, and stops cleanly on SIGTERM.
  */
 export class Daemon {
   private config!: Config;
