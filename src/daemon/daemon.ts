@@ -1,4 +1,3 @@
-import type { ScheduledTask } from 'node-cron';
 import { checkUpdatesCommand } from '../../commands/check-updates.js';
 import type { Progress } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
@@ -7,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { acquireLock, type Lock } from '../lock.js';
-import { isCatchUpDue, parseSchedule } from '../schedule/index.js';
+import { isCatchUpDue, parseSchedule, ScheduleTimer, type TimerHost } from '../schedule/index.js';
 import { createServices, type Services } from '../services.js';
 import { readJson, statePaths } from '../state.js';
 import type { JournalLog } from './journal.js';
@@ -29,6 +28,8 @@ export interface DaemonOptions {
   components?: ComponentFactory[];
   /** How long SIGTERM waits for a running in-process step before exiting anyway. */
   stopGraceMs?: number;
+  /** The clock and timers the schedule runs on (default: the real ones); tests pass a fake. */
+  timers?: TimerHost;
 }
 
 const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: 'hv daemon (schedule)' };
@@ -55,9 +56,9 @@ export function lastSuccess(config: Config): Date | undefined {
 }
 
 /**
- * `hv daemon`: one per state dir. Runs the scheduled update check (node-cron, randomized delay,
- * catch-up of missed runs), hosts the delivery loop and chat adapters, reloads on SIGHUP, and stops
- * cleanly on SIGTERM.
+ * `hv daemon`: one per state dir. Runs the scheduled update check (a timer armed for the next
+ * instant of `Schedule.next`, randomized delay, catch-up of missed runs), hosts the delivery loop
+ * and chat adapters, reloads on SIGHUP, and stops cleanly on SIGTERM.
  */
 export class Daemon {
   private config!: Config;
@@ -65,7 +66,7 @@ export class Daemon {
   configPath: string | null = null;
   private services!: Services;
   private lock: Lock | undefined;
-  private task: ScheduledTask | undefined;
+  private timer: ScheduleTimer | undefined;
   private components: DaemonComponent[] = [];
   private running: Promise<unknown> | undefined;
   private stopping = false;
@@ -81,7 +82,7 @@ export class Daemon {
     await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
     this.config = loaded.config;
     this.configPath = loaded.path;
-    this.services = createServices(this.config, { log: this.log });
+    this.services = this.createServices(this.config);
     this.lock = acquireLock(this.services.paths.dir, 'daemon', `pid ${process.pid}`, 'daemon.lock');
     await this.startParts();
     this.log('info', 'daemon started', {
@@ -93,17 +94,18 @@ export class Daemon {
 
   private async startParts(): Promise<void> {
     const schedule = parseSchedule(this.config.schedule);
-    const { schedule: cronSchedule } = await import('node-cron');
     const delayMs = spreadMs(this.config.randomizedDelaySec, schedule.periodMs);
-    this.task = cronSchedule(schedule.cron, () => this.scheduledCheck('schedule'), {
-      name: 'hv-check-updates',
-      noOverlap: true,
-      maxRandomDelay: delayMs,
+    // The instants come from the same `Schedule.next` as `hv schedule next` and the catch-up.
+    this.timer = new ScheduleTimer(schedule, (instant) => void this.scheduledCheck('schedule', instant), {
+      spreadMs: delayMs,
+      timers: this.opts.timers,
+      log: this.log,
     });
-    const next = schedule.next(this.services.now(), 1)[0];
+    const armed = this.timer.start();
     this.log('info', 'schedule armed', {
       cron: schedule.cron,
-      next: next?.toISOString(),
+      next: armed?.instant.toISOString(),
+      firesAt: armed ? new Date(armed.dueAt).toISOString() : undefined,
       randomizedDelaySec: this.config.randomizedDelaySec,
       effectiveDelaySec: Math.round(delayMs / 1000),
     });
@@ -129,8 +131,8 @@ export class Daemon {
   }
 
   private async stopParts(): Promise<void> {
-    await this.task?.destroy();
-    this.task = undefined;
+    this.timer?.stop();
+    this.timer = undefined;
     for (const c of this.components.reverse()) {
       try {
         await c.stop();
@@ -141,12 +143,13 @@ export class Daemon {
     this.components = [];
   }
 
-  private scheduledCheck(reason: string): Promise<unknown> {
+  private scheduledCheck(reason: string, instant?: Date): Promise<unknown> {
     if (this.stopping) return Promise.resolve();
     if (this.running) {
       this.log('info', 'check skipped: one is already running', { reason });
       return this.running;
     }
+    this.log('info', 'scheduled check starting', { reason, instant: instant?.toISOString() });
     const progress: Progress = {
       step: (name, detail) => this.log('info', 'check step', { step: name, detail }),
     };
@@ -161,6 +164,7 @@ export class Daemon {
           reason,
           status: r.status,
           message: r.message.split('\n')[0],
+          next: this.timer?.armed?.instant.toISOString(),
         }),
       )
       .catch((e) => this.log('error', 'scheduled check crashed', { reason, error: errorMessage(e) }))
@@ -187,9 +191,14 @@ export class Daemon {
     }
     await this.stopParts();
     this.config = next;
-    this.services = createServices(next, { log: this.log });
+    this.services = this.createServices(next);
     await this.startParts();
     this.log('info', 'config reloaded', { schedule: next.schedule });
+  }
+
+  private createServices(config: Config): Services {
+    const timers = this.opts.timers;
+    return createServices(config, { log: this.log, now: timers ? () => new Date(timers.now()) : undefined });
   }
 
   /** SIGTERM: take no new work, let a running step finish (bounded), release the lock. */

@@ -41,35 +41,47 @@ export function compileCron(expr: string, { utc = false }: { utc?: boolean } = {
   if (problem !== undefined || fields === undefined)
     throw new Error(problem ?? 'not a valid cron expression');
   const days = new DayMatcher(fields.dayOfMonth, fields.month, fields.dayOfWeek);
-  const hours = sortedUnique(fields.hour);
-  const minutes = sortedUnique(fields.minute);
-  const seconds = sortedUnique(fields.second);
+  const times: TimesOfDay = {
+    hours: sortedUnique(fields.hour),
+    minutes: sortedUnique(fields.minute),
+    seconds: sortedUnique(fields.second),
+    wildcard: repeatsByTheClock(expr),
+  };
   return {
     expr,
     nextAfter(from: Date): Date | undefined {
       const fromMs = from.getTime();
       if (Number.isNaN(fromMs)) throw new RangeError('invalid start date');
-      let day = clock.dayOf(from);
+      // Start a day early: around a DST change a local day's instants reach into its neighbours.
+      let day = previousDay(clock.dayOf(from));
       const lastYear = day.y + HORIZON_YEARS;
-      // The day of `from` may also start before it (the fall-back hour); later days need no bound.
-      let bounded = true;
       while (day.y <= lastYear) {
         if (!days.monthMatches(day.m)) {
           day = firstOfNextMonth(day);
-          bounded = false;
           continue;
         }
         if (days.dayMatches(day.y, day.m, day.d)) {
-          const after = bounded ? fromMs : Number.NEGATIVE_INFINITY;
-          const found = firstOnDay(clock, day, hours, minutes, seconds, after);
-          if (found !== undefined && found > fromMs) return new Date(found);
+          const found = firstOnDay(clock, day, times, fromMs);
+          if (found !== undefined) return new Date(found);
         }
         day = nextDay(day);
-        bounded = false;
       }
       return undefined;
     },
   };
+}
+
+/**
+ * Whether an expression repeats by the clock rather than naming fixed times of day: its minute or
+ * hour field starts with `*` (`*\/15 * * * *`, `0 * * * *`, `@hourly`). This is cronie's
+ * MIN_STAR/HR_STAR distinction (src/entry.c), which decides what happens at a DST change.
+ */
+export function repeatsByTheClock(expr: string): boolean {
+  const trimmed = expr.trim().toLowerCase();
+  if (trimmed.startsWith('@')) return trimmed === '@hourly';
+  const fields = trimmed.split(/\s+/);
+  const [minute, hour] = fields.length === 6 ? fields.slice(1) : fields;
+  return (minute ?? '').startsWith('*') || (hour ?? '').startsWith('*');
 }
 
 interface Day {
@@ -78,71 +90,123 @@ interface Day {
   d: number;
 }
 
+interface TimesOfDay {
+  hours: number[];
+  minutes: number[];
+  seconds: number[];
+  /** See `repeatsByTheClock`. */
+  wildcard: boolean;
+}
+
 /**
  * The earliest fire instant on a local calendar day that is after `afterMs`.
  *
- * DST: a local time that does not exist (spring forward) is taken as JavaScript does, shifted by
- * the gap (02:30 becomes 03:30), so a daily or monthly run is never silently skipped; a local time
- * that exists twice (fall back) fires once, at its first occurrence.
+ * DST, as cronie does it (src/cron.c, "DST begins" / "DST ends"):
+ * - A local time that does not exist (spring forward, 02:30 on the last Sunday of March in
+ *   Europe/Berlin) fires once at the first instant after the gap (03:00), when the expression names
+ *   fixed times of day (`30 2 * * *`, `*-*-* 02:30`, daily, monthly): a daily or monthly run is never
+ *   skipped. Several such times coalesce into that one run. (systemd's OnCalendar= skips the run
+ *   instead: `systemd-analyze calendar` gives the next day's 02:30.)
+ * - A local time that occurs twice (fall back) fires once, at its first occurrence, for those same
+ *   fixed-time expressions (systemd agrees).
+ * - An expression that repeats by the clock (`repeatsByTheClock`: hourly, `*\/15 * * * *`) follows
+ *   the clock as it is: the skipped hour has no runs and the repeated hour runs again, as cronie
+ *   runs its wildcard jobs, so an hourly check never waits two hours.
  */
-function firstOnDay(
-  clock: Clock,
-  day: Day,
-  hours: number[],
-  minutes: number[],
-  seconds: number[],
-  afterMs: number,
-): number | undefined {
+function firstOnDay(clock: Clock, day: Day, times: TimesOfDay, afterMs: number): number | undefined {
+  const { hours, minutes, seconds, wildcard } = times;
   const lastMinute = minutes[minutes.length - 1] ?? 59;
   const lastSecond = seconds[seconds.length - 1] ?? 59;
-  // A time shifted out of a DST gap can be later than real times after the gap: keep the first
-  // shifted candidate and compare it with the first real one. On a day with a DST change, a margin
-  // keeps the pruning of whole hours and minutes correct (no gap anywhere exceeds two hours).
-  const margin = clock.changesOffset(day) ? 2 * 3600_000 : 0;
-  let shifted: number | undefined;
+  const zone = clock.offsets(day);
+  // Every instant of local time L lies in [L - maxOffset, L - minOffset] (L read as if it were UTC):
+  // these bounds prune whole hours and minutes, and stop the search once nothing can be earlier.
+  const minOffset = Math.min(zone.before, zone.after);
+  const maxOffset = Math.max(zone.before, zone.after);
+  const wall = (h: number, mi: number, s: number) => Date.UTC(day.y, day.m - 1, day.d, h, mi, s, 0);
+  let best: number | undefined;
+  const beaten = (wallMs: number) => best !== undefined && wallMs - maxOffset > best;
   for (const h of hours) {
-    if (clock.ms(day, h, lastMinute, lastSecond) + margin <= afterMs) continue;
+    if (beaten(wall(h, 0, 0))) break;
+    if (wall(h, lastMinute, lastSecond) - minOffset <= afterMs) continue;
     for (const mi of minutes) {
-      if (clock.ms(day, h, mi, lastSecond) + margin <= afterMs) continue;
+      if (beaten(wall(h, mi, 0))) break;
+      if (wall(h, mi, lastSecond) - minOffset <= afterMs) continue;
       for (const s of seconds) {
-        const ms = clock.ms(day, h, mi, s);
-        if (ms <= afterMs) continue;
-        if (!clock.isGap(day, h, mi, s)) return shifted === undefined ? ms : Math.min(ms, shifted);
-        shifted = shifted === undefined ? ms : Math.min(ms, shifted);
+        const wallMs = wall(h, mi, s);
+        if (beaten(wallMs)) break;
+        if (wallMs - minOffset <= afterMs) continue;
+        const { occurrences, gapEnd } = instantsOf(zone, wallMs);
+        const fires = wildcard ? occurrences : [occurrences[0] ?? gapEnd];
+        for (const t of fires)
+          if (t !== undefined && t > afterMs && (best === undefined || t < best)) best = t;
       }
     }
   }
-  return shifted;
+  return best;
 }
+
+/** The UTC offsets (ms, local = UTC + offset) around a day, and when it changes if it does. */
+interface DayOffsets {
+  before: number;
+  after: number;
+  /** The instant the offset changes from `before` to `after`. */
+  change?: number;
+}
+
+/**
+ * The instants at which the local clock reads `wallMs` (a local time written as if it were UTC):
+ * one, two in a fall-back overlap (ascending), or none in a spring-forward gap, then with the
+ * instant the gap ends (the first instant after it).
+ */
+function instantsOf(zone: DayOffsets, wallMs: number): { occurrences: number[]; gapEnd?: number } {
+  const { before, after, change } = zone;
+  if (change === undefined) return { occurrences: [wallMs - before] };
+  const occurrences: number[] = [];
+  if (wallMs - before < change) occurrences.push(wallMs - before);
+  if (wallMs - after >= change) occurrences.push(wallMs - after);
+  occurrences.sort((a, b) => a - b);
+  return occurrences.length > 0 ? { occurrences } : { occurrences, gapEnd: change };
+}
+
+const DAY_MS = 86_400_000;
 
 /** Calendar arithmetic in local time or in UTC. */
 interface Clock {
   dayOf(t: Date): Day;
-  ms(day: Day, h: number, mi: number, s: number): number;
-  /** True when the time does not exist on that day (it falls into a DST gap). */
-  isGap(day: Day, h: number, mi: number, s: number): boolean;
-  /** True when the UTC offset changes during that day. */
-  changesOffset(day: Day): boolean;
+  /** The offsets that apply to the local times of that day (at most one change per day). */
+  offsets(day: Day): DayOffsets;
 }
+
+const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset() * 60_000;
 
 const LOCAL_CLOCK: Clock = {
   dayOf: (t) => ({ y: t.getFullYear(), m: t.getMonth() + 1, d: t.getDate() }),
-  ms: (day, h, mi, s) => new Date(day.y, day.m - 1, day.d, h, mi, s, 0).getTime(),
-  isGap(day, h, mi, s) {
-    const t = new Date(day.y, day.m - 1, day.d, h, mi, s, 0);
-    return t.getHours() !== h || t.getMinutes() !== mi || t.getSeconds() !== s || t.getDate() !== day.d;
+  offsets(day) {
+    // Every instant of the day's local times lies within a day of its midnight read as UTC.
+    const midnight = Date.UTC(day.y, day.m - 1, day.d);
+    let lo = midnight - DAY_MS;
+    let hi = midnight + 2 * DAY_MS;
+    const before = offsetAt(lo);
+    const after = offsetAt(hi);
+    if (before === after) return { before, after };
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (offsetAt(mid) === before) lo = mid;
+      else hi = mid;
+    }
+    return { before, after, change: hi };
   },
-  changesOffset: (day) =>
-    new Date(day.y, day.m - 1, day.d).getTimezoneOffset() !==
-    new Date(day.y, day.m - 1, day.d + 1).getTimezoneOffset(),
 };
 
 const UTC_CLOCK: Clock = {
   dayOf: (t) => ({ y: t.getUTCFullYear(), m: t.getUTCMonth() + 1, d: t.getUTCDate() }),
-  ms: (day, h, mi, s) => Date.UTC(day.y, day.m - 1, day.d, h, mi, s, 0),
-  isGap: () => false,
-  changesOffset: () => false,
+  offsets: () => ({ before: 0, after: 0 }),
 };
+
+function previousDay({ y, m, d }: Day): Day {
+  const t = new Date(Date.UTC(y, m - 1, d - 1));
+  return { y: t.getUTCFullYear(), m: t.getUTCMonth() + 1, d: t.getUTCDate() };
+}
 
 function nextDay({ y, m, d }: Day): Day {
   const t = new Date(Date.UTC(y, m - 1, d + 1));

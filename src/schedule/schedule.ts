@@ -16,7 +16,10 @@ export interface Schedule {
    * calendar without DST (so a weekly schedule is 7 days all year).
    */
   readonly periodMs: number;
-  /** The next `count` fire times strictly after `from`, ascending. */
+  /**
+   * The next `count` fire times strictly after `from`, ascending: the one computation behind
+   * `hv schedule next`, the daemon's timer and the catch-up (DST rules: `firstOnDay` in cron.ts).
+   */
   next(from: Date, count: number): Date[];
 }
 

@@ -215,11 +215,29 @@ describe('parseSchedule: keywords and cron', () => {
 });
 
 describe('parseSchedule: DST (Europe/Berlin)', () => {
-  it('a daily time inside the spring-forward gap runs shifted by the gap, not skipped', () => {
+  it('a daily time inside the spring-forward gap runs when the gap ends (03:00), not skipped', () => {
     expect(fires('*-*-* 02:30', new Date(2024, 2, 30, 12), 2)).toEqual([
-      '2024-03-31 03:30:00',
+      '2024-03-31 03:00:00',
       '2024-04-01 02:30:00',
     ]);
+    // Several times in the gap are one run, also with a real 03:00 of the same schedule.
+    expect(fires('0,30 2,3 * * *', new Date(2024, 2, 30, 12), 3)).toEqual([
+      '2024-03-31 03:00:00',
+      '2024-03-31 03:30:00',
+      '2024-04-01 02:00:00',
+    ]);
+  });
+
+  it('a schedule repeating by the clock skips the missing hour and runs in the repeated one', () => {
+    expect(fires('*/30 * * * *', new Date(2024, 2, 31, 1, 10), 3)).toEqual([
+      '2024-03-31 01:30:00',
+      '2024-03-31 03:00:00',
+      '2024-03-31 03:30:00',
+    ]);
+    const s = parseSchedule('*/30 * * * *');
+    const fall = s.next(new Date(2024, 9, 27, 1, 50), 6).map((d) => d.getTime());
+    // 02:00 and 02:30 twice (CEST, then CET), every 30 minutes of real time.
+    expect(fall.slice(1).map((t, k) => t - (fall[k] ?? 0))).toEqual(Array(5).fill(30 * 60_000));
   });
 
   it('a time that exists twice (fall back) fires once', () => {
