@@ -75,7 +75,8 @@ export interface InProgress extends ProcessIdentity {
   toplevel: string;
   previousSystem: string | undefined;
   previousGeneration: number | undefined;
-  result: TestResult;
+  /** What the test had recorded when it wrote the marker (complete when hv wrote it). */
+  result: Partial<TestResult>;
 }
 
 /** The last result; HvError('unsafe-path') when another user could have written it. */
