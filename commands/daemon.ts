@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HV } from '../src/cli-name.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { Exit } from '../src/errors.js';
 import type { Command, CommandResult } from './types.js';
@@ -54,6 +55,6 @@ export const daemonCommand: Command<Record<string, never>> = {
     started = daemon.start();
     await started; // a refusal (busy, invalid config) is the command's result
     await stopped;
-    return { status: 'ok', exitCode: Exit.ok, message: 'hv daemon stopped', data: {} };
+    return { status: 'ok', exitCode: Exit.ok, message: `${HV} daemon stopped`, data: {} };
   },
 };

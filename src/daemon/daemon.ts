@@ -1,6 +1,7 @@
 import { checkUpdatesCommand } from '../../commands/check-updates.js';
 import type { Progress } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
+import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
@@ -32,7 +33,7 @@ export interface DaemonOptions {
   timers?: TimerHost;
 }
 
-const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: 'hv daemon (schedule)' };
+const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: `${HV} daemon (schedule)` };
 
 interface LastCheck {
   at: string;
