@@ -266,7 +266,7 @@ export const statusCommand: Command<Record<string, never>> = {
         .map((k) => `${s[k]} ${k === 'held' ? 'held for digest' : k}`);
       if (s.pending + s.retrying + s.dead === 0) continue;
       lines.push(
-        `Notify ${channel}: ${parts.join(', ')}${s.lastError ? ` (last error: ${s.lastError})` : ''}${s.dead ? ' — ${HV} notify retry' : ''}`,
+        `Notify ${channel}: ${parts.join(', ')}${s.lastError ? ` (last error: ${s.lastError})` : ''}${s.dead ? ` — ${HV} notify retry` : ''}`,
       );
     }
     return { status: 'ok', exitCode: Exit.ok, message: lines.join('\n'), data };

@@ -30,8 +30,7 @@ export function classifyActivation(output: string): FailureKind {
   return HARDWARE.test(output) ? 'hardware' : 'activation';
 }
 
-const DISK =
-  'Check free space on /nix: `df -h /nix` (and `df -i /nix`); reclaim space with `nix-collect-garbage --delete-older-than 30d` (as root), then run `${HV} upgrade-test` again.';
+const DISK = `Check free space on /nix: \`df -h /nix\` (and \`df -i /nix\`); reclaim space with \`nix-collect-garbage --delete-older-than 30d\` (as root), then run \`${HV} upgrade-test\` again.`;
 
 /** Troubleshooting text matched to the failure kind. */
 export function guidanceFor(
@@ -59,7 +58,7 @@ export function guidanceFor(
     case 'health':
       return `The new system activated but health checks failed (${(ctx.checks ?? []).join(', ')}). The previous system was re-activated. Look at the check output above and \`journalctl -b\` for the time of the test; run \`${HV} upgrade-test\` again once resolved.`;
     case 'interrupted':
-      return 'The test was interrupted (the process was killed or the machine lost power) before it finished. The previous system is active again; run `${HV} upgrade-test` again.';
+      return `The test was interrupted (the process was killed or the machine lost power) before it finished. The previous system is active again; run \`${HV} upgrade-test\` again.`;
     default:
       return `An unexpected error stopped the test. See ${ctx.log} and run \`${HV} upgrade-test\` again.`;
   }
