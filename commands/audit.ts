@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Exit } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 export const auditCommand: Command<{ verify: boolean }> = {
   name: 'audit',

@@ -1,6 +1,6 @@
-import type { CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import type { HelpEntry } from '../command-options.js';
+import type { CommandResult } from '../ports/result.js';
 
 /**
  * Where a request's progress and result go, in a form that survives a daemon restart: the adapter

@@ -1,11 +1,11 @@
-import { checkUpdatesCommand } from '../../commands/check-updates.js';
-import type { Progress } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { acquireLock, type Lock } from '../lock.js';
+import type { ChannelTypes } from '../ports/channel.js';
+import type { AnyCommand, Progress } from '../ports/command.js';
 import { isCatchUpDue, parseSchedule, ScheduleTimer, type TimerHost } from '../schedule/index.js';
 import { createServices, type Services } from '../services.js';
 import { readJson, statePaths } from '../state.js';
@@ -25,6 +25,10 @@ export interface DaemonOptions {
   configFlag: string | undefined;
   env: NodeJS.ProcessEnv;
   log: JournalLog;
+  /** The channel types (adapters/registry.ts), passed in by the daemon's composition root. */
+  channels: ChannelTypes;
+  /** The command the schedule runs (`check-updates`), passed in by the composition root. */
+  scheduledCommand: AnyCommand;
   components?: ComponentFactory[];
   /** How long SIGTERM waits for a running in-process step before exiting anyway. */
   stopGraceMs?: number;
@@ -78,7 +82,7 @@ export class Daemon {
 
   /** Start everything; throws HvError (busy, config-invalid) when it cannot. */
   async start(): Promise<void> {
-    const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+    const loaded = loadConfig(this.opts.configFlag, this.opts.env, this.opts.channels);
     await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
     this.config = loaded.config;
     this.configPath = loaded.path;
@@ -155,7 +159,7 @@ export class Daemon {
     };
     const services = this.services;
     this.running = execute(
-      checkUpdatesCommand,
+      this.opts.scheduledCommand,
       {},
       { config: this.config, actor: DAEMON_ACTOR, services, progress, confirmed: false },
     )
@@ -178,7 +182,7 @@ export class Daemon {
   async reload(): Promise<void> {
     let next: Config;
     try {
-      const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+      const loaded = loadConfig(this.opts.configFlag, this.opts.env, this.opts.channels);
       await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
       next = loaded.config;
     } catch (e) {
@@ -198,7 +202,11 @@ export class Daemon {
 
   private createServices(config: Config): Services {
     const timers = this.opts.timers;
-    return createServices(config, { log: this.log, now: timers ? () => new Date(timers.now()) : undefined });
+    return createServices(config, {
+      channels: this.opts.channels,
+      log: this.log,
+      now: timers ? () => new Date(timers.now()) : undefined,
+    });
   }
 
   /** SIGTERM: take no new work, let a running step finish (bounded), release the lock. */

@@ -1,10 +1,10 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Progress } from '../../commands/types.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, HvError, isHvError } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { OpLog } from '../log.js';
+import type { Progress } from '../ports/command.js';
 import type { Runner } from '../proc.js';
 import { selfIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
