@@ -1,22 +1,44 @@
-import type { AdapterFactory } from './types.js';
+import { type ChannelType, type ChannelTypes, defineChannel } from '../src/ports/channel.js';
+import { DiscordChannel } from './discord/schema.js';
+import { EmailChannel } from './email/schema.js';
+import { MotdChannel } from './motd/schema.js';
+import { SlackChannel } from './slack/schema.js';
+import { WallChannel } from './wall/schema.js';
 
 /**
- * Every channel type and how to load it. Loading is lazy: a platform library (nodemailer, bolt,
- * discord.js) is imported only when a channel of its type is configured.
+ * Every channel type: `{type, schema, load}`, one entry per adapter. The schemas are zod only; an
+ * adapter and its platform library (nodemailer, bolt, discord.js) are imported only when a channel
+ * of its type is configured. The composition roots pass this to the config and the hub.
  */
-export const adapterLoaders = new Map<string, () => Promise<AdapterFactory>>([
-  ['motd', async () => (await import('./motd/index.js')).motd],
-  ['wall', async () => (await import('./wall/index.js')).wall],
-  ['discord', async () => (await import('./discord/index.js')).discord],
-  ['email', async () => (await import('./email/index.js')).email],
-  ['slack', async () => (await import('./slack/index.js')).slack],
-]);
+const all: ChannelType[] = [
+  defineChannel({
+    type: 'motd',
+    schema: MotdChannel,
+    load: async () => (await import('./motd/index.js')).motd,
+  }),
+  defineChannel({
+    type: 'wall',
+    schema: WallChannel,
+    load: async () => (await import('./wall/index.js')).wall,
+  }),
+  defineChannel({
+    type: 'email',
+    schema: EmailChannel,
+    load: async () => (await import('./email/index.js')).email,
+  }),
+  defineChannel({
+    type: 'slack',
+    schema: SlackChannel,
+    load: async () => (await import('./slack/index.js')).slack,
+  }),
+  defineChannel({
+    type: 'discord',
+    schema: DiscordChannel,
+    load: async () => (await import('./discord/index.js')).discord,
+  }),
+];
 
-export async function loadAdapter(type: string): Promise<AdapterFactory> {
-  const load = adapterLoaders.get(type);
-  if (!load)
-    throw new Error(
-      `unknown channel type "${type}"; must be one of ${[...adapterLoaders.keys()].join(', ')}`,
-    );
-  return load();
-}
+export const channelTypes: ChannelTypes = new Map(all.map((c) => [c.type, c]));
+
+/** A config entry of any built-in channel type. */
+export type ChannelConfig = MotdChannel | WallChannel | EmailChannel | SlackChannel | DiscordChannel;

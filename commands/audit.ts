@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import { Exit } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 export const auditCommand: Command<{ verify: boolean }> = {
   name: 'audit',

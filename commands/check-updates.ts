@@ -1,6 +1,5 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
-import type { PendingNotice } from '../adapters/types.js';
 import { HV } from '../src/cli-name.js';
 import { type CheckResult, checkUpdates } from '../src/engine/check.js';
 import { Exit, errorMessage, isHvError } from '../src/errors.js';
@@ -8,8 +7,9 @@ import type { HvEvent } from '../src/events.js';
 import { writeFileAtomic } from '../src/fs/atomic.js';
 import { makeEvent } from '../src/notify/events.js';
 import { releaseDetailsText, releaseNotice } from '../src/notify/release-notice.js';
+import type { PendingNotice } from '../src/ports/channel.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 import { readJson, removeFiles, writeJsonAtomic } from '../src/state.js';
-import type { Command, CommandResult } from './types.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 

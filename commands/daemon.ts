@@ -1,11 +1,17 @@
 import { z } from 'zod';
+import { channelTypes } from '../adapters/registry.js';
 import { HV } from '../src/cli-name.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { Exit } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandRegistry, CommandResult } from '../src/ports/command.js';
+import { checkUpdatesCommand } from './check-updates.js';
 
-/** `hv daemon`: runs until SIGTERM (exit 0); SIGHUP reloads the config. */
-export const daemonCommand: Command<Record<string, never>> = {
+/**
+ * `hv daemon`: runs until SIGTERM (exit 0); SIGHUP reloads the config. The daemon's composition
+ * root: it hands the daemon the channel types, the scheduled command and the commands its bus
+ * serves (`commands`, given by commands/index.ts, which cannot be imported from here: a cycle).
+ */
+export const daemonCommand = (commands: CommandRegistry): Command<Record<string, never>> => ({
   name: 'daemon',
   summary: 'scheduler, notification delivery and chat intake; runs until SIGTERM',
   role: 'admin',
@@ -23,7 +29,9 @@ export const daemonCommand: Command<Record<string, never>> = {
       configFlag: ctx.configFlag,
       env: process.env,
       log,
-      components: daemonComponents(() => daemon.configPath),
+      channels: channelTypes,
+      scheduledCommand: checkUpdatesCommand,
+      components: daemonComponents(() => daemon.configPath, commands),
     });
     // Signals are handled from the first moment: a SIGTERM during start waits for start, then stops.
     let started: Promise<void> = Promise.resolve();
@@ -57,4 +65,4 @@ export const daemonCommand: Command<Record<string, never>> = {
     await stopped;
     return { status: 'ok', exitCode: Exit.ok, message: `${HV} daemon stopped`, data: {} };
   },
-};
+});

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import { commandOptions, helpText, usageLine } from '../src/command-options.js';
 import { Exit } from '../src/errors.js';
-import type { AnyCommand, Command, CommandResult } from './types.js';
+import type { AnyCommand, Command, CommandResult } from '../src/ports/command.js';
 
 /** `help` lists the commands a front end serves; `list` is filled in by the registry. */
 export function helpCommand(list: () => AnyCommand[]): Command<Record<string, never>> {

@@ -1,3 +1,4 @@
+import type { AnyCommand, CommandRegistry } from '../src/ports/command.js';
 import { auditCommand } from './audit.js';
 import { checkUpdatesCommand } from './check-updates.js';
 import { daemonCommand } from './daemon.js';
@@ -7,7 +8,6 @@ import { rollbackCommand } from './rollback.js';
 import { scheduleCommand } from './schedule.js';
 import { statusCommand } from './status.js';
 import { systemUpgradeCommand } from './system-upgrade.js';
-import type { AnyCommand } from './types.js';
 import { upgradeTestCommand } from './upgrade-test.js';
 
 /** Every command, by name: the one registry that the CLI, chat and email serve. */
@@ -19,7 +19,7 @@ const all: AnyCommand[] = [
   auditCommand,
   upgradeTestCommand,
   scheduleCommand,
-  daemonCommand,
+  daemonCommand({ findCommand, listCommands }),
   notifyCommand,
   systemUpgradeCommand,
   rollbackCommand,
@@ -35,6 +35,9 @@ export function findCommand(name: string): AnyCommand | undefined {
 export function listCommands(): AnyCommand[] {
   return [...commands.values()];
 }
+
+/** Lookup and list, as the composition roots hand them to the bus and the daemon. */
+export const commandRegistry: CommandRegistry = { findCommand, listCommands };
 
 /**
  * Add a command to the registry (tests, and any later plug-in): it is served by the CLI, listed by

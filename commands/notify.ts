@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Exit, HvError } from '../src/errors.js';
 import { type DeliveryRecord, deliveryStats, Outbox } from '../src/notify/outbox.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 const ACTIONS = ['test', 'list', 'retry'] as const;
 

@@ -4,7 +4,7 @@ import { HV } from '../src/cli-name.js';
 import { rollbackEvent } from '../src/engine/operation-events.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 function summary(rec: RollbackRecord): string {
   const lines =

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Exit, HvError } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 function localIso(d: Date): string {
   const off = -d.getTimezoneOffset();

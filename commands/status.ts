@@ -19,8 +19,8 @@ import { compareWithLive, recordedLock } from '../src/engine/system-locks.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
 import { deliveryStats } from '../src/notify/outbox.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 import { readJson, readRecord } from '../src/state.js';
-import type { Command, CommandResult } from './types.js';
 
 /** An executable by name on PATH (or an absolute path), without spawning anything. */
 function findExecutable(tool: string): string | undefined {

@@ -4,8 +4,8 @@ import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import { upgradeEvent } from '../src/engine/operation-events.js';
 import { Exit, errorMessage } from '../src/errors.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 import { removeFiles } from '../src/state.js';
-import type { Command, CommandResult } from './types.js';
 
 function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   const lines =

@@ -4,7 +4,7 @@ import { HV } from '../src/cli-name.js';
 import { downgradeLine } from '../src/engine/downgrade.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command, CommandResult } from '../src/ports/command.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 

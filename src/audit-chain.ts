@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AuditRecord, LegacyAuditRecord } from './audit.js';
+import type { AuditRecord, LegacyAuditRecord } from './audit-record.js';
 
 /** `prev` of the very first record of a chain. */
 export const GENESIS = '0'.repeat(64);

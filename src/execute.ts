@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import type { AnyCommand, CommandContext, CommandResult } from '../commands/types.js';
 import { actorLabel } from './audit.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { makeDir } from './fs/atomic.js';
 import { assertSecretsTrusted, assertStateTrusted } from './fs/trust.js';
 import { acquireLock, type Lock } from './lock.js';
+import type { AnyCommand, CommandContext, CommandResult } from './ports/command.js';
 import { warnReadableSecret } from './services.js';
 
 /**

@@ -1,11 +1,11 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import type { AdapterContext } from '../adapters/types.js';
 import { AuditLog } from './audit.js';
 import type { Config } from './config/schema.js';
 import { HvError, isHvError } from './errors.js';
 import { assertOpenFileTrusted } from './fs/trust.js';
 import { type OpLog, openOpLog } from './log.js';
 import type { NotificationHub } from './notify/hub.js';
+import type { AdapterContext, ChannelTypes } from './ports/channel.js';
 import { ExecaRunner, type Runner } from './proc.js';
 import { type StatePaths, statePaths } from './state.js';
 
@@ -56,12 +56,14 @@ export function warnReadableSecret(path: string, log: Services['log']): void {
 }
 
 export interface ServiceOptions {
+  /** The channel types the hub opens adapters with (the composition root's adapters/registry.ts). */
+  channels: ChannelTypes;
   runner?: Runner;
   now?: () => Date;
   log?: Services['log'];
 }
 
-export function createServices(config: Config, opts: ServiceOptions = {}): Services {
+export function createServices(config: Config, opts: ServiceOptions): Services {
   const now = opts.now ?? (() => new Date());
   const runner = opts.runner ?? new ExecaRunner();
   const log = opts.log ?? (() => {});
@@ -84,7 +86,9 @@ export function createServices(config: Config, opts: ServiceOptions = {}): Servi
         log,
       };
       // Loaded on first use: commands that notify nobody (status) never parse the hub.
-      hub ??= import('./notify/build.js').then(({ buildHub }) => buildHub(config, ctx, paths.dir));
+      hub ??= import('./notify/build.js').then(({ buildHub }) =>
+        buildHub(config, ctx, paths.dir, opts.channels),
+      );
       return hub;
     },
   };

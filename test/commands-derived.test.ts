@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { hvCommandDefinition } from '../adapters/discord/slash.js';
-import { findCommand, registerCommand } from '../commands/index.js';
-import type { Command } from '../commands/types.js';
+import { channelTypes } from '../adapters/registry.js';
+import { commandRegistry, findCommand, registerCommand } from '../commands/index.js';
 import { createCommandBus, type HostedCommandBus } from '../src/bus/bus.js';
 import { parseCommandArgs, validateArgs } from '../src/cli/args.js';
 import { commandOptions, usageLine } from '../src/command-options.js';
 import { parseConfig } from '../src/config/load.js';
 import { isHvError } from '../src/errors.js';
+import type { Command } from '../src/ports/command.js';
 import { createServices } from '../src/services.js';
 import { messageText as discordText, startDiscord } from './adapters/discord/harness.js';
 import {
@@ -68,12 +69,15 @@ async function helpAs(channel: string): Promise<string> {
   const help = findCommand('help');
   if (!help) throw new Error('no help command');
   const dir = tempDir();
-  const config = parseConfig({ host: 'hv01', allowNonRoot: true, paths: { state: dir, log: dir } });
+  const config = parseConfig(
+    { host: 'hv01', allowNonRoot: true, paths: { state: dir, log: dir } },
+    channelTypes,
+  );
   const r = await help.run(
     {
       config,
       actor: { channel, id: 'tester' },
-      services: createServices(config),
+      services: createServices(config, { channels: channelTypes }),
       progress: { step() {} },
       confirmed: false,
     },
@@ -119,14 +123,20 @@ describe('a command added in a test shows up in every front end', () => {
     const dir = tempDir();
     const team = peer.workspace.teamId;
     const user = peer.workspace.userId;
-    const config = parseConfig({
-      host: 'hv01',
-      allowNonRoot: true,
-      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-      notify: { channels: [slackChannelConfig(peer, dir)] },
-      chatops: { roles: { [`slack:${team}:${user}`]: 'viewer' } },
+    const config = parseConfig(
+      {
+        host: 'hv01',
+        allowNonRoot: true,
+        paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+        notify: { channels: [slackChannelConfig(peer, dir)] },
+        chatops: { roles: { [`slack:${team}:${user}`]: 'viewer' } },
+      },
+      channelTypes,
+    );
+    const bus: HostedCommandBus = createCommandBus(createServices(config, { channels: channelTypes }), {
+      ...commandRegistry,
+      pollMs: 50,
     });
-    const bus: HostedCommandBus = createCommandBus(createServices(config), { pollMs: 50 });
     const { adapter } = makeAdapter(config);
     await adapter.start({ bus });
     try {
@@ -151,7 +161,10 @@ describe('a command added in a test shows up in every front end', () => {
       noStart: true,
       config: { chatops: { roles: { [`discord:role:${DISCORD_IDS.adminRole}`]: 'viewer' } } },
     });
-    const bus = createCommandBus(createServices(w.config), { pollMs: 50 });
+    const bus = createCommandBus(createServices(w.config, { channels: channelTypes }), {
+      ...commandRegistry,
+      pollMs: 50,
+    });
     try {
       await w.adapter.start({ bus });
       const hv = w.peer.commandWrites[0]?.commands[0] as {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { channelTypes } from '../adapters/registry.js';
 import { parseConfig } from '../src/config/load.js';
 import { hvBin } from './fixtures/world.js';
 
@@ -21,7 +22,7 @@ const base = {
 
 describe('config validation', () => {
   it('defaults apply when nothing is configured', () => {
-    const c = parseConfig({});
+    const c = parseConfig({}, channelTypes);
     expect(c.flake).toEqual({ dir: '/etc/hypervisor', input: 'nixpkgs' });
     expect(c.paths.state).toBe('/var/lib/hypervisor');
     expect(c.notify.channels.map((x) => x.type)).toEqual(['motd', 'wall']);

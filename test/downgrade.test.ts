@@ -3,6 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelTypes } from '../adapters/registry.js';
+import { commandRegistry } from '../commands/index.js';
 import type { AuditRecord } from '../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../src/bus/bus.js';
 import type { CommandRequest } from '../src/bus/types.js';
@@ -50,7 +52,11 @@ describe('downgrades on a real Nix: chat roles, marked result, DOWNGRADE in prom
     const rev2405 = w.upstream.rev('nixos-24.05');
     const flakeNix = join(w.flakeDir, 'flake.nix');
     writeFileSync(flakeNix, w.read(flakeNix).replace('ref=nixos-24.11', 'ref=nixos-24.05'));
-    bus = createCommandBus(createServices(parseConfig(w.config)), { configPath: w.configPath, pollMs: 100 });
+    bus = createCommandBus(createServices(parseConfig(w.config, channelTypes), { channels: channelTypes }), {
+      ...commandRegistry,
+      configPath: w.configPath,
+      pollMs: 100,
+    });
 
     // An operator may test, but not a downgrade.
     const op = new RecordingReply();

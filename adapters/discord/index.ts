@@ -2,7 +2,7 @@ import { Client, DiscordAPIError, Events, GatewayIntentBits, REST, Routes } from
 import type { AdapterHost, CommandBus, Reply, ReplyAddress } from '../../src/bus/types.js';
 import { errorMessage, HvError, isHvError } from '../../src/errors.js';
 import type { HvEvent } from '../../src/events.js';
-import type { AdapterContext, AdapterFactory, ChannelAdapter, Delivery } from '../types.js';
+import type { AdapterContext, ChannelAdapter, ChannelFactory, Delivery } from '../../src/ports/channel.js';
 import { InteractionHandler } from './interactions.js';
 import { DiscordNotifier, deliveryErrorOf, restOptions } from './notify.js';
 import { DiscordReply, type DiscordReplyData, isReplyData, TOKEN_TTL_MS } from './reply.js';
@@ -84,8 +84,7 @@ export class DiscordAdapter implements ChannelAdapter {
    * wrong token or missing access fails at once with what to fix; an unreachable Discord (network
    * not up yet at boot, 5xx) is retried in the background with backoff until `stop`.
    */
-  async start(intake: unknown): Promise<void> {
-    const host = intake as AdapterHost;
+  async start(host: AdapterHost): Promise<void> {
     if (!host?.bus) throw new Error('discord adapter started without a command bus');
     this.bus = host.bus;
     this.stopped = false;
@@ -233,9 +232,9 @@ export class DiscordAdapter implements ChannelAdapter {
   }
 }
 
-export const discord: AdapterFactory = {
+export const discord: ChannelFactory<DiscordChannel> = {
   type: 'discord',
   create(channel, ctx): ChannelAdapter {
-    return new DiscordAdapter(channel as DiscordChannel, ctx);
+    return new DiscordAdapter(channel, ctx);
   },
 };

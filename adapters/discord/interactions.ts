@@ -6,7 +6,7 @@ import {
 } from 'discord.js';
 import type { CommandBus } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
-import type { AdapterContext } from '../types.js';
+import type { AdapterContext } from '../../src/ports/channel.js';
 import { CANCEL_PREFIX, CONFIRM_PREFIX } from './render.js';
 import type { DiscordReply, DiscordReplyData } from './reply.js';
 import { actorOf, argvOf } from './slash.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { DiscordAPIError, RateLimitError, type REST, type RESTOptions, Routes } from 'discord.js';
 import { errorMessage, HvError } from '../../src/errors.js';
 import type { HvEvent } from '../../src/events.js';
-import { type Delivery, DeliveryError } from '../types.js';
+import { type Delivery, DeliveryError } from '../../src/ports/channel.js';
 import { eventMessages } from './render.js';
 import type { DiscordChannel } from './schema.js';
 

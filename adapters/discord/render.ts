@@ -1,7 +1,7 @@
-import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import { facts, splitMessage } from '../../src/notify/templates.js';
+import type { CommandResult } from '../../src/ports/command.js';
 
 /** Discord's message limits (https://discord.com/developers/docs/resources/message). */
 export const LIMITS = {

@@ -1,8 +1,8 @@
 import { DiscordAPIError, type REST, Routes } from 'discord.js';
-import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
-import type { AdapterContext } from '../types.js';
+import type { AdapterContext } from '../../src/ports/channel.js';
+import type { CommandResult } from '../../src/ports/command.js';
 import {
   type MessageBody,
   noteMessage,

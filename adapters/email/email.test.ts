@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { makeEvent } from '../../src/notify/events.js';
+import { DeliveryError } from '../../src/ports/channel.js';
 import { ExecaRunner } from '../../src/proc.js';
 import { readSecret } from '../../src/services.js';
 import { emailChannel, MailSink } from '../../test/notify/smtp.js';
-import { DeliveryError } from '../types.js';
+import { channelTypes } from '../registry.js';
 import { email } from './index.js';
 import type { EmailChannel } from './schema.js';
 
@@ -25,11 +26,14 @@ async function adapter(extra: Record<string, unknown> = {}, smtp: Record<string,
   );
   const channel = emailChannel('ops-mail', sink.port, extra);
   channel.smtp = { ...channel.smtp, ...smtp } as typeof channel.smtp;
-  const config = parseConfig({
-    host: 'hv01',
-    paths: { state: join(root, 'state'), log: join(root, 'log') },
-    notify: { channels: [channel], timeoutSec: 5 },
-  });
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      paths: { state: join(root, 'state'), log: join(root, 'log') },
+      notify: { channels: [channel], timeoutSec: 5 },
+    },
+    channelTypes,
+  );
   const logged: string[] = [];
   const a = await email.create(config.notify.channels[0] as EmailChannel, {
     config,

@@ -9,8 +9,8 @@ import {
   renderText,
   subject,
 } from '../../src/notify/templates.js';
-import type { AdapterContext, AdapterFactory, ChannelAdapter, Delivery } from '../types.js';
-import { DeliveryError } from '../types.js';
+import type { AdapterContext, ChannelAdapter, ChannelFactory, Delivery } from '../../src/ports/channel.js';
+import { DeliveryError } from '../../src/ports/channel.js';
 import type { EmailChannel } from './schema.js';
 
 /** A Message-ID derived from the delivery id: a resent delivery carries the same one. */
@@ -47,10 +47,9 @@ interface Mail {
 }
 
 /** The email channel: one mail per event, or a digest per period; nodemailer over SMTP. */
-export const email: AdapterFactory = {
+export const email: ChannelFactory<EmailChannel> = {
   type: 'email',
-  create(channel, ctx: AdapterContext): ChannelAdapter {
-    const c = channel as EmailChannel;
+  create(c, ctx: AdapterContext): ChannelAdapter {
     const name = c.name ?? 'email';
     const timeoutMs = (c.timeoutSec ?? ctx.config.notify.timeoutSec) * 1000;
     const server = `${c.smtp.host}:${c.smtp.port}`;

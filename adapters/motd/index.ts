@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { writeFileAtomic } from '../../src/fs/atomic.js';
-import type { AdapterFactory, ChannelAdapter, PendingNotice } from '../types.js';
+import type { ChannelAdapter, ChannelFactory, PendingNotice } from '../../src/ports/channel.js';
+import type { MotdChannel } from './schema.js';
 
 const WIDTH = 72;
 
@@ -48,7 +49,7 @@ function short(rev: string | undefined): string {
 }
 
 /** The motd channel: a file that login shows (pam_motd reads /etc/motd.d). */
-export const motd: AdapterFactory = {
+export const motd: ChannelFactory<MotdChannel> = {
   type: 'motd',
   create(channel, ctx): ChannelAdapter {
     const file = ctx.config.paths.motd;

@@ -1,7 +1,12 @@
 import { App, LogLevel, type SlashCommand, SocketModeReceiver, webApi } from '@slack/bolt';
 import type { AdapterHost, CommandBus, CommandRequest, Reply, ReplyAddress } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
-import { type AdapterContext, type ChannelAdapter, type Delivery, DeliveryError } from '../types.js';
+import {
+  type AdapterContext,
+  type ChannelAdapter,
+  type Delivery,
+  DeliveryError,
+} from '../../src/ports/channel.js';
 import { CANCEL_ACTION, CONFIRM_ACTION, esc, eventMessage } from './blocks.js';
 import { replyData, SlackReply } from './reply.js';
 import type { SlackChannel } from './schema.js';
@@ -142,8 +147,7 @@ export class SlackAdapter implements ChannelAdapter {
     }
   }
 
-  async start(intake: unknown): Promise<void> {
-    const { bus } = intake as AdapterHost;
+  async start({ bus }: AdapterHost): Promise<void> {
     // bolt calls auth.test on every event unless it is given the bot's ids (or verifies the token
     // itself at construction, which we do here with a clear error instead).
     const ids = await this.check();

@@ -1,7 +1,7 @@
-import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import { facts, splitMessage, truncate } from '../../src/notify/templates.js';
+import type { CommandResult } from '../../src/ports/command.js';
 
 /** A Block Kit block; kept loose on purpose (Slack validates). */
 export type Block = Record<string, unknown>;

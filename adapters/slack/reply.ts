@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
-import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import type { CommandResult } from '../../src/ports/command.js';
 import { confirmMessage, esc, headline, resultMessage, settledPrompt } from './blocks.js';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;

@@ -1,6 +1,6 @@
 import type { HvEvent } from '../../src/events.js';
-import type { AdapterFactory, ChannelAdapter } from '../types.js';
-import { DeliveryError } from '../types.js';
+import type { ChannelAdapter, ChannelFactory } from '../../src/ports/channel.js';
+import { DeliveryError } from '../../src/ports/channel.js';
 import type { WallChannel } from './schema.js';
 
 /** A terminal broadcast is short: a few lines, no markup. */
@@ -12,10 +12,10 @@ export function wallText(e: HvEvent): string {
 }
 
 /** The wall channel: runs its configured command (default `wall -g wheel`) with the message on stdin. */
-export const wall: AdapterFactory = {
+export const wall: ChannelFactory<WallChannel> = {
   type: 'wall',
   create(channel, ctx): ChannelAdapter {
-    const { command } = channel as WallChannel;
+    const { command } = channel;
     return {
       name: channel.name ?? 'wall',
       type: 'wall',

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { findCommand as defaultFindCommand, listCommands } from '../../commands/index.js';
-import type { AnyCommand } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { parseCommandArgs, validateArgs } from '../cli/args.js';
 import { Exit, errorMessage } from '../errors.js';
 import { truncate } from '../notify/templates.js';
+import type { AnyCommand, CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
 import { OperationStore, type PendingConfirmation } from './operations.js';
@@ -26,12 +25,11 @@ export const NOT_AUTHORISED = 'not authorised';
 /** A prompt's preview at most this long: with the rest it stays under Slack's 3000-character section. */
 const PREVIEW_LIMIT = 1500;
 
-export interface CommandBusOptions extends RunnerOptions {
-  /** Command lookup (default: the registry in commands/index.ts). */
-  findCommand?: (name: string) => AnyCommand | undefined;
-  /** Every command (default: the registry); the bus offers those that are not CLI-only. */
-  listCommands?: () => AnyCommand[];
-}
+/**
+ * The commands come from the composition root (commands/index.ts `commandRegistry`); the bus offers
+ * those that are not CLI-only.
+ */
+export interface CommandBusOptions extends RunnerOptions, CommandRegistry {}
 
 /** The command bus with the daemon-side extras: restart recovery, test hooks, shutdown. */
 export interface HostedCommandBus extends CommandBus {
@@ -48,12 +46,12 @@ export interface HostedCommandBus extends CommandBus {
 }
 
 /** Create the bus the daemon hosts; chat and email adapters submit to it. */
-export function createCommandBus(services: Services, opts: CommandBusOptions = {}): HostedCommandBus {
+export function createCommandBus(services: Services, opts: CommandBusOptions): HostedCommandBus {
   const { config, audit, now } = services;
   const chat = config.chatops;
   const store = new OperationStore(services.paths.dir);
   const limiter = new RateLimiter(chat.ratePerMinute, now);
-  const find = opts.findCommand ?? defaultFindCommand;
+  const find = opts.findCommand;
   const runner = createOperationRunner(services, store, opts);
   const { safely } = runner;
   const start = runner.start;
@@ -121,7 +119,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions = {
   const bus: HostedCommandBus = {
     store,
 
-    commands: () => (opts.listCommands ?? listCommands)().filter((c) => !c.cliOnly),
+    commands: () => opts.listCommands().filter((c) => !c.cliOnly),
 
     async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
       // What follows writes and fsyncs (claim, audit) synchronously: take turns, one request per

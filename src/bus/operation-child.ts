@@ -15,11 +15,12 @@
  */
 import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { channelTypes } from '../../adapters/registry.js';
 import { findCommand } from '../../commands/index.js';
-import type { CommandResult } from '../../commands/types.js';
 import { loadConfig } from '../config/load.js';
 import { Exit, errorMessage } from '../errors.js';
 import { assertTrusted } from '../fs/trust.js';
+import type { CommandResult } from '../ports/command.js';
 import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
 import { OperationStore, runRecorded } from './operations.js';
@@ -35,7 +36,7 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
     process.stderr.write('usage: operation-child --operation <id> [--config FILE]\n');
     return Exit.usage;
   }
-  const { config } = loadConfig(configFlag, env);
+  const { config } = loadConfig(configFlag, env, channelTypes);
   const store = new OperationStore(config.paths.state);
   // The record decides what runs as root: only one that nobody but root (or hv's user) could write.
   try {
@@ -72,7 +73,7 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
       data: {},
     };
   } else {
-    const services = createServices(config, { log });
+    const services = createServices(config, { channels: channelTypes, log });
     result = await runRecorded(cmd, rec, services, (name, detail) => {
       store.appendProgress(id as string, { step: name, detail, at: new Date().toISOString() });
     });

@@ -13,11 +13,11 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { AnyCommand, CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { Exit, errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { makeDir, writeJsonAtomic } from '../fs/atomic.js';
+import type { AnyCommand, CommandResult } from '../ports/command.js';
 import type { Services } from '../services.js';
 import type { ReplyAddress } from './types.js';
 

@@ -1,6 +1,6 @@
-import type { CommandResult } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import type { HelpEntry } from '../command-options.js';
+import type { CommandResult } from '../ports/result.js';
 
 /**
  * Where a request's progress and result go, in a form that survives a daemon restart: the adapter
@@ -93,7 +93,7 @@ export interface CommandBus {
 
 /**
  * A chat adapter's way back to a request after a daemon restart: rebuild a Reply from the routing
- * data it put in the ReplyAddress (see ChatAdapter.replyFor in adapters/types.ts).
+ * data it put in the ReplyAddress (see CommandIntake.replyFor in src/ports/channel.ts).
  */
 export type ReplyFactory = (address: ReplyAddress) => Reply | undefined;
 

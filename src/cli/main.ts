@@ -1,10 +1,11 @@
 import { userInfo } from 'node:os';
+import { channelTypes } from '../../adapters/registry.js';
 import { commands, findCommand } from '../../commands/index.js';
-import type { AnyCommand, CommandResult, PreviewContext } from '../../commands/types.js';
 import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
+import type { AnyCommand, CommandResult, PreviewContext } from '../ports/command.js';
 import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
 import { parseCommandArgs, parseGlobal, validateArgs } from './args.js';
@@ -76,7 +77,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`,
       );
     const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
-    const { config, path } = loadConfig(g.config, env);
+    const { config, path } = loadConfig(g.config, env, channelTypes);
     if (!cmd.fastStart) await checkSchedule(config, path ? `config ${path}` : 'config');
     if (!cmd.unprivileged && process.getuid?.() !== 0 && !config.allowNonRoot)
       throw new HvError(
@@ -84,6 +85,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         `"${HV} ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`,
       );
     const services = createServices(config, {
+      channels: channelTypes,
       log: (level, msg, fields) => {
         if (level !== 'info')
           process.stderr.write(`hv: ${level}: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);

@@ -1,4 +1,4 @@
-import type { Progress } from '../../commands/types.js';
+import type { Progress } from '../ports/command.js';
 
 /**
  * Progress on stderr: a live line with the step and elapsed time on a terminal, plain step lines

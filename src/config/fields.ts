@@ -1,6 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { EVENT_TYPES } from '../events.js';
+import { EVENT_TYPES, type EventType } from '../events.js';
 
 /** An absolute filesystem path. */
 export const AbsPath = z
@@ -27,3 +27,22 @@ export const channelBase = {
   /** Seconds one delivery attempt may take before it counts as failed. */
   timeoutSec: z.number().positive().max(600).optional(),
 };
+
+/** What the core reads of any channel's config entry (`channelBase` plus `type`, and `digest` where a type has it). */
+export interface ChannelSettings {
+  type: string;
+  /** Unique name; the config fills in the type when absent. */
+  name?: string;
+  events?: EventType[];
+  timeoutSec?: number;
+  digest?: 'daily' | 'weekly' | 'monthly' | null;
+}
+
+/**
+ * The config schema of each channel type, by `type`: what the config needs of the channel registry
+ * (adapters/registry.ts `channelTypes`, which the composition roots pass in).
+ */
+export type ChannelSchemas = ReadonlyMap<
+  string,
+  { readonly schema: z.ZodType<ChannelSettings, z.ZodTypeDef, unknown> }
+>;

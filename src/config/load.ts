@@ -2,7 +2,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { ZodIssue } from 'zod';
 import { HvError, isHvError } from '../errors.js';
 import { assertOpenFileTrusted } from '../fs/trust.js';
-import { Config } from './schema.js';
+import type { ChannelSchemas } from './fields.js';
+import { type Config, configSchema } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hv/config.json';
 
@@ -40,9 +41,16 @@ export function formatIssues(issues: ZodIssue[]): string {
     .join('\n');
 }
 
-/** Validate a parsed JSON value; throws HvError('config-invalid') naming every offending key. */
-export function parseConfig(raw: unknown, source = 'config'): Config {
-  const parsed = Config.safeParse(raw);
+const schemas = new WeakMap<ChannelSchemas, ReturnType<typeof configSchema>>();
+
+/**
+ * Validate a parsed JSON value against the config schema with these channel types (the composition
+ * root's adapters/registry.ts); throws HvError('config-invalid') naming every offending key.
+ */
+export function parseConfig(raw: unknown, channelTypes: ChannelSchemas, source = 'config'): Config {
+  const schema = schemas.get(channelTypes) ?? configSchema(channelTypes);
+  schemas.set(channelTypes, schema);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     throw new HvError('config-invalid', `invalid ${source}:\n${formatIssues(parsed.error.issues)}`);
   }
@@ -54,7 +62,11 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
  * A config file another user owns or can write is refused (HvError 'unsafe-path', src/fs/trust.ts):
  * it names the commands root runs.
  */
-export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+export function loadConfig(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  channelTypes: ChannelSchemas,
+): LoadedConfig {
   const path = configPath(flag, env);
   let text: string;
   let fd: number | undefined;
@@ -66,7 +78,8 @@ export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = pr
   } catch (e) {
     if (isHvError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && path === DEFAULT_CONFIG_PATH) return { config: parseConfig({}), path: null };
+    if (code === 'ENOENT' && path === DEFAULT_CONFIG_PATH)
+      return { config: parseConfig({}, channelTypes), path: null };
     throw new HvError('config-unreadable', `cannot read config ${path}: ${code ?? String(e)}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -77,7 +90,7 @@ export function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv = pr
   } catch (e) {
     throw new HvError('config-invalid', `invalid config ${path}: not valid JSON (${(e as Error).message})`);
   }
-  return { config: parseConfig(raw, `config ${path}`), path };
+  return { config: parseConfig(raw, channelTypes, `config ${path}`), path };
 }
 
 /**

@@ -1,37 +1,37 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { type ChannelConfig, channelSchemas } from '../../adapters/schemas.js';
-import { AbsPath, Argv } from './fields.js';
+import { AbsPath, Argv, type ChannelSchemas, type ChannelSettings } from './fields.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** A channel entry: validated by the schema of its `type` (see adapters/schemas.ts). */
-const Channel = z.unknown().transform((value, ctx): ChannelConfig => {
-  const type = (value as { type?: unknown } | null)?.type;
-  const allowed = [...channelSchemas.keys()].join(', ');
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    ctx.addIssue({ code: 'custom', message: `must be an object with a "type" (one of ${allowed})` });
-    return z.NEVER;
-  }
-  const schema = typeof type === 'string' ? channelSchemas.get(type) : undefined;
-  if (!schema) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['type'],
-      message: `${JSON.stringify(type)} is not a channel type; must be one of ${allowed}`,
-    });
-    return z.NEVER;
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    // Keep each issue as it is (code, path) so the message names the key and what is allowed.
-    for (const issue of parsed.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
-    return z.NEVER;
-  }
-  const channel = parsed.data as ChannelConfig;
-  return { ...channel, name: channel.name ?? channel.type };
-});
+/** A channel entry: validated by the schema of its `type` (the registry the composition root passes). */
+const channelEntry = (channelTypes: ChannelSchemas) =>
+  z.unknown().transform((value, ctx): ChannelSettings => {
+    const type = (value as { type?: unknown } | null)?.type;
+    const allowed = [...channelTypes.keys()].join(', ');
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      ctx.addIssue({ code: 'custom', message: `must be an object with a "type" (one of ${allowed})` });
+      return z.NEVER;
+    }
+    const schema = typeof type === 'string' ? channelTypes.get(type)?.schema : undefined;
+    if (!schema) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['type'],
+        message: `${JSON.stringify(type)} is not a channel type; must be one of ${allowed}`,
+      });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      // Keep each issue as it is (code, path) so the message names the key and what is allowed.
+      for (const issue of parsed.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
+      return z.NEVER;
+    }
+    const channel: ChannelSettings = parsed.data;
+    return { ...channel, name: channel.name ?? channel.type };
+  });
 
 const HealthCommand = z.strictObject({
   name: z.string().min(1),
@@ -42,135 +42,139 @@ const HealthCommand = z.strictObject({
 const defaultChannels = [
   { type: 'motd', name: 'motd' },
   { type: 'wall', name: 'wall', command: ['wall', '-g', 'wheel'] },
-] as ChannelConfig[];
+];
 
-/** The whole configuration file (SPEC "Configuration"). Unknown keys are errors. */
-export const Config = z
-  .strictObject({
-    /** Which nixosConfigurations.<host> this is; unset: found by resolveConfiguration. */
-    host: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]+$/, 'must be a NixOS configuration name (letters, digits, "_", "-", ".")')
-      .optional(),
-    allowNonRoot: z.boolean().default(false),
-    flake: z
-      .strictObject({
-        dir: AbsPath.default('/etc/hypervisor'),
-        input: z
-          .string()
-          .regex(/^[A-Za-z0-9_-]+$/, 'must be a flake input name')
-          .default('nixpkgs'),
-      })
-      .default({}),
-    paths: z
-      .strictObject({
-        state: AbsPath.default('/var/lib/hypervisor'),
-        log: AbsPath.default('/var/log/hypervisor'),
-        motd: AbsPath.default('/etc/motd.d/updates-available'),
-        profile: AbsPath.default('/nix/var/nix/profiles/system'),
-        currentSystem: AbsPath.default('/run/current-system'),
-        bootedSystem: AbsPath.default('/run/booted-system'),
-        gcRoots: AbsPath.default('/nix/var/nix/gcroots/hypervisor'),
-      })
-      .default({}),
-    nix: z.strictObject({ extraArgs: z.array(z.string()).default([]) }).default({}),
-    /** Executables hv runs; names are looked up on PATH. */
-    tools: z
-      .strictObject({
-        nix: z.string().min(1).default('nix'),
-        nixEnv: z.string().min(1).default('nix-env'),
-        git: z.string().min(1).default('git'),
-        systemctl: z.string().min(1).default('systemctl'),
-        nixosVersion: z.string().min(1).default('nixos-version'),
-      })
-      .default({}),
-    test: z
-      .strictObject({
-        maxAgeDays: z.number().positive().max(365).default(7),
-        healthChecks: z
-          .strictObject({
-            services: z.array(z.string().min(1)).default(['libvirtd']),
-            vms: z.strictObject({ command: Argv }).nullable().default(null),
-            commands: z.array(HealthCommand).default([]),
-            /** Seconds to let units settle after activation before checking. */
-            settleSec: z.number().min(0).max(600).default(2),
-          })
-          .default({}),
-      })
-      .default({}),
-    apply: z.strictObject({ operation: z.enum(['switch', 'boot']).default('switch') }).default({}),
-    backup: z
-      .strictObject({
-        paths: z.array(AbsPath).default(['/etc/nixos']),
-        keep: z.number().int().min(1).max(1000).default(10),
-      })
-      .default({}),
-    /** Checked by `checkSchedule` (src/config/load.ts): its parser loads node-cron, kept off the fast path. */
-    schedule: z.string().min(1).default('monthly'),
-    randomizedDelaySec: z
-      .number()
-      .int()
-      .min(0)
-      .max(86_400 * 7)
-      .default(3600),
-    notify: z
-      .strictObject({
-        channels: z.array(Channel).default(defaultChannels),
-        /** Days after which an unchanged pending update is announced again; null: never. */
-        reminderDays: z.number().positive().nullable().default(null),
-        maxAttempts: z.number().int().min(1).max(100).default(8),
-        timeoutSec: z.number().positive().max(600).default(30),
-        /** First retry delay; doubles per attempt (with jitter) up to `maxBackoffSec`. */
-        backoffSec: z.number().positive().max(86_400).default(30),
-        maxBackoffSec: z
-          .number()
-          .positive()
-          .max(86_400 * 7)
-          .default(3600),
-      })
-      .default({})
-      .superRefine((n, ctx) => {
-        const seen = new Set<string>();
-        n.channels.forEach((c, i) => {
-          const name = c.name ?? c.type;
-          if (seen.has(name))
-            ctx.addIssue({
-              code: 'custom',
-              path: ['channels', i, 'name'],
-              message: `duplicate channel name "${name}"; give each channel a unique "name"`,
-            });
-          seen.add(name);
-        });
-      }),
-    chatops: z
-      .strictObject({
-        roles: z
-          .record(
-            z
-              .string()
-              .refine((key) => channelSchemas.has(key.split(':')[0] ?? '') && /^[^:]+:.+$/.test(key), {
-                message: `must be <platform>:<id> with a platform among ${[...channelSchemas.keys()].join(', ')}, e.g. slack:T…:U…, discord:user:…, discord:role:…, email:…`,
-              }),
-            z.enum(ROLES),
-          )
-          .default({}),
-        approvals: z
-          .strictObject({
-            'system-upgrade': z.number().int().min(1).max(5).default(1),
-            rollback: z.number().int().min(1).max(5).default(1),
-          })
-          .default({}),
-        confirmTimeoutSec: z.number().int().min(10).max(3600).default(300),
-        ratePerMinute: z.number().int().min(1).max(1000).default(20),
-      })
-      .default({}),
-  })
-  // The display name is always known; whether it was configured decides how strictly it must match
-  // a configuration of the flake (engine/configurations.ts).
-  .transform((c) => ({
-    ...c,
-    host: c.host ?? hostname(),
-    hostSource: (c.host === undefined ? 'hostname' : 'config') as 'hostname' | 'config',
-  }));
-export type Config = z.infer<typeof Config>;
-export type ConfigInput = z.input<typeof Config>;
+/**
+ * The whole configuration file (SPEC "Configuration"). Unknown keys are errors. The channel types
+ * are passed in by the composition roots (adapters/registry.ts), so the core names no adapter.
+ */
+export const configSchema = (channelTypes: ChannelSchemas) =>
+  z
+    .strictObject({
+      /** Which nixosConfigurations.<host> this is; unset: found by resolveConfiguration. */
+      host: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/, 'must be a NixOS configuration name (letters, digits, "_", "-", ".")')
+        .optional(),
+      allowNonRoot: z.boolean().default(false),
+      flake: z
+        .strictObject({
+          dir: AbsPath.default('/etc/hypervisor'),
+          input: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/, 'must be a flake input name')
+            .default('nixpkgs'),
+        })
+        .default({}),
+      paths: z
+        .strictObject({
+          state: AbsPath.default('/var/lib/hypervisor'),
+          log: AbsPath.default('/var/log/hypervisor'),
+          motd: AbsPath.default('/etc/motd.d/updates-available'),
+          profile: AbsPath.default('/nix/var/nix/profiles/system'),
+          currentSystem: AbsPath.default('/run/current-system'),
+          bootedSystem: AbsPath.default('/run/booted-system'),
+          gcRoots: AbsPath.default('/nix/var/nix/gcroots/hypervisor'),
+        })
+        .default({}),
+      nix: z.strictObject({ extraArgs: z.array(z.string()).default([]) }).default({}),
+      /** Executables hv runs; names are looked up on PATH. */
+      tools: z
+        .strictObject({
+          nix: z.string().min(1).default('nix'),
+          nixEnv: z.string().min(1).default('nix-env'),
+          git: z.string().min(1).default('git'),
+          systemctl: z.string().min(1).default('systemctl'),
+          nixosVersion: z.string().min(1).default('nixos-version'),
+        })
+        .default({}),
+      test: z
+        .strictObject({
+          maxAgeDays: z.number().positive().max(365).default(7),
+          healthChecks: z
+            .strictObject({
+              services: z.array(z.string().min(1)).default(['libvirtd']),
+              vms: z.strictObject({ command: Argv }).nullable().default(null),
+              commands: z.array(HealthCommand).default([]),
+              /** Seconds to let units settle after activation before checking. */
+              settleSec: z.number().min(0).max(600).default(2),
+            })
+            .default({}),
+        })
+        .default({}),
+      apply: z.strictObject({ operation: z.enum(['switch', 'boot']).default('switch') }).default({}),
+      backup: z
+        .strictObject({
+          paths: z.array(AbsPath).default(['/etc/nixos']),
+          keep: z.number().int().min(1).max(1000).default(10),
+        })
+        .default({}),
+      /** Checked by `checkSchedule` (src/config/load.ts): its parser loads node-cron, kept off the fast path. */
+      schedule: z.string().min(1).default('monthly'),
+      randomizedDelaySec: z
+        .number()
+        .int()
+        .min(0)
+        .max(86_400 * 7)
+        .default(3600),
+      notify: z
+        .strictObject({
+          channels: z.array(channelEntry(channelTypes)).default(defaultChannels),
+          /** Days after which an unchanged pending update is announced again; null: never. */
+          reminderDays: z.number().positive().nullable().default(null),
+          maxAttempts: z.number().int().min(1).max(100).default(8),
+          timeoutSec: z.number().positive().max(600).default(30),
+          /** First retry delay; doubles per attempt (with jitter) up to `maxBackoffSec`. */
+          backoffSec: z.number().positive().max(86_400).default(30),
+          maxBackoffSec: z
+            .number()
+            .positive()
+            .max(86_400 * 7)
+            .default(3600),
+        })
+        .default({})
+        .superRefine((n, ctx) => {
+          const seen = new Set<string>();
+          n.channels.forEach((c, i) => {
+            const name = c.name ?? c.type;
+            if (seen.has(name))
+              ctx.addIssue({
+                code: 'custom',
+                path: ['channels', i, 'name'],
+                message: `duplicate channel name "${name}"; give each channel a unique "name"`,
+              });
+            seen.add(name);
+          });
+        }),
+      chatops: z
+        .strictObject({
+          roles: z
+            .record(
+              z
+                .string()
+                .refine((key) => channelTypes.has(key.split(':')[0] ?? '') && /^[^:]+:.+$/.test(key), {
+                  message: `must be <platform>:<id> with a platform among ${[...channelTypes.keys()].join(', ')}, e.g. slack:T…:U…, discord:user:…, discord:role:…, email:…`,
+                }),
+              z.enum(ROLES),
+            )
+            .default({}),
+          approvals: z
+            .strictObject({
+              'system-upgrade': z.number().int().min(1).max(5).default(1),
+              rollback: z.number().int().min(1).max(5).default(1),
+            })
+            .default({}),
+          confirmTimeoutSec: z.number().int().min(10).max(3600).default(300),
+          ratePerMinute: z.number().int().min(1).max(1000).default(20),
+        })
+        .default({}),
+    })
+    // The display name is always known; whether it was configured decides how strictly it must match
+    // a configuration of the flake (engine/configurations.ts).
+    .transform((c) => ({
+      ...c,
+      host: c.host ?? hostname(),
+      hostSource: (c.host === undefined ? 'hostname' : 'config') as 'hostname' | 'config',
+    }));
+export type Config = z.output<ReturnType<typeof configSchema>>;
+export type ConfigInput = z.input<ReturnType<typeof configSchema>>;

@@ -1,6 +1,7 @@
 import { createCommandBus, type HostedCommandBus } from '../bus/bus.js';
 import type { ReplyAddress } from '../bus/types.js';
 import { errorMessage } from '../errors.js';
+import type { CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import type { ComponentFactory, DaemonComponent } from './daemon.js';
 import type { JournalLog } from './journal.js';
@@ -29,7 +30,7 @@ const deliveryLoop: ComponentFactory = async (services) => {
  * restart the bus hands finished-but-unreported operations back to the adapter that asked.
  */
 const chatIntake =
-  (configPath: () => string | null): ComponentFactory =>
+  (configPath: () => string | null, commands: CommandRegistry): ComponentFactory =>
   async (services: Services, log: JournalLog) => {
     const hub = await services.hub();
     const intake = hub.channels.filter((c) => typeof c.adapter.start === 'function');
@@ -39,7 +40,7 @@ const chatIntake =
     const component: DaemonComponent = {
       name: 'chat-intake',
       async start() {
-        bus = createCommandBus(services, { configPath: configPath() });
+        bus = createCommandBus(services, { ...commands, configPath: configPath() });
         for (const ch of intake) {
           try {
             await ch.adapter.start?.({ bus });
@@ -74,8 +75,11 @@ const chatIntake =
 
 /**
  * The layers the daemon hosts besides the schedule. Each factory returns the components its layer
- * needs for the current config (none when nothing is configured).
+ * needs for the current config (none when nothing is configured). The bus serves `commands`.
  */
-export function daemonComponents(configPath: () => string | null): ComponentFactory[] {
-  return [deliveryLoop, chatIntake(configPath)];
+export function daemonComponents(
+  configPath: () => string | null,
+  commands: CommandRegistry,
+): ComponentFactory[] {
+  return [deliveryLoop, chatIntake(configPath, commands)];
 }

@@ -1,5 +1,3 @@
-import { checkUpdatesCommand } from '../../commands/check-updates.js';
-import type { Progress } from '../../commands/types.js';
 import type { Actor } from '../audit.js';
 import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
@@ -7,6 +5,8 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { acquireLock, type Lock } from '../lock.js';
+import type { ChannelTypes } from '../ports/channel.js';
+import type { AnyCommand, Progress } from '../ports/command.js';
 import { isCatchUpDue, parseSchedule, ScheduleTimer, type TimerHost } from '../schedule/index.js';
 import { createServices, type Services } from '../services.js';
 import { readJson, statePaths } from '../state.js';
@@ -26,6 +26,10 @@ export interface DaemonOptions {
   configFlag: string | undefined;
   env: NodeJS.ProcessEnv;
   log: JournalLog;
+  /** The channel types (adapters/registry.ts), passed in by the daemon's composition root. */
+  channels: ChannelTypes;
+  /** The command the schedule runs (`check-updates`), passed in by the composition root. */
+  scheduledCommand: AnyCommand;
   components?: ComponentFactory[];
   /** How long SIGTERM waits for a running in-process step before exiting anyway. */
   stopGraceMs?: number;
@@ -79,7 +83,7 @@ export class Daemon {
 
   /** Start everything; throws HvError (busy, config-invalid) when it cannot. */
   async start(): Promise<void> {
-    const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+    const loaded = loadConfig(this.opts.configFlag, this.opts.env, this.opts.channels);
     await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
     this.config = loaded.config;
     this.configPath = loaded.path;
@@ -156,7 +160,7 @@ export class Daemon {
     };
     const services = this.services;
     this.running = execute(
-      checkUpdatesCommand,
+      this.opts.scheduledCommand,
       {},
       { config: this.config, actor: DAEMON_ACTOR, services, progress, confirmed: false },
     )
@@ -179,7 +183,7 @@ export class Daemon {
   async reload(): Promise<void> {
     let next: Config;
     try {
-      const loaded = loadConfig(this.opts.configFlag, this.opts.env);
+      const loaded = loadConfig(this.opts.configFlag, this.opts.env, this.opts.channels);
       await checkSchedule(loaded.config, loaded.path ? `config ${loaded.path}` : 'config');
       next = loaded.config;
     } catch (e) {
@@ -199,7 +203,11 @@ export class Daemon {
 
   private createServices(config: Config): Services {
     const timers = this.opts.timers;
-    return createServices(config, { log: this.log, now: timers ? () => new Date(timers.now()) : undefined });
+    return createServices(config, {
+      channels: this.opts.channels,
+      log: this.log,
+      now: timers ? () => new Date(timers.now()) : undefined,
+    });
   }
 
   /** SIGTERM: take no new work, let a running step finish (bounded), release the lock. */

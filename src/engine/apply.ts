@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Progress } from '../../commands/types.js';
 import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import { HvError, isHvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import type { OpLog } from '../log.js';
+import type { Progress } from '../ports/command.js';
 import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
 import { readRecord } from '../state.js';

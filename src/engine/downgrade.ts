@@ -3,7 +3,6 @@ import { HvError } from '../errors.js';
 import type { OpLog } from '../log.js';
 import { releaseName, releaseOfVersion } from './releases.js';
 import { versionOf } from './system.js';
-import type { TestResult } from './test-result.js';
 
 /**
  * What a downgrade goes from and to, recorded in a PASSED result that `--allow-downgrade` let
@@ -22,10 +21,23 @@ export interface Downgrade {
   reasons: string[];
 }
 
+/**
+ * The facts of a test result that the downgrade rules read and write (a TestResult has them; named
+ * here, not imported, because test-result.ts uses this module).
+ */
+export interface DowngradeFacts {
+  previousSystem: string | undefined;
+  version: string | undefined;
+  oldRev: string | undefined;
+  newRev: string | undefined;
+  downgradeAllowed: boolean;
+  downgrade?: Downgrade;
+}
+
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 
 /** (Re)compute `r.downgrade` from the result's facts, keeping the reasons already recorded. */
-export function markDowngrade(r: TestResult, reasons: string[] = []): void {
+export function markDowngrade(r: DowngradeFacts, reasons: string[] = []): void {
   const fromVersion = versionOf(r.previousSystem);
   const from = releaseOfVersion(fromVersion);
   const to = releaseOfVersion(r.version);
@@ -44,7 +56,7 @@ export function markDowngrade(r: TestResult, reasons: string[] = []): void {
  * The downgrade a result carries; for a result written before `downgrade` was recorded (only
  * `downgradeAllowed`), what can be told from its other facts.
  */
-export function downgradeOf(r: TestResult): Downgrade | undefined {
+export function downgradeOf(r: DowngradeFacts): Downgrade | undefined {
   if (r.downgrade) return r.downgrade;
   if (!r.downgradeAllowed) return undefined;
   const copy = { ...r, downgrade: undefined };
@@ -67,7 +79,7 @@ export function downgradeLine(d: Downgrade, input: string): string {
 export function guardDowngrade(
   reasons: string[],
   opts: { allowDowngrade: boolean },
-  r: TestResult,
+  r: DowngradeFacts,
   log: OpLog,
 ): void {
   if (!reasons.length) return;

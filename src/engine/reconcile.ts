@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CommandContext } from '../../commands/types.js';
 import { actorLabel } from '../audit.js';
 import { HV } from '../cli-name.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import type { CommandContext } from '../ports/command.js';
 import { removeFiles } from '../state.js';
 import {
   type ApplyDeps,

@@ -1,18 +1,11 @@
 import { z } from 'zod';
-import type { Stored } from '../state.js';
-import type { UpgradeRecord } from './apply.js';
-import type { JournalRecord } from './op-journal.js';
-import type { RollbackRecord } from './rollback.js';
-import type { SystemLockRecord } from './system-locks.js';
-import type { InProgress, TestResult } from './test-result.js';
 
 /**
  * Schemas of the records hv persists and later trusts (what gates `system-upgrade`, what the
- * reconciler acts on). Each is annotated with its TypeScript type, so the compiler keeps the two in
- * step. Unknown keys are kept (`passthrough`): a newer hv may add fields an older one must carry.
+ * reconciler acts on). Each is checked against its TypeScript type where it is read
+ * (`readRecord<T>(file, schema, …)` wants a schema of `Stored<T>`), so the compiler keeps the two in
+ * step; the types are not imported here, which would make an import cycle with their modules. Unknown keys are kept (`passthrough`): a newer hv may add fields an older one must carry.
  */
-type Schema<T> = z.ZodType<Stored<T>, z.ZodTypeDef, unknown>;
-
 const opt = <T extends z.ZodTypeAny>(t: T) => t.optional();
 const str = z.string();
 const int = z.number().int();
@@ -33,7 +26,7 @@ const Downgrade = z
   })
   .passthrough();
 
-export const TestResultRecord: Schema<TestResult> = z
+export const TestResultRecord = z
   .object({
     status: z.enum(['passed', 'failed']),
     host: str,
@@ -99,7 +92,7 @@ export const TestResultRecord: Schema<TestResult> = z
   })
   .passthrough();
 
-export const InProgressRecord: Schema<InProgress> = z
+export const InProgressRecord = z
   .object({
     pid: int,
     bootId: optStr,
@@ -125,7 +118,7 @@ const Interruption = z
   })
   .passthrough();
 
-export const UpgradeRecordSchema: Schema<UpgradeRecord> = z
+export const UpgradeRecordSchema = z
   .object({
     status: z.enum(['activating', 'applied', 'failed']),
     startedAt: str,
@@ -154,7 +147,7 @@ export const UpgradeRecordSchema: Schema<UpgradeRecord> = z
   })
   .passthrough();
 
-export const RollbackRecordSchema: Schema<RollbackRecord> = z
+export const RollbackRecordSchema = z
   .object({
     status: z.enum(['rolled-back', 'failed']),
     at: str,
@@ -184,7 +177,7 @@ const JournalSide = z
   })
   .passthrough();
 
-export const JournalRecordSchema: Schema<JournalRecord> = z
+export const JournalRecordSchema = z
   .object({
     operation: z.enum(['system-upgrade', 'rollback']),
     pid: int,
@@ -200,6 +193,6 @@ export const JournalRecordSchema: Schema<JournalRecord> = z
   })
   .passthrough();
 
-export const SystemLockRecordSchema: Schema<SystemLockRecord> = z
+export const SystemLockRecordSchema = z
   .object({ system: str, lockSha256: str, lock: str, flakeNix: optStr, recordedAt: str })
   .passthrough();

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import type { CommandContext } from '../../commands/types.js';
 import { actorLabel } from '../audit.js';
 import { isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
+import type { CommandContext } from '../ports/command.js';
 import { type Reconciled, reconcileJournal } from './reconcile.js';
 import { recoverInterruptedTest } from './recovery.js';
 

@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
-import type { CommandContext } from '../../commands/types.js';
 import { actorLabel } from '../audit.js';
 import { errorMessage, isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
+import type { CommandContext } from '../ports/command.js';
 import { isRunning } from '../process-identity.js';
 import { readRecord, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
-import type { Progress } from '../../commands/types.js';
 import type { Config } from '../config/schema.js';
 import type { OpLog } from '../log.js';
+import type { Progress } from '../ports/command.js';
 import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';

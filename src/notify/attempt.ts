@@ -1,6 +1,6 @@
-import type { ChannelAdapter, Delivery } from '../../adapters/types.js';
-import { DeliveryError } from '../../adapters/types.js';
 import { errorMessage } from '../errors.js';
+import type { ChannelAdapter, Delivery } from '../ports/channel.js';
+import { DeliveryError } from '../ports/channel.js';
 import type { DeliveryRecord, Outbox } from './outbox.js';
 import { withTimeout } from './timing.js';
 

@@ -1,8 +1,11 @@
-import { loadAdapter } from '../../adapters/registry.js';
-import type { AdapterContext, ChannelAdapter } from '../../adapters/types.js';
-import { DeliveryError } from '../../adapters/types.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import {
+  type AdapterContext,
+  type ChannelAdapter,
+  type ChannelTypes,
+  DeliveryError,
+} from '../ports/channel.js';
 import { type Channel, NotificationHub } from './hub.js';
 
 /** Stands in for a channel whose adapter could not be loaded: its deliveries fail, kept and retried. */
@@ -25,13 +28,18 @@ export async function buildHub(
   config: Config,
   ctx: AdapterContext,
   stateDir: string,
+  channelTypes: ChannelTypes,
 ): Promise<NotificationHub> {
   const channels: Channel[] = await Promise.all(
     config.notify.channels.map(async (channel): Promise<Channel> => {
       const name = channel.name ?? channel.type;
       try {
-        const factory = await loadAdapter(channel.type);
-        return { config: channel, adapter: await factory.create(channel, ctx) };
+        const type = channelTypes.get(channel.type);
+        if (!type)
+          throw new Error(
+            `unknown channel type "${channel.type}"; must be one of ${[...channelTypes.keys()].join(', ')}`,
+          );
+        return { config: channel, adapter: await type.open(channel, ctx) };
       } catch (e) {
         ctx.log('error', 'notification channel could not be started', {
           channel: name,

@@ -1,11 +1,10 @@
-import type { ChannelConfig } from '../../adapters/schemas.js';
-import type { ChannelAdapter } from '../../adapters/types.js';
 import type { HvEvent } from '../events.js';
+import type { ChannelAdapter, ChannelSettings } from '../ports/channel.js';
 import type { DigestKind } from './digest.js';
 
 /** An adapter and the config entry it was made from. */
 export interface Channel {
-  config: ChannelConfig;
+  config: ChannelSettings;
   adapter: ChannelAdapter;
 }
 
@@ -15,7 +14,7 @@ export function channelName(ch: Channel): string {
 }
 
 /** Whether the channel's `events` filter lets this event through (no filter: every event). */
-export function wants(channel: ChannelConfig, event: HvEvent): boolean {
+export function wants(channel: ChannelSettings, event: HvEvent): boolean {
   return !channel.events || channel.events.includes(event.type);
 }
 
@@ -26,6 +25,6 @@ export function channelTimeoutMs(ch: Channel, defaultSec: number): number {
 
 /** The channel's digest period, or null when it sends each event at once (or cannot digest). */
 export function digestKind(ch: Channel): DigestKind | null {
-  const digest = (ch.config as { digest?: DigestKind | null }).digest;
+  const digest = ch.config.digest;
   return digest && ch.adapter.sendDigest ? digest : null;
 }

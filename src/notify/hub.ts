@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import type { PendingNotice } from '../../adapters/types.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
+import type { PendingNotice } from '../ports/channel.js';
 import type { HubLog } from './attempt.js';
 import { type Channel, channelName } from './channels.js';
 import { DeliveryLoop, type DeliverySettings } from './delivery-loop.js';

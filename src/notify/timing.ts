@@ -1,4 +1,4 @@
-import { DeliveryError } from '../../adapters/types.js';
+import { DeliveryError } from '../ports/channel.js';
 
 /** Reject with a DeliveryError when `p` takes longer than `ms` (the channel's timeout). */
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeliveryError } from '../../adapters/types.js';
 import { listCommands } from '../../commands/index.js';
-import type { CommandResult } from '../../commands/types.js';
 import type { Actor } from '../../src/audit.js';
 import type {
   CommandBus,
@@ -13,6 +11,8 @@ import type {
 } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import { makeEvent } from '../../src/notify/events.js';
+import { DeliveryError } from '../../src/ports/channel.js';
+import type { CommandResult } from '../../src/ports/command.js';
 
 /** One `submit` the fake bus received. */
 export interface RecordedSubmit {

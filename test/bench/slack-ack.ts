@@ -11,8 +11,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { channelTypes } from '../../adapters/registry.js';
 import { SlackAdapter } from '../../adapters/slack/adapter.js';
 import { SlackChannel } from '../../adapters/slack/schema.js';
+import { commandRegistry } from '../../commands/index.js';
 import { createCommandBus } from '../../src/bus/bus.js';
 import { parseConfig } from '../../src/config/load.js';
 import { ExecaRunner } from '../../src/proc.js';
@@ -43,29 +45,32 @@ async function main(): Promise<number> {
   const users = Array.from({ length: concurrency }, (_, i) => `U0B${String(i).padStart(4, '0')}`);
   writeFileSync(join(dir, 'bot'), 'xoxb-hv-test\n');
   writeFileSync(join(dir, 'app'), 'xapp-1-hv-test\n');
-  const config = parseConfig({
-    host: 'hv01',
-    allowNonRoot: true,
-    paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-    flake: { dir: join(dir, 'flake') },
-    notify: {
-      channels: [
-        {
-          type: 'slack',
-          name: 'slack',
-          botTokenFile: join(dir, 'bot'),
-          appTokenFile: join(dir, 'app'),
-          channel: 'C0NOTIFY',
-          apiUrl: peer.apiUrl,
-        },
-      ],
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      allowNonRoot: true,
+      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+      flake: { dir: join(dir, 'flake') },
+      notify: {
+        channels: [
+          {
+            type: 'slack',
+            name: 'slack',
+            botTokenFile: join(dir, 'bot'),
+            appTokenFile: join(dir, 'app'),
+            channel: 'C0NOTIFY',
+            apiUrl: peer.apiUrl,
+          },
+        ],
+      },
+      chatops: {
+        roles: Object.fromEntries(users.map((u) => [`slack:${peer.workspace.teamId}:${u}`, 'viewer'])),
+      },
     },
-    chatops: {
-      roles: Object.fromEntries(users.map((u) => [`slack:${peer.workspace.teamId}:${u}`, 'viewer'])),
-    },
-  });
-  const services = createServices(config);
-  const bus = createCommandBus(services);
+    channelTypes,
+  );
+  const services = createServices(config, { channels: channelTypes });
+  const bus = createCommandBus(services, commandRegistry);
   const adapter = new SlackAdapter(SlackChannel.parse(config.notify.channels[0]), {
     config,
     runner: new ExecaRunner(),

@@ -2,6 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { channelTypes } from '../../adapters/registry.js';
+import { commandRegistry } from '../../commands/index.js';
 import type { AuditRecord } from '../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../src/bus/bus.js';
 import type { CommandRequest } from '../../src/bus/types.js';
@@ -41,9 +43,9 @@ function setup(chatops: ConfigInput['chatops'] = {}, busOpts: { spawnPrefix?: st
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(raw));
-  const config = parseConfig(raw);
-  const services = createServices(config, { now: () => new Date(t) });
-  const bus = createCommandBus(services, { configPath, pollMs: 50, ...busOpts });
+  const config = parseConfig(raw, channelTypes);
+  const services = createServices(config, { channels: channelTypes, now: () => new Date(t) });
+  const bus = createCommandBus(services, { ...commandRegistry, configPath, pollMs: 50, ...busOpts });
   buses.push(bus);
   return { bus, services, config };
 }

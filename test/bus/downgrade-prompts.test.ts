@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promptMessage } from '../../adapters/discord/render.js';
+import { channelTypes } from '../../adapters/registry.js';
 import { confirmMessage } from '../../adapters/slack/blocks.js';
+import { commandRegistry } from '../../commands/index.js';
 import type { AuditRecord } from '../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../src/bus/bus.js';
 import type { CommandRequest, ConfirmationPrompt } from '../../src/bus/types.js';
@@ -35,8 +37,8 @@ function setup() {
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(raw));
-  const services = createServices(parseConfig(raw));
-  const bus = createCommandBus(services, { configPath, pollMs: 50 });
+  const services = createServices(parseConfig(raw, channelTypes), { channels: channelTypes });
+  const bus = createCommandBus(services, { ...commandRegistry, configPath, pollMs: 50 });
   buses.push(bus);
   return { bus, services };
 }

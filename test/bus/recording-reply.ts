@@ -1,5 +1,5 @@
-import type { CommandResult } from '../../commands/types.js';
 import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import type { CommandResult } from '../../src/ports/command.js';
 
 /** A Reply that records what a front end would have shown. */
 export class RecordingReply implements Reply {

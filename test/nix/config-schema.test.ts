@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { channelTypes } from '../../adapters/registry.js';
 import { parseConfig } from '../../src/config/load.js';
 import { evalModuleConfigJson } from './eval-module.js';
 
@@ -8,7 +9,7 @@ describe('NixOS module config JSON against the TypeScript schema', () => {
     const json = await evalModuleConfigJson(
       '{ hypervisor.updateChecker = { enable = true; schedule = "Mon *-*-* 02:00:00"; }; }',
     );
-    const config = parseConfig(JSON.parse(json));
+    const config = parseConfig(JSON.parse(json), channelTypes);
     expect(config.schedule).toBe('Mon *-*-* 02:00:00');
     expect(config.flake.dir).toBe('/etc/hypervisor');
   });
@@ -36,7 +37,7 @@ describe('NixOS module config JSON against the TypeScript schema', () => {
         settings = { test.maxAgeDays = 3; apply.operation = "boot"; };
       };
     }`);
-    const config = parseConfig(JSON.parse(json));
+    const config = parseConfig(JSON.parse(json), channelTypes);
     expect(config.notify.channels.map((c) => c.name)).toEqual([
       'motd',
       'wall',
@@ -53,6 +54,6 @@ describe('NixOS module config JSON against the TypeScript schema', () => {
     const json = await evalModuleConfigJson(
       '{ hypervisor.updateChecker = { enable = true; settings.colour = "blue"; }; }',
     );
-    expect(() => parseConfig(JSON.parse(json))).toThrow(/colour: unknown key/);
+    expect(() => parseConfig(JSON.parse(json), channelTypes)).toThrow(/colour: unknown key/);
   });
 });

@@ -2,14 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ChannelConfig } from '../../adapters/schemas.js';
-import { type ChannelAdapter, type Delivery, DeliveryError } from '../../adapters/types.js';
+import type { ChannelConfig } from '../../adapters/registry.js';
 import type { HvEvent } from '../../src/events.js';
 import type { Channel } from '../../src/notify/channels.js';
 import { DeliveryLoop } from '../../src/notify/delivery-loop.js';
 import { enqueueEvents } from '../../src/notify/enqueue.js';
 import { makeEvent } from '../../src/notify/events.js';
 import { Outbox } from '../../src/notify/outbox.js';
+import { type ChannelAdapter, type Delivery, DeliveryError } from '../../src/ports/channel.js';
 
 /** A channel that records each attempt; `behave` decides its fate (a never-settling promise hangs it). */
 class FakeChannel implements ChannelAdapter {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelTypes } from '../../adapters/registry.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { EventType } from '../../src/events.js';
 import { buildHub } from '../../src/notify/build.js';
@@ -23,18 +24,22 @@ async function setup(digest: 'daily' | 'weekly' | 'monthly') {
     () => sink.close(),
     () => rmSync(root, { recursive: true, force: true }),
   );
-  const config = parseConfig({
-    host: 'hv01',
-    allowNonRoot: true,
-    paths: { state: join(root, 'state'), log: join(root, 'log'), motd: join(root, 'motd') },
-    notify: { channels: [emailChannel('ops-mail', sink.port, { digest })] },
-  });
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      allowNonRoot: true,
+      paths: { state: join(root, 'state'), log: join(root, 'log'), motd: join(root, 'motd') },
+      notify: { channels: [emailChannel('ops-mail', sink.port, { digest })] },
+    },
+    channelTypes,
+  );
   const clock = { now: new Date(2024, 8, 3, 9, 0) };
   const hub = () =>
     buildHub(
       config,
       { config, runner: new ExecaRunner(), now: () => clock.now, readSecret, log: () => {} },
       config.paths.state,
+      channelTypes,
     );
   return { sink, clock, hub };
 }

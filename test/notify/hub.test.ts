@@ -2,12 +2,12 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChannelConfig } from '../../adapters/schemas.js';
-import { type ChannelAdapter, type Delivery, DeliveryError } from '../../adapters/types.js';
+import type { ChannelConfig } from '../../adapters/registry.js';
 import type { HvEvent } from '../../src/events.js';
 import { makeEvent } from '../../src/notify/events.js';
 import { type HubOptions, NotificationHub } from '../../src/notify/hub.js';
 import { deliveryStats } from '../../src/notify/outbox.js';
+import { type ChannelAdapter, type Delivery, DeliveryError } from '../../src/ports/channel.js';
 
 /** A channel that records what it was given; `behave` decides each attempt's fate. */
 class FakeChannel implements ChannelAdapter {

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { channelTypes } from '../../adapters/registry.js';
+import { checkUpdatesCommand } from '../../commands/check-updates.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { MAX_WAIT_MS } from '../../src/schedule/index.js';
 import { poll } from '../adapters/chat-contract.js';
@@ -69,6 +71,8 @@ describe("the daemon's scheduler", () => {
     const daemon = new Daemon({
       configFlag: path,
       env: {},
+      channels: channelTypes,
+      scheduledCommand: checkUpdatesCommand,
       log: (_level, msg, fields = {}) => logged.push({ msg, fields }),
       timers: clock,
     });

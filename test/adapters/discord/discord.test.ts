@@ -3,9 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiscordAdapter } from '../../../adapters/discord/index.js';
 import { LIMITS } from '../../../adapters/discord/render.js';
-import { DeliveryError } from '../../../adapters/types.js';
+import { channelTypes } from '../../../adapters/registry.js';
 import { isHvError } from '../../../src/errors.js';
 import { makeEvent } from '../../../src/notify/events.js';
+import { DeliveryError } from '../../../src/ports/channel.js';
 import { createServices, readSecret } from '../../../src/services.js';
 import { DISCORD_IDS } from '../../peers/discord-peer.js';
 import { FakeBus, longText, makePrompt, makeResult, poll } from '../chat-contract.js';
@@ -460,7 +461,7 @@ describe('discord adapter: notifications', () => {
 
   it('through the hub and outbox: a 429 with retry_after 2 s is retried no sooner than 2 s later, one message', async () => {
     w = await startDiscord({ noStart: true });
-    const hub = await createServices(w.config).hub();
+    const hub = await createServices(w.config, { channels: channelTypes }).hub();
     w.peer.failNext('POST /channels/:id/messages', { status: 429, retryAfter: 2 });
     await hub.publish([notice('Upgrade test failed on hv01')]);
     await poll(() => w?.peer.messagesIn(DISCORD_IDS.channel).length === 1, 'the retried message', 10_000);

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscordAdapter } from '../../../adapters/discord/index.js';
 import type { DiscordChannel } from '../../../adapters/discord/schema.js';
+import { channelTypes } from '../../../adapters/registry.js';
+import { commandRegistry } from '../../../commands/index.js';
 import { createCommandBus, type HostedCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { createServices, readSecret } from '../../../src/services.js';
@@ -91,12 +93,13 @@ describe('Discord /hv end to end (real bus, real engine, real Nix)', () => {
     const notify = world.config.notify as { channels: unknown[] };
     notify.channels.push(channel);
     world.writeConfig();
-    const config = parseConfig(world.config);
+    const config = parseConfig(world.config, channelTypes);
     const services = createServices(config, {
+      channels: channelTypes,
       now: () => new Date(Date.now() + clockOffset),
       log: (level, msg, fields) => logs.push({ msg, fields: { level, ...fields } }),
     });
-    bus = createCommandBus(services, { configPath: world.configPath, pollMs: 100 });
+    bus = createCommandBus(services, { ...commandRegistry, configPath: world.configPath, pollMs: 100 });
     adapter = new DiscordAdapter(config.notify.channels.at(-1) as DiscordChannel, {
       config,
       runner: services.runner,

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiscordAdapter, type DiscordAdapterOptions } from '../../../adapters/discord/index.js';
 import { DiscordChannel } from '../../../adapters/discord/schema.js';
-import type { AdapterContext } from '../../../adapters/types.js';
+import { channelTypes } from '../../../adapters/registry.js';
 import type { CommandBus } from '../../../src/bus/types.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import type { HvEvent } from '../../../src/events.js';
+import type { AdapterContext } from '../../../src/ports/channel.js';
 import { ExecaRunner } from '../../../src/proc.js';
 import { readSecret } from '../../../src/services.js';
 import {
@@ -81,13 +82,16 @@ export async function startDiscord(opts: DiscordWorldOptions = {}): Promise<Disc
     apiUrl: peer.apiUrl,
     ...opts.channel?.(peer),
   });
-  const config = parseConfig({
-    host: 'hv01',
-    allowNonRoot: true,
-    paths: { state: join(dir, 'state'), log: join(dir, 'log') },
-    notify: { channels: [channel] },
-    ...opts.config,
-  });
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      allowNonRoot: true,
+      paths: { state: join(dir, 'state'), log: join(dir, 'log') },
+      notify: { channels: [channel] },
+      ...opts.config,
+    },
+    channelTypes,
+  );
   let offset = 0;
   const logs: DiscordWorld['logs'] = [];
   const ctx: AdapterContext = {

@@ -1,11 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { channelTypes } from '../../../adapters/registry.js';
 import type { SlackAdapter } from '../../../adapters/slack/adapter.js';
-import { DeliveryError } from '../../../adapters/types.js';
+import { commandRegistry } from '../../../commands/index.js';
 import { createCommandBus, type HostedCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { makeEvent } from '../../../src/notify/events.js';
+import { DeliveryError } from '../../../src/ports/channel.js';
 import { createServices } from '../../../src/services.js';
 import { SlackPeer } from '../../peers/slack-peer.js';
 import {
@@ -51,8 +53,12 @@ beforeAll(async () => {
     },
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(raw));
-  const config = parseConfig(raw);
-  bus = createCommandBus(createServices(config), { configPath: join(dir, 'config.json'), pollMs: 50 });
+  const config = parseConfig(raw, channelTypes);
+  bus = createCommandBus(createServices(config, { channels: channelTypes }), {
+    ...commandRegistry,
+    configPath: join(dir, 'config.json'),
+    pollMs: 50,
+  });
   adapter = makeAdapter(config).adapter;
   await adapter.start({ bus });
 });

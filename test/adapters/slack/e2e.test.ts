@@ -3,7 +3,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { channelTypes } from '../../../adapters/registry.js';
 import type { SlackAdapter } from '../../../adapters/slack/adapter.js';
+import { commandRegistry } from '../../../commands/index.js';
 import type { AuditRecord } from '../../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
@@ -73,9 +75,12 @@ beforeAll(async () => {
       },
     },
   });
-  const config = parseConfig(world.config);
-  const services = createServices(config, { now: () => new Date(Date.now() + skewMs) });
-  bus = createCommandBus(services, { configPath: world.configPath, pollMs: 100 });
+  const config = parseConfig(world.config, channelTypes);
+  const services = createServices(config, {
+    channels: channelTypes,
+    now: () => new Date(Date.now() + skewMs),
+  });
+  bus = createCommandBus(services, { ...commandRegistry, configPath: world.configPath, pollMs: 100 });
   adapter = makeAdapter(config).adapter;
   await adapter.start({ bus });
 });

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { channelTypes } from '../../../adapters/registry.js';
 import { SlackAdapter } from '../../../adapters/slack/adapter.js';
 import { SlackChannel } from '../../../adapters/slack/schema.js';
-import type { AdapterContext } from '../../../adapters/types.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
+import type { AdapterContext } from '../../../src/ports/channel.js';
 import { ExecaRunner } from '../../../src/proc.js';
 import { readSecret } from '../../../src/services.js';
 import { buildSlashCommand } from '../../peers/slack-payloads.js';
@@ -68,12 +69,15 @@ export function makeAdapter(
 /** A bare config with one Slack channel (adapter tests without a World). */
 export function bareConfig(peer: SlackPeer, extra: Partial<SlackChannel> & Record<string, unknown> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'hv-slack-'));
-  const config = parseConfig({
-    host: 'hv01',
-    allowNonRoot: true,
-    paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-    notify: { channels: [slackChannelConfig(peer, dir, extra)] },
-  });
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      allowNonRoot: true,
+      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+      notify: { channels: [slackChannelConfig(peer, dir, extra)] },
+    },
+    channelTypes,
+  );
   return { config, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeliveryError } from '../../../adapters/types.js';
+import { channelTypes } from '../../../adapters/registry.js';
+import { commandRegistry } from '../../../commands/index.js';
 import { createCommandBus, type HostedCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { makeEvent } from '../../../src/notify/events.js';
+import { DeliveryError } from '../../../src/ports/channel.js';
 import { createServices } from '../../../src/services.js';
 import { SlackPeer } from '../../peers/slack-peer.js';
 import { FakeBus } from '../chat-contract.js';
@@ -47,11 +49,15 @@ describe('Slack adapter: daemon restart and bad tokens', () => {
     };
     const configPath = join(dir, 'config.json');
     writeFileSync(configPath, JSON.stringify(raw));
-    const config = parseConfig(raw);
+    const config = parseConfig(raw, channelTypes);
     expect(base.notify.channels).toHaveLength(1);
 
     const daemon = async () => {
-      const bus = createCommandBus(createServices(config), { configPath, pollMs: 50 });
+      const bus = createCommandBus(createServices(config, { channels: channelTypes }), {
+        ...commandRegistry,
+        configPath,
+        pollMs: 50,
+      });
       const { adapter } = makeAdapter(config);
       await adapter.start({ bus });
       return { bus, adapter };

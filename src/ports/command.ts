@@ -1,33 +1,10 @@
 import type { z } from 'zod';
-import type { Actor } from '../src/audit.js';
-import type { Config, Role } from '../src/config/schema.js';
-import type { ExitCode } from '../src/errors.js';
-import type { Services } from '../src/services.js';
+import type { Actor } from '../audit.js';
+import type { Config, Role } from '../config/schema.js';
+import type { Services } from '../services.js';
+import type { CommandResult } from './result.js';
 
-/** The `status` field of `--json` output and of chat results (SPEC "CLI"). */
-export type ResultStatus =
-  | 'ok'
-  | 'up-to-date'
-  | 'update-available'
-  | 'passed'
-  | 'failed'
-  | 'applied'
-  | 'refused'
-  | 'rolled-back'
-  | 'busy'
-  | 'error';
-
-/** What a command hands back to whichever front end asked (CLI, chat, email). */
-export interface CommandResult {
-  status: ResultStatus;
-  exitCode: ExitCode;
-  /** Human summary, a few lines of plain text. */
-  message: string;
-  /** Facts for `--json` and rich chat messages. */
-  data: Record<string, unknown>;
-  /** Facts for the outcome's audit record (what changed: generations, revisions, a downgrade). */
-  audit?: Record<string, unknown>;
-}
+export type { CommandResult, ResultStatus } from './result.js';
 
 /** Progress of a long operation, rendered by the front end (terminal line, chat thread edit). */
 export interface Progress {
@@ -103,3 +80,10 @@ export interface Command<A = Record<string, unknown>> {
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds commands of every argument type
 export type AnyCommand = Command<any>;
+
+/** The commands a process serves: the composition roots pass commands/index.ts `commandRegistry`. */
+export interface CommandRegistry {
+  findCommand(name: string): AnyCommand | undefined;
+  /** Every command, in registration order (help, the bus and chat front ends list these). */
+  listCommands(): AnyCommand[];
+}

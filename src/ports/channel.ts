@@ -1,0 +1,132 @@
+/**
+ * The channel port: what the core needs from a notification or chat channel, and what it gives one.
+ * Adapters (adapters/) implement it; the composition roots hand the core a `ChannelTypes` registry.
+ */
+import type { z } from 'zod';
+import type { AdapterHost, Reply, ReplyAddress } from '../bus/types.js';
+import type { ChannelSettings } from '../config/fields.js';
+import type { Config } from '../config/schema.js';
+import type { HvEvent } from '../events.js';
+import type { Runner } from '../proc.js';
+
+/** What the local notices show while an update is pending (null: nothing pending). */
+export interface PendingNotice {
+  host: string;
+  input: string;
+  branch: string | undefined;
+  current: { rev: string | undefined; date: string | undefined };
+  available: { rev: string | undefined; date: string | undefined };
+  releases: string[];
+  next: string;
+  detailsFile: string;
+  /** Why it is pending when not only because upstream moved (e.g. the live flake.lock is not what runs). */
+  reason?: string;
+  /** False when only a newer release is pending (the tracked branch is up to date). */
+  updateAvailable?: boolean;
+  /** The next newer release and the command that tests a move to it. */
+  release?: { branch: string; next: string };
+}
+
+/** A failed delivery attempt; `retryAfterMs` honours a platform's rate limit. */
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    /** A failure no retry will fix (bad address, bad token). */
+    readonly permanent = false,
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
+  }
+}
+
+/** Everything an adapter may use; no Nix, no engine. */
+export interface AdapterContext {
+  config: Config;
+  runner: Runner;
+  now: () => Date;
+  /** Read a secret from a file named in the config; never log the value. */
+  readSecret(path: string): string;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** One delivery of one event to one channel; `id` is the idempotency key. */
+export interface Delivery {
+  id: string;
+  attempt: number;
+}
+
+/** Capability: sends events (the hub's outbox retries what throws a DeliveryError). */
+export interface Notifier {
+  /** Send one event. Throw DeliveryError to have the hub retry. */
+  deliver(event: HvEvent, delivery: Delivery): Promise<void>;
+  /** Send several events as one message (email digests). */
+  sendDigest?(events: HvEvent[], delivery: Delivery): Promise<void>;
+}
+
+/** Capability: a persistent notice (the motd file) kept in line with what is pending. */
+export interface NoticeBoard {
+  reconcile(pending: PendingNotice | null): Promise<void>;
+}
+
+/** Capability: takes commands (chat); the daemon starts it with the command bus. */
+export interface CommandIntake {
+  start(host: AdapterHost): Promise<void>;
+  stop?(): Promise<void>;
+  /**
+   * A Reply for a ReplyAddress this adapter made, so that the command bus can deliver an
+   * operation's result after a daemon restart (undefined: not this adapter's address).
+   */
+  replyFor?(address: ReplyAddress): Reply | undefined;
+}
+
+/**
+ * A channel as the core sees it: a notifier, optionally also a notice board and a command intake.
+ * Like bolt-js receivers: thin, one job each.
+ */
+export interface ChannelAdapter extends Notifier, Partial<NoticeBoard>, Partial<CommandIntake> {
+  readonly name: string;
+  readonly type: string;
+}
+
+/** Makes a channel's adapter from its parsed, typed config entry. */
+export interface ChannelFactory<C> {
+  readonly type: string;
+  create(channel: C, ctx: AdapterContext): ChannelAdapter | Promise<ChannelAdapter>;
+}
+
+/**
+ * One channel type: its config schema (zod only, loaded at start) and its adapter (loaded lazily,
+ * only when a channel of this type is configured, so `hv status` never loads a platform library).
+ */
+export interface ChannelType {
+  readonly type: string;
+  readonly schema: z.ZodType<ChannelSettings, z.ZodTypeDef, unknown>;
+  /** Load the adapter and make it from a config entry that passed `schema`. */
+  open(channel: ChannelSettings, ctx: AdapterContext): Promise<ChannelAdapter>;
+}
+
+export type { ChannelSettings };
+
+/** Every channel type, by `type`; built by adapters/registry.ts and passed in by the composition roots. */
+export type ChannelTypes = ReadonlyMap<string, ChannelType>;
+
+/**
+ * A channel type from its schema and a lazy loader of its factory. The factory gets the entry as
+ * its schema's output type: parsed again here (cheap, the schemas have no side effects), so no
+ * adapter casts its config.
+ */
+export function defineChannel<S extends z.ZodType<ChannelSettings, z.ZodTypeDef, unknown>>(def: {
+  type: string;
+  schema: S;
+  load: () => Promise<ChannelFactory<z.output<S>>>;
+}): ChannelType {
+  return {
+    type: def.type,
+    schema: def.schema,
+    async open(channel, ctx) {
+      const factory = await def.load();
+      return factory.create(def.schema.parse(channel), ctx);
+    },
+  };
+}
