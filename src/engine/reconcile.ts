@@ -82,14 +82,7 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
   if (j.operation === 'system-upgrade') {
     const rec = await reconcileUpgrade(deps, j, base);
     event = upgradeEvent(ctx.config, rec, services.now());
-    const i = rec.interrupted as Interruption;
-    result = {
-      operation: j.operation,
-      step: j.step,
-      outcome: i.outcome,
-      status: rec.status,
-      summary: `system-upgrade (started ${j.startedAt} by ${j.by}) was interrupted at "${j.step}": ${i.detail}`,
-    };
+    result = reconciled(j, rec.interrupted as Interruption, rec.status);
     if (rec.status === 'applied') removeFiles(services.paths.updateText, services.paths.updateJson);
   } else {
     const rec = await reconcileRollback(deps, j, base);
@@ -122,14 +115,7 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
         services.now(),
       );
     } else {
-      const i = rec.interrupted as Interruption;
-      result = {
-        operation: j.operation,
-        step: j.step,
-        outcome: i.outcome,
-        status: rec.status,
-        summary: `rollback (started ${j.startedAt} by ${j.by}) was interrupted at "${j.step}": ${i.detail}`,
-      };
+      result = reconciled(j, rec.interrupted as Interruption, rec.status);
       event = rollbackEvent(ctx.config, rec, services.now());
     }
   }
@@ -162,6 +148,16 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
     services.log('error', 'notification failed', { error: errorMessage(e) });
   }
   return result;
+}
+
+function reconciled(j: JournalRecord, i: Interruption, status: string): Reconciled {
+  return {
+    operation: j.operation,
+    step: j.step,
+    outcome: i.outcome,
+    status,
+    summary: `${j.operation} (started ${j.startedAt} by ${j.by}) was interrupted at "${j.step}": ${i.detail}`,
+  };
 }
 
 async function setProfile(deps: ApplyDeps, argv: string[]): Promise<string | undefined> {

@@ -107,9 +107,33 @@ export async function upstreamHead(
 }
 
 /**
- * Commit time of `rev` at `url`, fetched cheaply: a treeless, depth-1 fetch into a cache repository
- * (a few kilobytes even for nixpkgs). Best effort: undefined when it cannot be had.
+ * Fetch `rev` of `url` into the cache repository `<cacheDir>/upstream.git`, treeless (commits
+ * only: a few kilobytes for depth 1, a few hundred for the ancestry depth, even for nixpkgs).
+ * Returns the repository, or undefined when the fetch failed.
  */
+async function fetchCommits(
+  runner: Runner,
+  git: string,
+  cacheDir: string,
+  url: string,
+  rev: string,
+  depth: number,
+): Promise<string | undefined> {
+  const repo = join(cacheDir, 'upstream.git');
+  makeDir(cacheDir, 0o700);
+  const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
+    env: GIT_ENV,
+    timeoutMs: 30_000,
+  });
+  if (init.exitCode !== 0) return undefined;
+  const fetch = await runner.run(
+    [git, '-C', repo, 'fetch', '--quiet', '--no-tags', `--depth=${depth}`, '--filter=tree:0', url, rev],
+    { env: GIT_ENV, timeoutMs: 120_000 },
+  );
+  return fetch.exitCode === 0 ? repo : undefined;
+}
+
+/** Commit time of `rev` at `url` (a depth-1 treeless fetch). Best effort: undefined when unknown. */
 export async function commitTime(
   runner: Runner,
   git: string,
@@ -117,19 +141,9 @@ export async function commitTime(
   url: string,
   rev: string,
 ): Promise<number | undefined> {
-  const repo = join(cacheDir, 'upstream.git');
   try {
-    makeDir(cacheDir, 0o700);
-    const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
-      env: GIT_ENV,
-      timeoutMs: 30_000,
-    });
-    if (init.exitCode !== 0) return undefined;
-    const fetch = await runner.run(
-      [git, '-C', repo, 'fetch', '--quiet', '--no-tags', '--depth=1', '--filter=tree:0', url, rev],
-      { env: GIT_ENV, timeoutMs: 120_000 },
-    );
-    if (fetch.exitCode !== 0) return undefined;
+    const repo = await fetchCommits(runner, git, cacheDir, url, rev, 1);
+    if (!repo) return undefined;
     const show = await runner.run([git, '-C', repo, 'show', '-s', '--format=%ct', rev], {
       env: GIT_ENV,
       timeoutMs: 30_000,
@@ -145,9 +159,8 @@ export async function commitTime(
 const ANCESTRY_DEPTH = 1000;
 
 /**
- * Whether `ancestor` is an ancestor of `rev` at `url`, learnt from the same cache repository as
- * `commitTime`: a treeless fetch of `rev` with a bounded history (commits only, a few hundred
- * kilobytes at most). Best effort: false when it cannot be known.
+ * Whether `ancestor` is an ancestor of `rev` at `url`, from a bounded-history fetch of `rev` into
+ * the same cache repository as `commitTime`. Best effort: false when it cannot be known.
  */
 export async function isAncestor(
   runner: Runner,
@@ -157,30 +170,9 @@ export async function isAncestor(
   ancestor: string,
   rev: string,
 ): Promise<boolean> {
-  const repo = join(cacheDir, 'upstream.git');
   try {
-    makeDir(cacheDir, 0o700);
-    const init = await runner.run([git, 'init', '--quiet', '--bare', repo], {
-      env: GIT_ENV,
-      timeoutMs: 30_000,
-    });
-    if (init.exitCode !== 0) return false;
-    const fetch = await runner.run(
-      [
-        git,
-        '-C',
-        repo,
-        'fetch',
-        '--quiet',
-        '--no-tags',
-        `--depth=${ANCESTRY_DEPTH}`,
-        '--filter=tree:0',
-        url,
-        rev,
-      ],
-      { env: GIT_ENV, timeoutMs: 120_000 },
-    );
-    if (fetch.exitCode !== 0) return false;
+    const repo = await fetchCommits(runner, git, cacheDir, url, rev, ANCESTRY_DEPTH);
+    if (!repo) return false;
     const r = await runner.run([git, '-C', repo, 'merge-base', '--is-ancestor', ancestor, rev], {
       env: GIT_ENV,
       timeoutMs: 30_000,
