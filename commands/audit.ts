@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HV } from '../src/cli-name.js';
 import { Exit } from '../src/errors.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
 
@@ -12,7 +13,7 @@ export const auditCommand: Command<{ verify: boolean }> = {
   }),
   async run({ services }, args): Promise<CommandResult> {
     if (!args.verify)
-      return { status: 'error', exitCode: Exit.usage, message: 'usage: hv audit --verify', data: {} };
+      return { status: 'error', exitCode: Exit.usage, message: `usage: ${HV} audit --verify`, data: {} };
     const v = services.audit.verify();
     const file = services.audit.file;
     const data = { ...v, file };

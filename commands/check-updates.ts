@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
+import { HV } from '../src/cli-name.js';
 import { type CheckResult, checkUpdates } from '../src/engine/check.js';
 import { Exit, errorMessage, isHvError } from '../src/errors.js';
 import type { HvEvent } from '../src/events.js';
@@ -59,8 +60,8 @@ function detailsText(r: CheckResult): string {
     `Checked:    ${r.checkedAt}`,
     '',
     'Next steps:',
-    '  hv upgrade-test      build it and activate it without persisting; reverts on failure',
-    '  hv system-upgrade    then apply exactly what was tested',
+    `  ${HV} upgrade-test      build it and activate it without persisting; reverts on failure`,
+    `  ${HV} system-upgrade    then apply exactly what was tested`,
     ...(n ? [`  ${n.next}    later, to move to ${n.branch} the same way`] : []),
     '',
   );
@@ -83,7 +84,7 @@ function summary(r: CheckResult): string {
   else if (r.liveLock?.matchesRunning === null && r.liveLock.message)
     lines.push(`Note: ${r.liveLock.message}`);
   if (r.upstreamBehind) lines.push(`Note: ${r.upstreamBehind.message}`);
-  if (r.status === 'update-available') lines.push('Next: hv upgrade-test');
+  if (r.status === 'update-available') lines.push(`Next: ${HV} upgrade-test`);
   const n = releaseNotice(r);
   if (n) lines.push(`Newer release available: ${n.all.join(', ')}. To test ${n.branch}: ${n.next}`);
   return lines.join('\n');
@@ -118,7 +119,7 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
             key: `${now().toISOString().slice(0, 10)}:${error}`,
             title: 'Update check failed',
             data: { error, log: log.file },
-            next: 'hv check-updates',
+            next: `${HV} check-updates`,
           },
           now(),
         ),
@@ -144,7 +145,7 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
         current: installed(r),
         available: { rev: r.available.rev, date: r.available.date },
         releases: r.releases.map((x) => x.branch),
-        next: 'hv upgrade-test',
+        next: `${HV} upgrade-test`,
         detailsFile: paths.updateText,
         ...(stale(r) && r.liveLock.message ? { reason: r.liveLock.message } : {}),
         ...(release ? { release: { branch: release.branch, next: release.next } } : {}),
@@ -157,7 +158,7 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
             key: updateKey(r),
             title: updateTitle(r),
             data: { ...r, current: installed(r) },
-            next: 'hv upgrade-test',
+            next: `${HV} upgrade-test`,
             detailsFile: paths.updateText,
           },
           now(),

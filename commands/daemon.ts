@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { channelTypes } from '../adapters/registry.js';
+import { HV } from '../src/cli-name.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { Exit } from '../src/errors.js';
 import type { Command, CommandRegistry, CommandResult } from '../src/ports/command.js';
@@ -62,6 +63,6 @@ export const daemonCommand = (commands: CommandRegistry): Command<Record<string,
     started = daemon.start();
     await started; // a refusal (busy, invalid config) is the command's result
     await stopped;
-    return { status: 'ok', exitCode: Exit.ok, message: 'hv daemon stopped', data: {} };
+    return { status: 'ok', exitCode: Exit.ok, message: `${HV} daemon stopped`, data: {} };
   },
 });

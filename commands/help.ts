@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HV } from '../src/cli-name.js';
 import { commandOptions, helpText, usageLine } from '../src/command-options.js';
 import { Exit } from '../src/errors.js';
 import type { AnyCommand, Command, CommandResult } from '../src/ports/command.js';
@@ -16,7 +17,7 @@ export function helpCommand(list: () => AnyCommand[]): Command<Record<string, ne
       // Chat and email list only what they serve, as their users type it.
       const channel = ctx.actor.channel;
       const cmds = list().filter((c) => channel === 'cli' || !c.cliOnly);
-      const prog = channel === 'cli' || channel === 'email' ? 'hv' : '/hv';
+      const prog = channel === 'cli' || channel === 'email' ? HV : '/hv';
       const style = channel === 'discord' ? 'named' : 'words';
       return {
         status: 'ok',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { actorLabel } from '../src/audit.js';
+import { HV } from '../src/cli-name.js';
 import { rollbackEvent } from '../src/engine/operation-events.js';
 import type { RollbackRecord } from '../src/engine/rollback.js';
 import { Exit, errorMessage } from '../src/errors.js';
@@ -25,7 +26,7 @@ function summary(rec: RollbackRecord): string {
     );
   if (rec.testInvalidated)
     lines.push(
-      'The last PASSED upgrade test no longer approves an upgrade: run "hv upgrade-test" before "hv system-upgrade".',
+      `The last PASSED upgrade test no longer approves an upgrade: run "${HV} upgrade-test" before "${HV} system-upgrade".`,
     );
   if (rec.rebootRequired) lines.push(`Reboot required to finish: ${rec.rebootParts.join(', ') || 'yes'}.`);
   return lines.join('\n');

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
@@ -126,7 +127,7 @@ function liveLockStatus(
   return {
     matchesRunning: null,
     source: 'unknown',
-    detail: 'not known since the last check (flake.lock or the running system changed); run hv check-updates',
+    detail: `not known since the last check (flake.lock or the running system changed); run ${HV} check-updates`,
   };
 }
 
@@ -239,11 +240,11 @@ export const statusCommand: Command<Record<string, never>> = {
       `Tracking:    ${config.flake.input}${tracked.ref ? ` ${tracked.ref}` : ''} at ${String(tracked.rev ?? '?').slice(0, 12)}`,
       `Last check:  ${lastCheck ? `${lastCheck.at} ${lastCheck.ok ? (lastCheck.result?.status ?? '') : `FAILED: ${lastCheck.error}`}` : 'never'}`,
       `Live lock:   ${liveLock.matchesRunning === true ? 'what runs' : liveLock.matchesRunning === false ? 'NOT what runs' : 'cannot tell'}: ${liveLock.detail}`,
-      `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run hv upgrade-test` : 'none'}`,
+      `Pending:     ${pending ? `${pending.available.rev?.slice(0, 12)} (${pending.available.date ?? '?'}) — run ${HV} upgrade-test` : 'none'}`,
     ];
     if (releases.length)
       lines.push(
-        `Newer release: ${releases.join(', ')}${/^nixos-\d\d\.\d\d$/.test(releases[0] ?? '') ? ` — hv upgrade-test --release ${(releases[0] as string).slice(6)}` : ''}`,
+        `Newer release: ${releases.join(', ')}${/^nixos-\d\d\.\d\d$/.test(releases[0] ?? '') ? ` — ${HV} upgrade-test --release ${(releases[0] as string).slice(6)}` : ''}`,
       );
     lines.push(
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
@@ -265,7 +266,7 @@ export const statusCommand: Command<Record<string, never>> = {
         .map((k) => `${s[k]} ${k === 'held' ? 'held for digest' : k}`);
       if (s.pending + s.retrying + s.dead === 0) continue;
       lines.push(
-        `Notify ${channel}: ${parts.join(', ')}${s.lastError ? ` (last error: ${s.lastError})` : ''}${s.dead ? ' — hv notify retry' : ''}`,
+        `Notify ${channel}: ${parts.join(', ')}${s.lastError ? ` (last error: ${s.lastError})` : ''}${s.dead ? ` — ${HV} notify retry` : ''}`,
       );
     }
     return { status: 'ok', exitCode: Exit.ok, message: lines.join('\n'), data };

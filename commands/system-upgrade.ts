@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { actorLabel } from '../src/audit.js';
+import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import { upgradeEvent } from '../src/engine/operation-events.js';
 import { Exit, errorMessage } from '../src/errors.js';
@@ -21,13 +22,13 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
               ]
             : []),
           `Backup: ${rec.backupDir}`,
-          `To go back: hv rollback   (returns to generation ${rec.previousGeneration})`,
+          `To go back: ${HV} rollback   (returns to generation ${rec.previousGeneration})`,
         ]
       : [
           ...(downgrade ? [`${downgrade} did not activate cleanly.`] : []),
           `System upgrade FAILED while activating generation ${rec.newGeneration} (${rec.toplevel}):`,
           ...(rec.error ?? '').trim().split('\n').slice(0, 12),
-          `The new generation stays the profile's current one; inspect the failed units (systemctl --failed, journalctl -b), or return with: hv rollback (to generation ${rec.previousGeneration})`,
+          `The new generation stays the profile's current one; inspect the failed units (systemctl --failed, journalctl -b), or return with: ${HV} rollback (to generation ${rec.previousGeneration})`,
         ];
   if (rec.rebootRequired)
     lines.push(

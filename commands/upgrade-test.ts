@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { actorLabel } from '../src/audit.js';
+import { HV } from '../src/cli-name.js';
 import { downgradeLine } from '../src/engine/downgrade.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
@@ -15,7 +16,7 @@ function summary(r: TestResult, resultFile: string): string {
           ...(r.downgrade ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`] : []),
           ...(r.release ? [releaseLine(r)] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
-          `It stays active until the next reboot or switch. Next: hv system-upgrade${r.release ? ' (installs the tested flake.nix and flake.lock)' : ''}`,
+          `It stays active until the next reboot or switch. Next: ${HV} system-upgrade${r.release ? ' (installs the tested flake.nix and flake.lock)' : ''}`,
         ]
       : [
           `Upgrade Test: FAILED at ${r.failedStep}${r.reason ? ` (${r.reason})` : ''} — ${r.input} ${short(r.oldRev)} -> ${short(r.newRev)}`,
@@ -43,7 +44,7 @@ function releaseLine(r: TestResult): string {
  * kernel (or initrd, modules) only takes effect once the system is applied and then booted.
  */
 export function rebootNote(parts: string[]): string {
-  return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now would drop this test activation).`;
+  return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "${HV} system-upgrade" and a reboot (a reboot now would drop this test activation).`;
 }
 
 /** `--release`: `24.11` or `nixos-24.11`, normalised to `24.11`. */

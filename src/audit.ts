@@ -24,6 +24,7 @@ import {
 } from './audit-files.js';
 import { createAuditKey, readAuditKey } from './audit-key.js';
 import type { Actor, AuditEntry, AuditRecord, LegacyAuditRecord } from './audit-record.js';
+import { HV } from './cli-name.js';
 import { makeDir, writeJsonAtomic } from './fs/atomic.js';
 
 export type { Actor, AuditEntry, AuditRecord, LegacyAuditRecord };
@@ -304,7 +305,7 @@ export class AuditLog {
       );
     } else if (report.legacy > 0) {
       problems.push(
-        `the log has only unkeyed records (${report.legacy}, from an hv before the keyed audit log): their hashes can be recomputed by anyone. The next audited operation seals them under a key (run hv check-updates), then verify again`,
+        `the log has only unkeyed records (${report.legacy}, from an hv before the keyed audit log): their hashes can be recomputed by anyone. The next audited operation seals them under a key (run ${HV} check-updates), then verify again`,
       );
     }
     if (keyRead.state === 'present') problems.push(...keyRead.problems);

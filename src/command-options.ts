@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HV } from './cli-name.js';
 
 /**
  * A command's arguments, derived from its zod schema alone, so that every front end (the CLI
@@ -184,13 +185,13 @@ export interface UsageTarget extends ArgsDeclaration {
  * The usage line: `hv rollback [--to N] [--yes] [--json]`. `prog` is what precedes the command
  * name (`hv`, `/hv`); the CLI's global `--yes` and `--json` appear only in the words style.
  */
-export function usageLine(cmd: UsageTarget, prog = 'hv', style: UsageStyle = 'words'): string {
+export function usageLine(cmd: UsageTarget, prog = HV, style: UsageStyle = 'words'): string {
   const parts = [prog, cmd.name];
   for (const o of commandOptions(cmd)) {
     const u = optionUsage(o, style);
     parts.push(o.required ? u : `[${u}]`);
   }
-  if (style === 'words' && prog === 'hv') {
+  if (style === 'words' && !prog.startsWith('/')) {
     if (cmd.confirm) parts.push('[--yes]');
     parts.push('[--json]');
   }
@@ -207,7 +208,7 @@ export interface HelpEntry extends UsageTarget {
  * command with its summary, and for a command with arguments its usage line and one line per
  * argument with its description.
  */
-export function helpText(cmds: readonly HelpEntry[], prog = 'hv', style: UsageStyle = 'words'): string {
+export function helpText(cmds: readonly HelpEntry[], prog = HV, style: UsageStyle = 'words'): string {
   const width = Math.max(0, ...cmds.map((c) => c.name.length));
   const lines = ['Commands:'];
   for (const c of cmds) {

@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { channelTypes } from '../../adapters/registry.js';
 import { commands, findCommand } from '../../commands/index.js';
+import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
@@ -81,7 +82,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (!cmd.unprivileged && process.getuid?.() !== 0 && !config.allowNonRoot)
       throw new HvError(
         'not-root',
-        `"hv ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`,
+        `"${HV} ${cmd.name}" must run as root (or set "allowNonRoot": true in the config for sandboxes)`,
       );
     const services = createServices(config, {
       channels: channelTypes,
@@ -99,15 +100,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (!process.stdin.isTTY)
           throw new HvError(
             'usage',
-            `"hv ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
+            `"${HV} ${cmd.name}" changes the system; pass --yes to confirm (stdin is not a terminal)`,
           );
         if (preview)
-          process.stderr.write(indented(`About to run "hv ${cmd.name}" on ${config.host}:`, preview));
-        confirmed = await confirm(`Really run "hv ${cmd.name}" on ${config.host}?`);
+          process.stderr.write(indented(`About to run "${HV} ${cmd.name}" on ${config.host}:`, preview));
+        confirmed = await confirm(`Really run "${HV} ${cmd.name}" on ${config.host}?`);
         if (!confirmed) throw new HvError('usage', 'not confirmed; nothing was changed');
       } else if (preview) {
         process.stderr.write(
-          indented(`hv: running "hv ${cmd.name}" on ${config.host} (confirmed with --yes):`, preview),
+          indented(`hv: running "${HV} ${cmd.name}" on ${config.host} (confirmed with --yes):`, preview),
         );
       }
     }

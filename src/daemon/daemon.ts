@@ -1,4 +1,5 @@
 import type { Actor } from '../audit.js';
+import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
@@ -36,7 +37,7 @@ export interface DaemonOptions {
   timers?: TimerHost;
 }
 
-const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: 'hv daemon (schedule)' };
+const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: `${HV} daemon (schedule)` };
 
 interface LastCheck {
   at: string;

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import { HvError, isHvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
@@ -77,7 +78,7 @@ function refuse(gate: string, message: string): never {
   throw new HvError('refused', `refused (gate "${gate}"): ${message}`, { gate });
 }
 
-const AGAIN = 'run "hv upgrade-test" again, then "hv system-upgrade"';
+const AGAIN = `run "${HV} upgrade-test" again, then "${HV} system-upgrade"`;
 
 /**
  * The apply gates of SPEC: a PASSED result, young enough, flake dir and lock unchanged since the
@@ -95,7 +96,7 @@ export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
     throw e;
   }
   if (!r)
-    refuse('tested', `there is no upgrade test result (${paths.testJson}); run "hv upgrade-test" first`);
+    refuse('tested', `there is no upgrade test result (${paths.testJson}); run "${HV} upgrade-test" first`);
   if (r.status !== 'passed')
     refuse(
       'passed',

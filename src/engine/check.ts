@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { OpLog } from '../log.js';
 import type { Runner } from '../proc.js';
@@ -134,7 +135,7 @@ async function liveLockState(
         : differs.length
           ? `it differs from the running system's lock in ${differs.join(', ')}`
           : known.detail;
-    message = `the live flake.lock is not what runs (${what}); test it with hv upgrade-test`;
+    message = `the live flake.lock is not what runs (${what}); test it with ${HV} upgrade-test`;
   }
   return { matchesRunning, source: known.source, detail: known.detail, system, running, differs, message };
 }

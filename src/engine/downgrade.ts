@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 import { HvError } from '../errors.js';
 import type { OpLog } from '../log.js';
 import { releaseName, releaseOfVersion } from './releases.js';
@@ -96,7 +97,7 @@ export function refuseDowngrade(reasons: string[], log: OpLog): never {
   log.error('downgrade refused', { reasons });
   throw new HvError(
     'refused',
-    `refused (downgrade guard): ${reasons.join('; ')}. Nothing was activated. If you really mean to go back, run "hv upgrade-test --allow-downgrade" (from chat it needs the admin role).`,
+    `refused (downgrade guard): ${reasons.join('; ')}. Nothing was activated. If you really mean to go back, run "${HV} upgrade-test --allow-downgrade" (from chat it needs the admin role).`,
     { gate: 'downgrade', reasons },
   );
 }

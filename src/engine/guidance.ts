@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 /** What went wrong in an upgrade test, as far as the admin's next step is concerned. */
 export type FailureKind =
   | 'update'
@@ -29,8 +30,7 @@ export function classifyActivation(output: string): FailureKind {
   return HARDWARE.test(output) ? 'hardware' : 'activation';
 }
 
-const DISK =
-  'Check free space on /nix: `df -h /nix` (and `df -i /nix`); reclaim space with `nix-collect-garbage --delete-older-than 30d` (as root), then run `hv upgrade-test` again.';
+const DISK = `Check free space on /nix: \`df -h /nix\` (and \`df -i /nix\`); reclaim space with \`nix-collect-garbage --delete-older-than 30d\` (as root), then run \`${HV} upgrade-test\` again.`;
 
 /** Troubleshooting text matched to the failure kind. */
 export function guidanceFor(
@@ -39,7 +39,7 @@ export function guidanceFor(
 ): string {
   switch (kind) {
     case 'update':
-      return `Updating the tracked input failed. Check that the upstream is reachable (\`hv check-updates\`), DNS and proxy settings, then run \`hv upgrade-test\` again. Full output: ${ctx.log}.`;
+      return `Updating the tracked input failed. Check that the upstream is reachable (\`${HV} check-updates\`), DNS and proxy settings, then run \`${HV} upgrade-test\` again. Full output: ${ctx.log}.`;
     case 'evaluation':
       return `The configuration does not evaluate with the new nixpkgs. The usual cause is an option that was removed or renamed in this release: find the option named in the error, look it up in the NixOS release notes (https://nixos.org/manual/nixos/stable/release-notes) and adapt the configuration in flake.dir, or re-run the build with \`--show-trace\` for the location. Full output: ${ctx.log}.`;
     case 'build':
@@ -53,13 +53,13 @@ export function guidanceFor(
       const journal = units.length
         ? units.map((u) => `\`journalctl -b -u ${u}\``).join(', ')
         : '`systemctl --failed` and `journalctl -b -p err`';
-      return `Activation failed${units.length ? ` with failed units: ${units.join(', ')}` : ''}. The previous system was re-activated. Inspect ${journal} to see why, fix the configuration or wait for an upstream fix, then run \`hv upgrade-test\` again.`;
+      return `Activation failed${units.length ? ` with failed units: ${units.join(', ')}` : ''}. The previous system was re-activated. Inspect ${journal} to see why, fix the configuration or wait for an upstream fix, then run \`${HV} upgrade-test\` again.`;
     }
     case 'health':
-      return `The new system activated but health checks failed (${(ctx.checks ?? []).join(', ')}). The previous system was re-activated. Look at the check output above and \`journalctl -b\` for the time of the test; run \`hv upgrade-test\` again once resolved.`;
+      return `The new system activated but health checks failed (${(ctx.checks ?? []).join(', ')}). The previous system was re-activated. Look at the check output above and \`journalctl -b\` for the time of the test; run \`${HV} upgrade-test\` again once resolved.`;
     case 'interrupted':
-      return 'The test was interrupted (the process was killed or the machine lost power) before it finished. The previous system is active again; run `hv upgrade-test` again.';
+      return `The test was interrupted (the process was killed or the machine lost power) before it finished. The previous system is active again; run \`${HV} upgrade-test\` again.`;
     default:
-      return `An unexpected error stopped the test. See ${ctx.log} and run \`hv upgrade-test\` again.`;
+      return `An unexpected error stopped the test. See ${ctx.log} and run \`${HV} upgrade-test\` again.`;
   }
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { HV } from '../cli-name.js';
 import { HvError } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { StatePaths } from '../state.js';
@@ -72,7 +73,7 @@ export class OperationJournal {
     if (existsSync(file))
       throw new HvError(
         'refused',
-        `refused (gate "no unfinished operation"): an interrupted operation is recorded in ${file} and could not be reconciled; run "hv status" to see why, fix it, then try again`,
+        `refused (gate "no unfinished operation"): an interrupted operation is recorded in ${file} and could not be reconciled; run "${HV} status" to see why, fix it, then try again`,
         { gate: 'no unfinished operation' },
       );
     const record: JournalRecord = {

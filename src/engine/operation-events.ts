@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { HvEvent } from '../events.js';
 import { makeEvent } from '../notify/events.js';
@@ -29,8 +30,8 @@ export function upgradeEvent(config: Config, rec: UpgradeRecord, now: Date): HvE
           ? 'reboot'
           : undefined
         : rec.interrupted && rec.interrupted.outcome !== 'finished'
-          ? 'hv system-upgrade'
-          : 'hv rollback',
+          ? `${HV} system-upgrade`
+          : `${HV} rollback`,
     },
     now,
   );

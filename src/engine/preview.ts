@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { StatePaths } from '../state.js';
 import { readJson } from '../state.js';
@@ -42,7 +43,7 @@ function revOfLockFile(file: string, input: string): string | undefined {
 export function upgradePreview(config: Config, paths: StatePaths): string {
   const r = readTestResult(paths);
   if (!r)
-    return `There is no upgrade test result (${paths.testJson}): system-upgrade will refuse; run "hv upgrade-test" first.`;
+    return `There is no upgrade test result (${paths.testJson}): system-upgrade will refuse; run "${HV} upgrade-test" first.`;
   if (r.status !== 'passed' || !r.toplevel)
     return `The last upgrade test FAILED (${r.finishedAt}): system-upgrade will refuse; see ${paths.testText}.`;
   const profile = config.paths.profile;
@@ -68,7 +69,7 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
   if (downgrade) lines.push(...downgrade.reasons.map((why) => `Why it is a downgrade: ${why}.`));
   if (gen !== r.previousGeneration)
     lines.push(
-      `The test started from generation ${r.previousGeneration ?? '?'}, the profile is at ${gen ?? '?'}: system-upgrade will refuse; run "hv upgrade-test" again.`,
+      `The test started from generation ${r.previousGeneration ?? '?'}, the profile is at ${gen ?? '?'}: system-upgrade will refuse; run "${HV} upgrade-test" again.`,
     );
   return lines.join('\n');
 }

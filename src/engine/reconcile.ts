@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actorLabel } from '../audit.js';
+import { HV } from '../cli-name.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
@@ -263,7 +264,7 @@ async function reconcileUpgrade(
       problems.push(
         `the running system ${running ?? '?'} is not the one the upgrade started from (${j.from.system ?? '?'})`,
       );
-    const detail = `${done.length ? `undone: ${done.join(', ')}` : 'nothing had changed yet'}; generation ${j.from.generation ?? '?'} runs with its ${filesOf(j.from)}${problems.length ? `. Problems: ${problems.join('; ')}` : ''}. The upgrade was not applied; run "hv system-upgrade" again.`;
+    const detail = `${done.length ? `undone: ${done.join(', ')}` : 'nothing had changed yet'}; generation ${j.from.generation ?? '?'} runs with its ${filesOf(j.from)}${problems.length ? `. Problems: ${problems.join('; ')}` : ''}. The upgrade was not applied; run "${HV} system-upgrade" again.`;
     rec.status = 'failed';
     rec.newGeneration = undefined;
     rec.error = `interrupted at "${j.step}"; ${detail}`;
@@ -296,7 +297,7 @@ async function reconcileUpgrade(
   const detail =
     rec.status === 'applied'
       ? `finished: ${done.join(', ')}; generation ${rec.newGeneration} is active with the tested ${filesOf(j.to)}`
-      : `finished the steps (${done.join(', ')}) but the activation failed; generation ${rec.newGeneration} is the profile's; return with "hv rollback"`;
+      : `finished the steps (${done.join(', ')}) but the activation failed; generation ${rec.newGeneration} is the profile's; return with "${HV} rollback"`;
   rec.interrupted = { ...base, outcome: 'finished', detail };
   writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
   return rec;

@@ -44,7 +44,36 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
       pid: marker.pid,
       startedAt: marker.startedAt,
     });
-    const r: TestResult = { ...marker.result, checks: [...(marker.result.checks ?? [])] };
+    // Complete whatever the marker lacks, so that the recorded result is a valid one.
+    const r: TestResult = {
+      status: 'failed',
+      host: config.host,
+      finishedAt: marker.startedAt,
+      input: config.flake.input,
+      oldRev: undefined,
+      oldLastModified: undefined,
+      newRev: undefined,
+      newLastModified: undefined,
+      liveLockSha256: '',
+      testedLock: undefined,
+      testedLockSha256: undefined,
+      stagingInputsHash: '',
+      stagingFiles: {},
+      stagingDir: '',
+      version: undefined,
+      gcRoot: undefined,
+      reverted: false,
+      rebootRequired: false,
+      rebootParts: [],
+      downgradeAllowed: false,
+      log: log.file,
+      ...marker.result,
+      startedAt: marker.result.startedAt ?? marker.startedAt,
+      toplevel: marker.result.toplevel ?? marker.toplevel,
+      previousSystem: marker.result.previousSystem ?? marker.previousSystem,
+      previousGeneration: marker.result.previousGeneration ?? marker.previousGeneration,
+      checks: [...(marker.result.checks ?? [])],
+    };
     const current = systemPath(config.paths.currentSystem);
     let reverted = false;
     if (marker.previousSystem && current === marker.toplevel && current !== marker.previousSystem) {

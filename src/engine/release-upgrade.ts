@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { HV } from '../cli-name.js';
 import { HvError } from '../errors.js';
 import { sha256 } from './flake-lock.js';
 import { type InputAttr, scanFlakeNix } from './flake-nix.js';
@@ -43,13 +44,13 @@ export function releaseOfArg(arg: string): Release {
 /** The exact command that tests a move to `branch` (`nixos-25.05` → `hv upgrade-test --release 25.05`). */
 export function releaseCommand(branch: string): string {
   const r = releaseOfRef(branch);
-  return `hv upgrade-test --release ${r ? releaseName(r) : branch}`;
+  return `${HV} upgrade-test --release ${r ? releaseName(r) : branch}`;
 }
 
 function refuse(file: string, why: string, fix: string): never {
   throw new HvError(
     'refused',
-    `refused (gate "flake.nix rewritable"): ${why}. Nothing was changed or activated. Edit ${file} by hand: ${fix}; then run "hv upgrade-test" (it locks and tests the new branch; "hv system-upgrade" then installs the lock).`,
+    `refused (gate "flake.nix rewritable"): ${why}. Nothing was changed or activated. Edit ${file} by hand: ${fix}; then run "${HV} upgrade-test" (it locks and tests the new branch; "${HV} system-upgrade" then installs the lock).`,
     { gate: 'flake.nix rewritable', file },
   );
 }
@@ -137,7 +138,7 @@ export function rewriteRelease(
   if (compareReleases(from, to) === 0)
     throw new HvError(
       'usage',
-      `--release ${target}: input "${input}" already follows ${loc.ref} (${file} line ${attr.line}); that is not a release upgrade. For updates within the release run "hv upgrade-test" without --release.`,
+      `--release ${target}: input "${input}" already follows ${loc.ref} (${file} line ${attr.line}); that is not a release upgrade. For updates within the release run "${HV} upgrade-test" without --release.`,
     );
   const toRef = refOnRelease(loc.ref, to);
   const value = lit.content.slice(0, loc.start) + toRef + lit.content.slice(loc.end);

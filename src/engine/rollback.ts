@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { HV } from '../cli-name.js';
 import { HvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import type { StatePaths } from '../state.js';
@@ -57,7 +58,7 @@ export async function rollbackTo(
   if (target === undefined)
     throw new HvError(
       'refused',
-      `refused: nothing recorded to roll back to (no "hv system-upgrade" recorded a previous generation in ${paths.lastUpgrade}); use "hv rollback --to N" with one of the generations: ${list}`,
+      `refused: nothing recorded to roll back to (no "${HV} system-upgrade" recorded a previous generation in ${paths.lastUpgrade}); use "${HV} rollback --to N" with one of the generations: ${list}`,
       { gate: 'recorded' },
     );
   const gen = generations.find((g) => g.number === target);
@@ -172,7 +173,7 @@ export async function activateRollback(
   const invalidated = invalidateTestResult(paths, {
     at,
     by: j.by,
-    reason: `hv rollback from generation ${j.from.generation ?? '?'} to generation ${target}`,
+    reason: `${HV} rollback from generation ${j.from.generation ?? '?'} to generation ${target}`,
   });
 
   const rec: RollbackRecord = {

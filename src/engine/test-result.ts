@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { HvEvent } from '../events.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
@@ -75,7 +76,8 @@ export interface InProgress extends ProcessIdentity {
   toplevel: string;
   previousSystem: string | undefined;
   previousGeneration: number | undefined;
-  result: TestResult;
+  /** What the test had recorded when it wrote the marker (complete when hv wrote it). */
+  result: Partial<TestResult>;
 }
 
 /** The last result; HvError('unsafe-path') when another user could have written it. */
@@ -152,17 +154,17 @@ export function resultText(r: TestResult): string {
     lines.push(
       '',
       `Invalidated:      ${r.invalidated.reason} (${r.invalidated.at}, by ${r.invalidated.by})`,
-      'Next: hv upgrade-test   (this result no longer approves hv system-upgrade)',
+      `Next: ${HV} upgrade-test   (this result no longer approves ${HV} system-upgrade)`,
     );
   } else {
     lines.push(
       '',
-      `Next: hv system-upgrade   (applies exactly this system permanently${r.release ? '; installs the tested flake.nix and flake.lock' : ''})`,
+      `Next: ${HV} system-upgrade   (applies exactly this system permanently${r.release ? '; installs the tested flake.nix and flake.lock' : ''})`,
     );
   }
   if (r.rebootRequired)
     lines.push(
-      `Reboot:           the new ${r.rebootParts.join(', ') || 'boot configuration'} takes effect after "hv system-upgrade" and a reboot (a reboot now drops this test activation)`,
+      `Reboot:           the new ${r.rebootParts.join(', ') || 'boot configuration'} takes effect after "${HV} system-upgrade" and a reboot (a reboot now drops this test activation)`,
     );
   lines.push(`Log:              ${r.log}`, '');
   return lines.join('\n');
@@ -200,7 +202,7 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
         ...(r.downgrade ? { downgrade: downgradeLine(r.downgrade, r.input) } : {}),
         ...(r.release ? { release: `${r.release.fromRef} -> ${r.release.toRef}` } : {}),
       },
-      next: passed ? 'hv system-upgrade' : 'hv upgrade-test',
+      next: passed ? `${HV} system-upgrade` : `${HV} upgrade-test`,
       detailsFile: paths.testText,
     },
     now,

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { HV } from '../cli-name.js';
 import { HvError } from '../errors.js';
 import { makeDir } from '../fs/atomic.js';
 import type { Runner, RunResult } from '../proc.js';
@@ -55,7 +56,7 @@ function failure(what: string, r: RunResult): HvError {
     (r.timedOut ? 'timed out' : r.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${r.exitCode}`);
   return new HvError(
     'upstream-unreachable',
-    `${what} failed: ${why}. Check the network and the input's URL, then run "hv check-updates" again.`,
+    `${what} failed: ${why}. Check the network and the input's URL, then run "${HV} check-updates" again.`,
   );
 }
 

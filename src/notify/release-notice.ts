@@ -1,3 +1,4 @@
+import { HV } from '../cli-name.js';
 import type { CheckResult } from '../engine/check.js';
 import { releaseCommand } from '../engine/release-upgrade.js';
 
@@ -33,7 +34,7 @@ export function releaseDetailsText(r: CheckResult, n: ReleaseNotice): string {
     'Next steps:',
     `  ${n.next}    move ${r.input} to ${n.branch} in a staging copy, build and activate it`,
     '                                       without persisting; reverts on failure',
-    '  hv system-upgrade    then install exactly what was tested (flake.nix and flake.lock)',
+    `  ${HV} system-upgrade    then install exactly what was tested (flake.nix and flake.lock)`,
     '',
     'system.stateVersion stays as it is: it records the release of the first install (for',
     'stateful data formats), and changing it is not part of an upgrade. Read the release notes',

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { HV } from '../cli-name.js';
 import { errorMessage, HvError } from '../errors.js';
 import { type Channel, channelName, channelTimeoutMs } from './channels.js';
 import { makeEvent } from './events.js';
@@ -57,7 +58,7 @@ async function sendOne(ch: Channel, s: TestSendSettings): Promise<TestReport> {
       key: `test-${Date.now()}`,
       title: `Test notification from hv (channel ${name})`,
       data: { channel: name, type: ch.config.type },
-      next: 'hv status',
+      next: `${HV} status`,
     },
     s.now(),
   );
