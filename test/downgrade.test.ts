@@ -7,10 +7,10 @@ import { channelTypes } from '../adapters/registry.js';
 import { commandRegistry } from '../commands/index.js';
 import type { AuditRecord } from '../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../src/bus/bus.js';
-import type { CommandRequest } from '../src/bus/types.js';
 import { parseConfig } from '../src/config/load.js';
 import { createServices } from '../src/services.js';
 import { RecordingReply } from './bus/recording-reply.js';
+import { chatRequest } from './fixtures/chat.js';
 import { hvBin, World } from './fixtures/world.js';
 
 let world: World | undefined;
@@ -25,12 +25,7 @@ afterEach(async () => {
 const ADMIN = { channel: 'slack' as const, id: 'T1:UADMIN', display: 'ada' };
 const OPERATOR = { channel: 'slack' as const, id: 'T1:UOP' };
 
-let seq = 0;
-function req(actor: CommandRequest['actor'], line: string): CommandRequest {
-  const [command = '', ...argv] = line.split(' ');
-  const id = `dg-${++seq}`;
-  return { id, command, argv, actor, replyTo: { channel: 'test', data: { id } } };
-}
+const req = chatRequest;
 
 const auditOf = (w: World): AuditRecord[] =>
   w

@@ -6,10 +6,10 @@ import { channelTypes } from '../../adapters/registry.js';
 import { commandRegistry } from '../../commands/index.js';
 import type { AuditRecord } from '../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../src/bus/bus.js';
-import type { CommandRequest } from '../../src/bus/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createServices } from '../../src/services.js';
+import { auditRecords, chatRequest } from '../fixtures/chat.js';
 import { RecordingReply } from './recording-reply.js';
 
 const ADMIN = { channel: 'slack' as const, id: 'T1:UADMIN', display: 'ada' };
@@ -50,23 +50,9 @@ function setup(chatops: ConfigInput['chatops'] = {}, busOpts: { spawnPrefix?: st
   return { bus, services, config };
 }
 
-let seq = 0;
-function req(actor: CommandRequest['actor'], line: string, id = `req-${++seq}`): CommandRequest {
-  const [command = '', ...argv] = line.split(' ');
-  return { id, command, argv, actor, replyTo: { channel: 'test', data: { id } } };
-}
+const req = chatRequest;
 
-function audit(): AuditRecord[] {
-  try {
-    return readFileSync(join(dir, 'state', 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
-  } catch {
-    return [];
-  }
-}
+const audit = (): AuditRecord[] => auditRecords(join(dir, 'state', 'audit.jsonl'));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'hv-bus-'));

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,9 +8,10 @@ import { confirmMessage } from '../../adapters/slack/blocks.js';
 import { commandRegistry } from '../../commands/index.js';
 import type { AuditRecord } from '../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../src/bus/bus.js';
-import type { CommandRequest, ConfirmationPrompt } from '../../src/bus/types.js';
+import type { ConfirmationPrompt } from '../../src/bus/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createServices } from '../../src/services.js';
+import { auditRecords, chatRequest } from '../fixtures/chat.js';
 import { RecordingReply } from './recording-reply.js';
 
 const ADMIN = { channel: 'slack' as const, id: 'T1:UADMIN', display: 'ada' };
@@ -43,24 +44,9 @@ function setup() {
   return { bus, services };
 }
 
-let seq = 0;
-function req(actor: CommandRequest['actor'], line: string): CommandRequest {
-  const [command = '', ...argv] = line.split(' ');
-  const id = `req-${++seq}`;
-  return { id, command, argv, actor, replyTo: { channel: 'test', data: { id } } };
-}
+const req = chatRequest;
 
-function audit(): AuditRecord[] {
-  try {
-    return readFileSync(join(dir, 'state', 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
-  } catch {
-    return [];
-  }
-}
+const audit = (): AuditRecord[] => auditRecords(join(dir, 'state', 'audit.jsonl'));
 
 /** A system "toplevel" that reports `version`, and profile generations pointing at such systems. */
 function system(name: string, version: string): string {

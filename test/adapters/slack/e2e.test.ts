@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { AuditRecord } from '../../../src/audit.js';
 import { createCommandBus, type HostedCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { createServices } from '../../../src/services.js';
+import { auditRecords } from '../../fixtures/chat.js';
 import { hvBin, World } from '../../fixtures/world.js';
 import { SlackPeer } from '../../peers/slack-peer.js';
 import {
@@ -40,17 +41,7 @@ let bus: HostedCommandBus;
 let adapter: SlackAdapter;
 let skewMs = 0;
 
-function audit(): AuditRecord[] {
-  try {
-    return readFileSync(world.paths.audit, 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
-  } catch {
-    return [];
-  }
-}
+const audit = (): AuditRecord[] => auditRecords(world.paths.audit);
 
 const operations = () =>
   readdirSync(join(world.paths.state, 'operations')).filter(
