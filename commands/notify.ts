@@ -83,7 +83,8 @@ export const notifyCommand: Command<{ action: (typeof ACTIONS)[number]; channel?
       const failed = reports.filter((r) => !r.ok);
       const width = Math.max(...reports.map((r) => r.channel.length));
       const lines = reports.map(
-        (r) => `  ${r.channel.padEnd(width)}  ${r.ok ? 'delivered' : `FAILED: ${r.error}`} (${r.ms} ms)`,
+        (r) =>
+          `  ${r.channel.padEnd(width)}  ${r.ok ? (r.note ?? 'delivered') : `FAILED: ${r.error}`} (${r.ms} ms)`,
       );
       const head = `Test notification from ${config.host}:`;
       const tail = failed.length

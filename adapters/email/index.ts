@@ -9,7 +9,13 @@ import {
   renderText,
   subject,
 } from '../../src/notify/templates.js';
-import type { AdapterContext, ChannelAdapter, ChannelFactory, Delivery } from '../../src/ports/channel.js';
+import type {
+  AdapterContext,
+  ChannelAdapter,
+  ChannelFactory,
+  Delivery,
+  Notifier,
+} from '../../src/ports/channel.js';
 import { DeliveryError } from '../../src/ports/channel.js';
 import type { EmailChannel } from './schema.js';
 
@@ -47,9 +53,9 @@ interface Mail {
 }
 
 /** The email channel: one mail per event, or a digest per period; nodemailer over SMTP. */
-export const email: ChannelFactory<EmailChannel> = {
+export const email: ChannelFactory<EmailChannel, ChannelAdapter & Notifier> = {
   type: 'email',
-  create(c, ctx: AdapterContext): ChannelAdapter {
+  create(c, ctx: AdapterContext): ChannelAdapter & Notifier {
     const name = c.name ?? 'email';
     const timeoutMs = (c.timeoutSec ?? ctx.config.notify.timeoutSec) * 1000;
     const server = `${c.smtp.host}:${c.smtp.port}`;

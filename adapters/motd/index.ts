@@ -56,8 +56,7 @@ export const motd: ChannelFactory<MotdChannel> = {
     return {
       name: channel.name ?? 'motd',
       type: 'motd',
-      // Events change nothing by themselves: the file mirrors what is pending.
-      async deliver() {},
+      // A notice board only: events change nothing by themselves, the file mirrors what is pending.
       async reconcile(pending) {
         // Login shows it to every user (pam_motd reads the dir as the user logging in on some
         // systems): world-readable file and dir, writable only by root.

@@ -21,11 +21,18 @@ export interface AttemptSettings {
 
 function send(adapter: ChannelAdapter, rec: DeliveryRecord): Promise<void> {
   const delivery: Delivery = { id: rec.id, attempt: rec.attempts };
+  const { deliver } = adapter;
+  // Nothing to send on a channel that is no notifier (any more): the delivery is done.
+  if (!deliver) return Promise.resolve();
   if (rec.kind === 'digest' && adapter.sendDigest) return adapter.sendDigest(rec.events, delivery);
   return (async () => {
     // A digest on a channel without digests (its config changed since): one message per event.
     for (const [i, e] of rec.events.entries())
-      await adapter.deliver(e, rec.events.length > 1 ? { ...delivery, id: `${rec.id}.${i}` } : delivery);
+      await deliver.call(
+        adapter,
+        e,
+        rec.events.length > 1 ? { ...delivery, id: `${rec.id}.${i}` } : delivery,
+      );
   })();
 }
 

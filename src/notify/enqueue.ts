@@ -49,6 +49,8 @@ export function enqueueEvents(
   const existing = announced.prune(outbox, outbox.all(), nowMs);
   const reports: ChannelReport[] = [];
   for (const ch of channels) {
+    // A notice board (motd) shows what is pending; it is sent nothing.
+    if (!ch.adapter.deliver) continue;
     const name = channelName(ch);
     const digest = digestKind(ch);
     for (const event of events) {

@@ -81,18 +81,18 @@ export interface CommandIntake {
 }
 
 /**
- * A channel as the core sees it: a notifier, optionally also a notice board and a command intake.
- * Like bolt-js receivers: thin, one job each.
+ * A channel as the core sees it: any of a notifier (email, chat, wall), a notice board (motd) and a
+ * command intake (chat), each an optional capability. Like bolt-js receivers: thin, one job each.
  */
-export interface ChannelAdapter extends Notifier, Partial<NoticeBoard>, Partial<CommandIntake> {
+export interface ChannelAdapter extends Partial<Notifier>, Partial<NoticeBoard>, Partial<CommandIntake> {
   readonly name: string;
   readonly type: string;
 }
 
-/** Makes a channel's adapter from its parsed, typed config entry. */
-export interface ChannelFactory<C> {
+/** Makes a channel's adapter from its parsed, typed config entry (`A`: the capabilities it has). */
+export interface ChannelFactory<C, A extends ChannelAdapter = ChannelAdapter> {
   readonly type: string;
-  create(channel: C, ctx: AdapterContext): ChannelAdapter | Promise<ChannelAdapter>;
+  create(channel: C, ctx: AdapterContext): A | Promise<A>;
 }
 
 /**

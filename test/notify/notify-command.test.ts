@@ -91,6 +91,20 @@ describe('hv notify test', () => {
     expect(bad.stderr).toMatch(/action: .*'test' \| 'list' \| 'retry'/);
   });
 
+  it('the motd is a notice board: notify test says so, and events leave nothing for it in the outbox', () => {
+    const s = sandbox([{ type: 'motd' }]);
+    cleanups.push(() => rmSync(s.root, { recursive: true, force: true }));
+    const r = spawnSync(process.execPath, [hvBin, 'notify', 'test', '--config', s.configPath], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/motd\s+a notice board: it shows what is pending, nothing is sent/);
+    const list = spawnSync(process.execPath, [hvBin, 'notify', 'list', '--config', s.configPath], {
+      encoding: 'utf8',
+    });
+    expect(list.stdout).toMatch(/No undelivered notifications/);
+  });
+
   it('a hung mail server costs only its own timeout', async () => {
     const hung = await HungServer.start();
     const sink = await MailSink.start();
