@@ -7,7 +7,7 @@ import { hvCommandDefinition } from '../adapters/discord/slash.js';
 import { channelTypes } from '../adapters/registry.js';
 import { commandRegistry, findCommand, registerCommand } from '../commands/index.js';
 import { createCommandBus, type HostedCommandBus } from '../src/bus/bus.js';
-import { parseCommandArgs, validateArgs } from '../src/cli/args.js';
+import { parseCommandArgs, validateArgs } from '../src/command-args.js';
 import { commandOptions, usageLine } from '../src/command-options.js';
 import { parseConfig } from '../src/config/load.js';
 import { isHvError } from '../src/errors.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Actor } from '../audit.js';
-import { parseCommandArgs, validateArgs } from '../cli/args.js';
+import { parseCommandArgs, validateArgs } from '../command-args.js';
 import { Exit, errorMessage } from '../errors.js';
 import { truncate } from '../notify/templates.js';
 import type { AnyCommand, CommandRegistry } from '../ports/command.js';

@@ -2,13 +2,14 @@ import { userInfo } from 'node:os';
 import { channelTypes } from '../../adapters/registry.js';
 import { commands, findCommand } from '../../commands/index.js';
 import { HV } from '../cli-name.js';
+import { parseCommandArgs, validateArgs } from '../command-args.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import { Exit, errorMessage, HvError, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
 import type { AnyCommand, CommandResult, PreviewContext } from '../ports/command.js';
 import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
-import { parseCommandArgs, parseGlobal, validateArgs } from './args.js';
+import { parseGlobal } from './args.js';
 import { terminalProgress } from './progress.js';
 
 function print(result: CommandResult, json: boolean): void {
