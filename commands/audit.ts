@@ -14,7 +14,7 @@ export const auditCommand: Command<{ verify: boolean }> = {
   async run({ services }, args): Promise<CommandResult> {
     if (!args.verify)
       return { status: 'error', exitCode: Exit.usage, message: `usage: ${HV} audit --verify`, data: {} };
-    const v = services.audit.verify();
+    const v = await services.audit.verify();
     const file = services.audit.file;
     const data = { ...v, file };
     if (!v.ok)

@@ -111,23 +111,10 @@ export async function acquireAppendLock(dir: string) {
   }
 }
 
-/** The same lock for the one-shot `hv audit --verify`, which may block: it serves nobody else. */
-export function acquireWithRetry(dir: string) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    try {
-      return acquireLock(dir, 'audit-append', String(process.pid), 'audit.lock');
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
-  }
-}
-
 /** The append lock for a reader; null when it cannot be had (a read-only state dir, a stuck holder). */
-export function tryLock(dir: string) {
+export async function tryLock(dir: string) {
   try {
-    return acquireWithRetry(dir);
+    return await acquireAppendLock(dir);
   } catch {
     return null;
   }

@@ -255,9 +255,9 @@ export class AuditLog {
   }
 
   /** Check the whole chain, its head and its key; returns the problems found (empty when intact). */
-  verify(): AuditVerification {
+  async verify(): Promise<AuditVerification> {
     // Under the append lock so that a concurrent append is never seen half done.
-    const lock = existsSync(this.stateDir) ? tryLock(this.stateDir) : null;
+    const lock = existsSync(this.stateDir) ? await tryLock(this.stateDir) : null;
     try {
       return this.verifyUnlocked();
     } finally {

@@ -10,7 +10,7 @@ import { createCommandBus, type HostedCommandBus } from '../src/bus/bus.js';
 import { parseConfig } from '../src/config/load.js';
 import { createServices } from '../src/services.js';
 import { RecordingReply } from './bus/recording-reply.js';
-import { chatRequest } from './fixtures/chat.js';
+import { chatRequest, sandboxConfig } from './fixtures/chat.js';
 import { hvBin, World } from './fixtures/world.js';
 
 let world: World | undefined;
@@ -165,23 +165,7 @@ describe('the terminal prompt says what will change before asking', () => {
         }),
       );
       const config = join(dir, 'config.json');
-      writeFileSync(
-        config,
-        JSON.stringify({
-          host: 'hv01',
-          allowNonRoot: true,
-          paths: {
-            state: join(dir, 'state'),
-            log: join(dir, 'log'),
-            motd: join(dir, 'motd'),
-            profile: join(dir, 'profiles', 'system'),
-            currentSystem: join(dir, 'current-system'),
-            bootedSystem: join(dir, 'booted-system'),
-          },
-          flake: { dir: join(dir, 'flake') },
-          notify: { channels: [] },
-        }),
-      );
+      writeFileSync(config, JSON.stringify(sandboxConfig(dir)));
       // util-linux `script` gives the CLI a terminal, so that it asks.
       const r = spawnSync(
         'script',

@@ -1,16 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HV } from '../cli-name.js';
-import type { Config } from '../config/schema.js';
 import { HvError, isHvError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
-import type { OpLog } from '../log.js';
-import type { Progress } from '../ports/command.js';
-import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
 import { readRecord } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
+import type { OperationDeps } from './check.js';
 import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
@@ -21,14 +18,8 @@ import { currentGeneration, rebootParts, systemPath } from './system.js';
 import { recordSystemLock } from './system-locks.js';
 import { readTestResult, type TestResult } from './test-result.js';
 
-export interface ApplyDeps {
-  config: Config;
-  runner: Runner;
-  now: () => Date;
-  paths: StatePaths;
-  log: OpLog;
-  progress: Progress;
-}
+/** What system-upgrade (and rollback) run with. */
+export type ApplyDeps = OperationDeps;
 
 /** `<state>/last-upgrade.json`: what `hv rollback` returns to. */
 export interface UpgradeRecord {

@@ -1,8 +1,9 @@
 import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { OpLog } from '../log.js';
+import type { Progress } from '../ports/command.js';
 import type { Runner } from '../proc.js';
-import { statePaths } from '../state.js';
+import { type StatePaths, statePaths } from '../state.js';
 import {
   type FlakeLock,
   flakeRefUrl,
@@ -78,6 +79,12 @@ export interface EngineDeps {
   runner: Runner;
   now: () => Date;
   log: OpLog;
+}
+
+/** What an operation that changes state (upgrade test, apply, rollback) runs with. */
+export interface OperationDeps extends EngineDeps {
+  paths: StatePaths;
+  progress: Progress;
 }
 
 export function dateOf(lastModified: number | undefined): string | undefined {

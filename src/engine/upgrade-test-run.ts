@@ -1,10 +1,6 @@
 import { rmSync } from 'node:fs';
-import type { Config } from '../config/schema.js';
-import type { OpLog } from '../log.js';
-import type { Progress } from '../ports/command.js';
-import type { Runner } from '../proc.js';
-import type { StatePaths } from '../state.js';
 import { removeFiles } from '../state.js';
+import type { OperationDeps } from './check.js';
 import { type FailureKind, guidanceFor } from './guidance.js';
 import type { ReleaseChange } from './release-upgrade.js';
 import { type Release, releaseOfVersion } from './releases.js';
@@ -12,14 +8,7 @@ import { versionOf } from './system.js';
 import { type TestResult, writeTestResult } from './test-result.js';
 
 /** What an upgrade test runs with. */
-export interface TestDeps {
-  config: Config;
-  runner: Runner;
-  now: () => Date;
-  paths: StatePaths;
-  log: OpLog;
-  progress: Progress;
-}
+export type TestDeps = OperationDeps;
 
 export interface TestOptions {
   allowDowngrade: boolean;

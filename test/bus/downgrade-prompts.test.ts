@@ -11,7 +11,7 @@ import { createCommandBus, type HostedCommandBus } from '../../src/bus/bus.js';
 import type { ConfirmationPrompt } from '../../src/bus/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createServices } from '../../src/services.js';
-import { auditRecords, chatRequest } from '../fixtures/chat.js';
+import { auditRecords, chatRequest, sandboxConfig } from '../fixtures/chat.js';
 import { RecordingReply } from './recording-reply.js';
 
 const ADMIN = { channel: 'slack' as const, id: 'T1:UADMIN', display: 'ada' };
@@ -21,21 +21,9 @@ let dir: string;
 let buses: HostedCommandBus[] = [];
 
 function setup() {
-  const raw = {
-    host: 'hv01',
-    allowNonRoot: true,
-    paths: {
-      state: join(dir, 'state'),
-      log: join(dir, 'log'),
-      motd: join(dir, 'motd'),
-      profile: join(dir, 'profiles', 'system'),
-      currentSystem: join(dir, 'current-system'),
-      bootedSystem: join(dir, 'booted-system'),
-    },
-    flake: { dir: join(dir, 'flake') },
-    notify: { channels: [] },
+  const raw = sandboxConfig(dir, {
     chatops: { roles: { 'slack:T1:UADMIN': 'admin', 'slack:T1:UOP': 'operator' } },
-  };
+  });
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(raw));
   const services = createServices(parseConfig(raw, channelTypes), { channels: channelTypes });
