@@ -58,7 +58,7 @@ export interface JournalRecord {
 /** Writes the journal of one running operation. */
 export class OperationJournal {
   private constructor(
-    private readonly file: string,
+    private readonly paths: StatePaths,
     readonly record: JournalRecord,
     private readonly now: () => Date,
   ) {}
@@ -83,21 +83,22 @@ export class OperationJournal {
     };
     writeJsonAtomic(file, record, 0o600);
     crashPoint(`${rec.operation}:${rec.step}`);
-    return new OperationJournal(file, record, now);
+    return new OperationJournal(paths, record, now);
   }
 
   /** Record that `step` begins (before doing it), with facts learnt so far. */
   step(step: JournalRecord['step'], update: Partial<Pick<JournalRecord, 'to' | 'from'>> = {}): void {
     Object.assign(this.record, update, { step });
     this.record.history.push({ step, at: this.now().toISOString() });
-    writeJsonAtomic(this.file, this.record, 0o600);
+    writeJsonAtomic(this.paths.journal, this.record, 0o600);
     crashPoint(`${this.record.operation}:${step}`);
   }
 
   /** The operation reached a known end (done, failed cleanly, or refused before any change). */
   close(): void {
     crashPoint(`${this.record.operation}:close`);
-    removeFiles(this.file);
+    // The lock copies the journal named go with it.
+    removeFiles(this.paths.journal, this.paths.journalFromLock, this.paths.journalToLock);
   }
 }
 
