@@ -377,10 +377,26 @@ describe('DiscordPeer with the real discord.js', () => {
   });
 
   it('acknowledges heartbeats with the last sequence number', async () => {
-    const beat = await waitFor(() => peer.gatewayFrames.find((f) => f.direction === 'in' && f.op === 1), {
-      what: 'a heartbeat',
-    });
+    // discord.js may send its first heartbeat before READY, carrying null (no dispatch seen yet).
+    const frames = () => peer.gatewayFrames;
+    const readyAt = frames().findIndex((f) => f.direction === 'out' && f.t === 'READY');
+    expect(readyAt).toBeGreaterThanOrEqual(0);
+    const beatAt = await waitFor(
+      () => {
+        const i = frames().findIndex((f, index) => index > readyAt && f.direction === 'in' && f.op === 1);
+        return i >= 0 ? i : undefined;
+      },
+      { what: 'a heartbeat after READY' },
+    );
+    const beat = frames()[beatAt]!;
+    const lastSeq = frames()
+      .slice(0, beatAt)
+      .filter((f) => f.direction === 'out' && f.connection === beat.connection && f.s !== null)
+      .at(-1)?.s;
+    // A dispatch may still be in flight when the client beats, so it carries READY's or a later one.
     expect(typeof beat.d).toBe('number');
+    expect(beat.d as number).toBeGreaterThanOrEqual(frames()[readyAt]!.s!);
+    expect(beat.d as number).toBeLessThanOrEqual(lastSeq!);
     await waitFor(
       () => peer.gatewayFrames.find((f) => f.direction === 'out' && f.op === 11 && f.at >= beat.at),
       {
