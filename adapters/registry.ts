@@ -25,16 +25,23 @@ const all: ChannelType[] = [
     type: 'email',
     schema: EmailChannel,
     load: async () => (await import('./email/index.js')).email,
+    // SMTP notifications stay in the engine; command intake (issue 14) will run in the chat process.
+    placement: () => ({ intake: false, notifier: 'engine' }),
   }),
   defineChannel({
     type: 'slack',
     schema: SlackChannel,
     load: async () => (await import('./slack/index.js')).slack,
+    placement: () => ({ intake: true, notifier: 'chat' }),
+    requiresEvidence: (c) => c.mode === 'http',
+    // Only the engine verifies request signatures, so a compromised chat process cannot forge one.
+    engineSecrets: ['signingSecretFile'],
   }),
   defineChannel({
     type: 'discord',
     schema: DiscordChannel,
     load: async () => (await import('./discord/index.js')).discord,
+    placement: () => ({ intake: true, notifier: 'chat' }),
   }),
 ];
 

@@ -21,6 +21,10 @@ export interface Services {
   hub(): Promise<NotificationHub>;
   /** Journal-style line for the daemon or stderr. */
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  /** The channel types (adapters/registry.ts) the composition root passed in. */
+  channels: ChannelTypes;
+  /** Read a secret file named in the config (trusted-file checks; never logged). */
+  readSecret(path: string): string;
 }
 
 /**
@@ -77,14 +81,10 @@ export function createServices(config: Config, opts: ServiceOptions): Services {
     audit: new AuditLog(paths.dir, config.host, now),
     opLog: (name) => openOpLog(config.paths.log, name, now),
     log,
+    channels: opts.channels,
+    readSecret: (p) => readSecret(p, (path) => warnReadableSecret(path, log)),
     hub() {
-      const ctx: AdapterContext = {
-        config,
-        runner,
-        now,
-        readSecret: (p) => readSecret(p, (path) => warnReadableSecret(path, log)),
-        log,
-      };
+      const ctx: AdapterContext = { config, runner, now, readSecret: services.readSecret, log };
       // Loaded on first use: commands that notify nobody (status) never parse the hub.
       hub ??= import('./notify/build.js').then(({ buildHub }) =>
         buildHub(config, ctx, paths.dir, opts.channels),

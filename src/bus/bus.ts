@@ -3,6 +3,7 @@ import type { Actor } from '../audit.js';
 import { parseCommandArgs, validateArgs } from '../command-args.js';
 import { Exit, errorMessage } from '../errors.js';
 import { truncate } from '../notify/templates.js';
+import type { ProvenRequest } from '../ports/channel.js';
 import type { AnyCommand, CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
@@ -13,6 +14,7 @@ import type {
   CommandBus,
   CommandRequest,
   ConfirmationPrompt,
+  Evidence,
   Reply,
   ReplyFactory,
   SubmitOutcome,
@@ -21,6 +23,12 @@ import type {
 export { defaultChildEntry, systemdScopePrefix } from './runner.js';
 
 export const NOT_AUTHORISED = 'not authorised';
+
+/** Refusals written (audit line, claim file) for unknown identities: per identity, and in all. */
+const UNKNOWN_PER_ACTOR_PER_MINUTE = 1;
+const UNKNOWN_PER_MINUTE = 30;
+/** Unwritten "not authorised." answers to unknown identities a minute, past the audited ones. */
+const UNKNOWN_ANSWERS_PER_MINUTE = 120;
 
 /** A prompt's preview at most this long: with the rest it stays under Slack's 3000-character section. */
 const PREVIEW_LIMIT = 1500;
@@ -51,6 +59,73 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   const chat = config.chatops;
   const store = new OperationStore(services.paths.dir);
   const limiter = new RateLimiter(chat.ratePerMinute, now);
+  const unknownLimiter = new RateLimiter(UNKNOWN_PER_ACTOR_PER_MINUTE, now);
+  const unknownTotal = new RateLimiter(UNKNOWN_PER_MINUTE, now);
+  const unknownAnswers = new RateLimiter(UNKNOWN_ANSWERS_PER_MINUTE, now);
+  const channelNamed = (name: string) => config.notify.channels.find((c) => c.name === name);
+
+  /**
+   * What the request's platform proved, for a channel whose platform signs requests (undefined:
+   * nothing to prove); a string is the reason it is refused. Only the engine holds the keys.
+   * (Which channel may carry which identity is checked where requests cross from the chat
+   * process: src/chatd/engine-server.ts.)
+   */
+  const prove = async (
+    channelName: string,
+    evidence: Evidence | undefined,
+  ): Promise<ProvenRequest | string | undefined> => {
+    const settings = channelNamed(channelName);
+    const type = settings && services.channels.get(settings.type);
+    if (!settings || !type?.requiresEvidence(settings)) return undefined;
+    if (!evidence) return 'no signature';
+    const verifier = await type.verifier?.();
+    if (!verifier) return `no verifier for ${settings.type}`;
+    try {
+      return await verifier(settings, evidence, { readSecret: services.readSecret, now });
+    } catch (e) {
+      return errorMessage(e);
+    }
+  };
+
+  /** The request's own fields disagree with what was proved: the reason, else undefined. */
+  const mismatch = (
+    proven: ProvenRequest,
+    claimed: { actor: Actor; id?: string; command?: string; argv?: string[]; token?: string },
+  ): string | undefined => {
+    if (actorKey(proven.actor) !== actorKey(claimed.actor)) return 'actor differs from the signed request';
+    if (proven.requestId !== undefined && claimed.id !== undefined && proven.requestId !== claimed.id)
+      return 'request id differs from the signed request';
+    if (proven.command !== undefined && claimed.command !== undefined && proven.command !== claimed.command)
+      return 'command differs from the signed request';
+    if (
+      proven.argv !== undefined &&
+      claimed.argv !== undefined &&
+      JSON.stringify(proven.argv) !== JSON.stringify(claimed.argv)
+    )
+      return 'arguments differ from the signed request';
+    if (claimed.token !== undefined && proven.token !== claimed.token)
+      return 'confirmation token differs from the signed request';
+    return undefined;
+  };
+
+  /**
+   * A signed platform's proof must match the request. A failure writes nothing (a forged or
+   * unsigned flood must not fill the disk) and answers nothing; it is logged.
+   */
+  const admit = async (
+    replyChannel: string,
+    evidence: Evidence | undefined,
+    claimed: { actor: Actor; id?: string; command?: string; argv?: string[]; token?: string },
+  ): Promise<string | undefined> => {
+    const proven = await prove(replyChannel, evidence);
+    if (typeof proven === 'string') return `signature refused: ${proven}`;
+    return proven ? mismatch(proven, claimed) : undefined;
+  };
+
+  const dropped = (what: string, id: string, reason: string): SubmitOutcome => {
+    services.log('warn', 'request dropped', { what, request: id.slice(0, 100), reason });
+    return { kind: 'refused', reason };
+  };
   const find = opts.findCommand;
   const runner = createOperationRunner(services, store, opts);
   const { safely } = runner;
@@ -124,6 +199,20 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
     async submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome> {
       // What follows writes and fsyncs (claim, audit) synchronously: take turns, one request per
       // event-loop iteration, so that acknowledgements of other requests are never held up for long.
+      const inadmissible = await admit(req.replyTo.channel, req.evidence, req);
+      if (inadmissible) return dropped('submit', req.id, inadmissible);
+      // Unknown identities are limited before anything is written: one audited refusal a minute
+      // each, 30 in all. Past that they are told "not authorised." without a write, and past a
+      // further cap they get no answer at all (a flood must cost neither disk nor API calls).
+      if (
+        !roleOf(req.actor, chat.roles) &&
+        (unknownLimiter.take(actorKey(req.actor)) > 0 || unknownTotal.take('audited') > 0)
+      ) {
+        if (unknownAnswers.take('*') > 0)
+          return dropped('submit', req.id, 'unknown identity, rate limited');
+        await safely('refused', req.id, () => reply.refused(`${NOT_AUTHORISED}.`));
+        return { kind: 'refused', reason: `${NOT_AUTHORISED}.` };
+      }
       await takeTurn();
       const keys = [req.id, ...(req.dedupeKeys ?? [])];
       const seen = store.claim(keys, now());
@@ -241,7 +330,12 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       return { kind: 'accepted', operationId };
     },
 
-    async confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome> {
+    async confirm(token: string, actor: Actor, reply: Reply, evidence?: Evidence): Promise<SubmitOutcome> {
+      const channel = reply.address?.().channel;
+      if (channel !== undefined) {
+        const inadmissible = await admit(channel, evidence, { actor, token });
+        if (inadmissible) return dropped('confirm', token.slice(0, 8), inadmissible);
+      }
       const c = store.loadConfirmation(token);
       const base = {
         actor,
@@ -344,7 +438,15 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       return { kind: 'accepted', operationId };
     },
 
-    async cancel(token: string, actor: Actor, reply?: Reply): Promise<void> {
+    async cancel(token: string, actor: Actor, reply?: Reply, evidence?: Evidence): Promise<void> {
+      const channel = reply?.address?.().channel;
+      if (channel !== undefined) {
+        const inadmissible = await admit(channel, evidence, { actor, token });
+        if (inadmissible) {
+          dropped('cancel', token.slice(0, 8), inadmissible);
+          return;
+        }
+      }
       const c = store.loadConfirmation(token);
       const tell = async (reason: string) => {
         if (reply) await safely('refused', c?.requestId ?? 'cancel', () => reply.refused(reason));
@@ -378,6 +480,13 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
             data: { cancelled: true, command: c.command },
           }),
         );
+    },
+
+    async verify(channel: string, evidence: Evidence): Promise<boolean> {
+      const settings = channelNamed(channel);
+      if (!settings || !services.channels.get(settings.type)?.requiresEvidence(settings)) return false;
+      const proven = await prove(channel, evidence);
+      return proven !== undefined && typeof proven !== 'string';
     },
 
     resumePending(replyFor: ReplyFactory): number {

@@ -12,6 +12,21 @@ export interface ReplyAddress {
   data: Record<string, unknown>;
 }
 
+/**
+ * A platform's signed proof of a request, checked by the engine (never by the chat process, which
+ * does not hold the key): Slack HTTP mode's `X-Slack-Signature` over the raw body (`slack-v0`), a
+ * DKIM-signed mail message (`email-dkim`). The engine derives the actor and what was asked from
+ * `body` itself and refuses a request whose fields say something else.
+ */
+export interface Evidence {
+  /** Which verifier checks it, e.g. `slack-v0`, `email-dkim`. */
+  scheme: string;
+  /** The headers the signature covers or needs (lower-case names), e.g. x-slack-signature. */
+  headers: Record<string, string>;
+  /** The raw body exactly as received (UTF-8 text; mail in its 8-bit form). */
+  body: string;
+}
+
 /** One command from a front end (chat, email). */
 export interface CommandRequest {
   /** Platform request id, the deduplication key: Slack envelope/trigger id, Discord interaction id, Message-ID. */
@@ -27,6 +42,8 @@ export interface CommandRequest {
    * the trigger id. The request is a duplicate when any key was seen before.
    */
   dedupeKeys?: string[];
+  /** Required for channels whose requests the platform signs (see `Evidence`). */
+  evidence?: Evidence;
 }
 
 /** A confirmation the front end must show (a button that carries `token`). */
@@ -81,14 +98,23 @@ export interface CommandBus {
    */
   commands(): readonly ServedCommand[];
   submit(req: CommandRequest, reply: Reply): Promise<SubmitOutcome>;
-  /** A confirm/approve button click. Only an authorised admin's click counts. */
-  confirm(token: string, actor: Actor, reply: Reply): Promise<SubmitOutcome>;
+  /**
+   * A confirm/approve button click (or a reply mail carrying the token). Only an authorised admin's
+   * click counts. `evidence`: as for `submit`, where the channel's platform signs requests.
+   */
+  confirm(token: string, actor: Actor, reply: Reply, evidence?: Evidence): Promise<SubmitOutcome>;
   /**
    * A cancel button click: the requester or an admin may cancel. Optional `reply`: a refused
    * cancel (someone else, unknown or used token) is shown through `reply.refused`, so a front end
    * that passes it must not claim "cancelled" when its refused() was called.
    */
-  cancel(token: string, actor: Actor, reply?: Reply): Promise<void>;
+  cancel(token: string, actor: Actor, reply?: Reply, evidence?: Evidence): Promise<void>;
+  /**
+   * A quick check of a signed request before a front end parses it further (Slack HTTP mode: answer
+   * 401 at once). True only when the channel's verifier accepts the evidence. The engine checks
+   * again, with the request's fields, on submit/confirm/cancel.
+   */
+  verify(channel: string, evidence: Evidence): Promise<boolean>;
 }
 
 /**

@@ -3,7 +3,8 @@
  * Adapters (adapters/) implement it; the composition roots hand the core a `ChannelTypes` registry.
  */
 import type { z } from 'zod';
-import type { AdapterHost, Reply, ReplyAddress } from '../bus/types.js';
+import type { Actor } from '../audit.js';
+import type { AdapterHost, Evidence, Reply, ReplyAddress } from '../bus/types.js';
 import type { ChannelSettings } from '../config/fields.js';
 import type { Config } from '../config/schema.js';
 import type { HvEvent } from '../events.js';
@@ -96,6 +97,40 @@ export interface ChannelFactory<C, A extends ChannelAdapter = ChannelAdapter> {
 }
 
 /**
+ * What a verifier proved from a request's `Evidence`: who sent it and what they asked. The bus
+ * refuses a request whose own fields disagree with any field given here.
+ */
+export interface ProvenRequest {
+  actor: Actor;
+  /** The platform's request id (Slack trigger id, Message-ID). */
+  requestId?: string;
+  command?: string;
+  argv?: string[];
+  /** A confirmation token the signed request carries (a button's value, a `[hv:…]` Subject tag). */
+  token?: string;
+  /** For a button click: which button. */
+  action?: 'confirm' | 'cancel';
+}
+
+/** Checks a channel's `Evidence` in the engine; throws an Error whose message is the reason. */
+export type EvidenceVerifier = (
+  channel: ChannelSettings,
+  evidence: Evidence,
+  ctx: { readSecret(path: string): string; now: () => Date },
+) => Promise<ProvenRequest>;
+
+/**
+ * Where a channel's parts run under privilege separation: `intake` (taking commands: a network
+ * listener or platform connection) always runs in the unprivileged chat process; `notifier` runs in
+ * the engine ("engine": SMTP, wall) or goes through the chat process ("chat": it needs the chat
+ * platform's token).
+ */
+export interface Placement {
+  intake: boolean;
+  notifier: 'engine' | 'chat' | 'none';
+}
+
+/**
  * One channel type: its config schema (zod only, loaded at start) and its adapter (loaded lazily,
  * only when a channel of this type is configured, so `hv status` never loads a platform library).
  */
@@ -104,6 +139,20 @@ export interface ChannelType {
   readonly schema: z.ZodType<ChannelSettings, z.ZodTypeDef, unknown>;
   /** Load the adapter and make it from a config entry that passed `schema`. */
   open(channel: ChannelSettings, ctx: AdapterContext): Promise<ChannelAdapter>;
+  /** Where its parts run (default: all in the engine, no intake). */
+  placement(channel: ChannelSettings): Placement;
+  /**
+   * Requests through this channel must carry `Evidence` the engine verifies (e.g. Slack HTTP mode);
+   * undefined: the channel's platform does not sign requests.
+   */
+  requiresEvidence(channel: ChannelSettings): boolean;
+  /** The engine's check of `Evidence` (loaded lazily); undefined when the type has none. */
+  verifier?(): Promise<EvidenceVerifier>;
+  /**
+   * Secret-file keys the chat process must never receive (e.g. Slack's signing secret: only the
+   * engine verifies signatures). Every other `…File` key of a chat-placed channel is handed over.
+   */
+  readonly engineSecrets: readonly string[];
 }
 
 export type { ChannelSettings };
@@ -120,13 +169,22 @@ export function defineChannel<S extends z.ZodType<ChannelSettings, z.ZodTypeDef,
   type: string;
   schema: S;
   load: () => Promise<ChannelFactory<z.output<S>>>;
+  placement?: (channel: z.output<S>) => Placement;
+  requiresEvidence?: (channel: z.output<S>) => boolean;
+  verifier?: () => Promise<EvidenceVerifier>;
+  engineSecrets?: readonly string[];
 }): ChannelType {
+  const typed = (channel: ChannelSettings) => def.schema.parse(channel);
   return {
     type: def.type,
     schema: def.schema,
     async open(channel, ctx) {
       const factory = await def.load();
-      return factory.create(def.schema.parse(channel), ctx);
+      return factory.create(typed(channel), ctx);
     },
+    placement: (channel) => def.placement?.(typed(channel)) ?? { intake: false, notifier: 'engine' },
+    requiresEvidence: (channel) => def.requiresEvidence?.(typed(channel)) ?? false,
+    ...(def.verifier ? { verifier: def.verifier } : {}),
+    engineSecrets: def.engineSecrets ?? [],
   };
 }

@@ -5,6 +5,7 @@ import type {
   CommandBus,
   CommandRequest,
   ConfirmationPrompt,
+  Evidence,
   Reply,
   ServedCommand,
   SubmitOutcome,
@@ -52,6 +53,15 @@ export class FakeBus implements CommandBus {
   onCancel: (token: string, actor: Actor) => string | undefined = () => undefined;
   /** The prompts this bus showed, by token (an approval shows the prompt again). */
   private readonly prompts = new Map<string, ConfirmationPrompt>();
+
+  /** Decides `verify` (a signed request's quick check); default: accepted. */
+  onVerify: (channel: string, evidence: Evidence) => boolean = () => true;
+  readonly verifies: { channel: string; evidence: Evidence }[] = [];
+
+  async verify(channel: string, evidence: Evidence): Promise<boolean> {
+    this.verifies.push({ channel, evidence });
+    return this.onVerify(channel, evidence);
+  }
 
   /** The commands the real registry serves to chat. */
   commands(): readonly ServedCommand[] {

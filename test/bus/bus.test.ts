@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -83,6 +83,29 @@ describe('command bus: authorisation', () => {
     await bus.submit(req(STRANGER, 'system-upgrade'), r3);
     expect(r2.refusals).toEqual(reply.refusals);
     expect(r3.refusals).toEqual(reply.refusals);
+  });
+
+  it('a flood from unknown identities writes almost nothing: 300 requests, at most 30 audit lines and claims', async () => {
+    const { bus } = setup({ ratePerMinute: 1 });
+    const replies: RecordingReply[] = [];
+    for (let i = 0; i < 300; i++) {
+      const r = new RecordingReply();
+      replies.push(r);
+      await bus.submit(req({ channel: 'slack', id: `T1:UFLOOD${i % 50}` }, 'status'), r);
+    }
+    const denied = audit().filter((a) => a.result === 'denied');
+    // One audited refusal per identity a minute (50 identities), capped at 30 in all.
+    expect(denied.length).toBeLessThanOrEqual(30);
+    expect(denied.length).toBeGreaterThan(0);
+    const claims = readdirSync(join(dir, 'state', 'operations', 'requests'));
+    expect(claims.length).toBeLessThanOrEqual(30);
+    // Nobody unknown ever got anything but "not authorised." (or no answer past the total cap).
+    expect(new Set(replies.flatMap((r) => r.refusals))).toEqual(new Set(['not authorised.']));
+    expect(replies.flatMap((r) => r.results)).toEqual([]);
+    // A known operator is still served at once.
+    const ok = new RecordingReply();
+    const out = await bus.submit(req(OPERATOR, 'help'), ok);
+    expect(out.kind).toBe('accepted');
   });
 
   it('lets a viewer run status in-process; refuses upgrade-test to a viewer, naming the role', async () => {
