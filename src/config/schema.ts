@@ -166,6 +166,23 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
             .default({}),
           confirmTimeoutSec: z.number().int().min(10).max(3600).default(300),
           ratePerMinute: z.number().int().min(1).max(1000).default(20),
+          /**
+           * The unprivileged user the chat process (every network-facing adapter) runs as when the
+           * daemon runs as root. Ignored when the daemon is not root: it then runs as the same user.
+           */
+          user: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]*$/, 'must be a user name (lower-case letters, digits, "_", "-")')
+            .default('hv-chat'),
+          /** The engine's Unix socket the chat process connects to (its dir is made root:<user> 0750). */
+          socket: AbsPath.default('/run/hypervisor/chat.sock'),
+          /** The chat process's own writable dir (mail spool, delivery journal); owned by `user`. */
+          stateDir: AbsPath.default('/var/lib/hv-chat'),
+          /**
+           * Who starts the chat process: the daemon (spawned as `user`, restarted with backoff), or
+           * systemd (the NixOS module's hv-chat.service; secrets then come by LoadCredential).
+           */
+          supervise: z.enum(['daemon', 'systemd']).default('daemon'),
         })
         .default({}),
     })
