@@ -10,7 +10,9 @@ import { build } from 'esbuild';
 const aliases = ['check-updates', 'upgrade-test', 'system-upgrade'];
 const out = `dist/bundle.${process.pid}`;
 await build({
-  entryPoints: { hv: 'src/cli/hv.ts' },
+  // hv-chat.mjs: the unprivileged chat process (src/chatd/chat-main.ts), started by `hv daemon` or
+  // by the NixOS module's hv-chat.service; it is not on PATH.
+  entryPoints: { hv: 'src/cli/hv.ts', 'hv-chat': 'src/chatd/chat-main.ts' },
   outdir: out,
   bundle: true,
   splitting: true,
@@ -29,7 +31,7 @@ for (const alias of aliases) {
     `#!/usr/bin/env node\n// hv-${alias}: the same as \`hv ${alias}\`.\nprocess.argv.splice(2, 0, '${alias}');\nawait import('./hv.mjs');\n`,
   );
 }
-for (const bin of ['hv', ...aliases]) chmodSync(`${out}/${bin}.mjs`, 0o755);
+for (const bin of ['hv', 'hv-chat', ...aliases]) chmodSync(`${out}/${bin}.mjs`, 0o755);
 const old = `dist/bundle.old.${process.pid}`;
 try {
   renameSync('dist/bundle', old);
