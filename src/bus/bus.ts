@@ -208,8 +208,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
         !roleOf(req.actor, chat.roles) &&
         (unknownLimiter.take(actorKey(req.actor)) > 0 || unknownTotal.take('audited') > 0)
       ) {
-        if (unknownAnswers.take('*') > 0)
-          return dropped('submit', req.id, 'unknown identity, rate limited');
+        if (unknownAnswers.take('*') > 0) return dropped('submit', req.id, 'unknown identity, rate limited');
         await safely('refused', req.id, () => reply.refused(`${NOT_AUTHORISED}.`));
         return { kind: 'refused', reason: `${NOT_AUTHORISED}.` };
       }

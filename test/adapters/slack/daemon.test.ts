@@ -135,7 +135,7 @@ describe('hv daemon hosts the Slack adapter', () => {
     expect(p.connectionsOpened).toBe(0);
     // hv daemon installs its SIGTERM handler once start() returned (after the components).
     await until(
-      () => /component started.*chat-intake|chat-intake.*component started/.test(d.output()),
+      () => /component started.*chat-process|chat-process.*component started/.test(d.output()),
       'started',
       30_000,
     );
