@@ -93,13 +93,14 @@ let
     apply.operation = cfg.applyOperation;
     inherit (cfg) schedule randomizedDelaySec;
     notify.channels = cfg.notify.channels;
-    # Where the chat process runs (SPEC "Chat process"); the admin's `chatops` keys come on top.
+    # Where the chat process runs (SPEC "Chat and email commands"); the admin's `chatops` keys
+    # come on top.
     chatops = chatProcessDefaults // cfg.chatops;
   };
 
   finalConfig = lib.recursiveUpdate generated cfg.settings;
 
-  # Privilege separation (SPEC "Chat process"). The root engine (hv-daemon) opens no network
+  # Privilege separation (SPEC "Chat and email commands"). The root engine (hv-daemon) opens no network
   # listener and holds no chat token: every network-facing adapter runs in the chat process
   # (`libexec/hv/hv-chat`), its own service hv-chat under the unprivileged user `chatops.user`,
   # which connects to the engine's Unix socket `chatops.socket` and asks the engine for all it
@@ -120,7 +121,7 @@ let
   # Channels whose parts run in the chat process: Slack and Discord always (their intake and
   # their notifier need the platform connection and token), email only with command intake
   # (`intake`); plain email notifications are sent by the engine. Mirrors `placement` in
-  # adapters/registry.ts (test/nix/module.test.ts compares the two).
+  # adapters/registry.ts (test/nix/module-chat.test.ts compares the two).
   channelList = builtins.filter builtins.isAttrs (finalConfig.notify.channels or [ ]);
   isChatChannel = c: builtins.elem (c.type or null) [ "slack" "discord" ] || ((c.type or null) == "email" && c ? intake);
   chatChannels = builtins.filter isChatChannel channelList;
@@ -348,8 +349,15 @@ in
 
         Secrets are never written here: give the path of a file that holds them (`passwordFile`,
         `botTokenFile`, `appTokenFile`, `signingSecretFile`, `tokenFile`), readable by root only,
-        for example from agenix or sops-nix. Everything in this option lands in the world-readable
-        Nix store; evaluation fails if a key looks like an inline secret.
+        for example from agenix or sops-nix, as a string (a Nix path such as ./token would be
+        copied into the store). Everything in this option lands in the world-readable Nix store;
+        evaluation fails if a key looks like an inline secret.
+
+        Slack and Discord channels, and email channels with `intake`, run in the chat process
+        (the service hv-chat, user hv-chat), which gets their secret files through systemd's
+        LoadCredential, as `<channel name>.<key>` (slack.botTokenFile, ops-mail.smtp.passwordFile);
+        it cannot read the files themselves. Slack's `signingSecretFile` and the password of
+        email channels without intake stay with hv-daemon.
       '';
     };
 
@@ -362,7 +370,16 @@ in
           approvals = { system-upgrade = 1; rollback = 1; };
         }
       '';
-      description = "Who may run which commands from chat and email (hv's `chatops` configuration).";
+      description = ''
+        Who may run which commands from chat and email (hv's `chatops` configuration).
+
+        The chat process (Slack, Discord, email intake) runs as the service hv-chat under the user
+        `user` (default "hv-chat", a system user this module creates; another name is yours to
+        create, never "root"), connects to the engine's socket `socket` (default
+        /run/hypervisor/chat.sock) and writes only to `stateDir` (default /var/lib/hv-chat, which
+        must lie below /var/lib). The module sets `supervise = "systemd"`: hv-daemon does not start
+        the chat process itself.
+      '';
     };
 
     settings = mkOption {
