@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { createCommandBus, type HostedCommandBus } from '../bus/bus.js';
 import type { ReplyAddress } from '../bus/types.js';
 import type { EngineServer } from '../chatd/engine-server.js';
@@ -16,13 +16,20 @@ const deliveryLoop: ComponentFactory = async (services) => {
   const hub = await services.hub();
   let abort: AbortController | undefined;
   let loop: Promise<void> | undefined;
+  let watcher: FSWatcher | undefined;
   const component: DaemonComponent = {
     name: 'notify-delivery',
     async start() {
       abort = new AbortController();
       loop = hub.runLoop(abort.signal);
+      // Operations run in their own processes and leave chat deliveries to the daemon: look as
+      // soon as one is written, not at the next idle round.
+      mkdirSync(hub.outboxDir, { recursive: true, mode: 0o700 });
+      watcher = watch(hub.outboxDir, () => hub.wake());
+      watcher.on('error', () => undefined);
     },
     async stop() {
+      watcher?.close();
       abort?.abort();
       await loop;
     },
@@ -72,7 +79,12 @@ const chatProcess =
         mkdirSync(config.chatops.stateDir, { recursive: true, mode: 0o700 });
         if (process.getuid?.() === 0) chownSync(config.chatops.stateDir, user.uid, user.gid);
         chmodSync(config.chatops.stateDir, 0o700);
-        bus = createCommandBus(services, { ...commands, configPath: configPath() });
+        bus = createCommandBus(services, {
+          ...commands,
+          configPath: configPath(),
+          // Its operations leave chat deliveries to this daemon (src/bus/operation-child.ts).
+          env: { ...process.env, HV_CHAT_DELIVERY: 'daemon' },
+        });
         const supervised = config.chatops.supervise === 'daemon';
         await server.start({
           services,
