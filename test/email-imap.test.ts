@@ -12,7 +12,7 @@ import { imapSource, PROCESSED_KEYWORD } from '../adapters/email/intake/imap.js'
 import { ImapSettings } from '../adapters/email/intake/imap-schema.js';
 import type { IncomingMail, MailSource } from '../adapters/email/intake/source.js';
 import { readSecret } from '../src/services.js';
-import { Dovecot, dovecotBinary } from './fixtures/dovecot.js';
+import { Dovecot } from './fixtures/dovecot.js';
 
 const PASSWORD = 'pw-7c1e9f-imap-secret';
 
@@ -100,7 +100,7 @@ function recorder() {
   return { seen, onMail, ids: () => seen.map((m) => messageIdOf(m.raw)) };
 }
 
-describe.skipIf(!dovecotBinary())('imap mail source (real dovecot)', () => {
+describe('imap mail source (real dovecot)', () => {
   it('a message in INBOX is handed over once, whole, and ends in hv-processed flagged', async () => {
     const w = await world();
     await w.server.append(mail('m1'));
