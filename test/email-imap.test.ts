@@ -100,6 +100,43 @@ function recorder() {
   return { seen, onMail, ids: () => seen.map((m) => messageIdOf(m.raw)) };
 }
 
+describe('imap settings', () => {
+  it('defaults: IMAPS on 993, INBOX into hv-processed, a check a minute', () => {
+    const s = ImapSettings.parse({ host: 'imap.example.org', user: 'hv', passwordFile: '/run/keys/imap' });
+    expect(s).toMatchObject({
+      port: 993,
+      secure: true,
+      mailbox: 'INBOX',
+      processedMailbox: 'hv-processed',
+      pollSec: 60,
+    });
+  });
+
+  it('refuses a relative password file, and a processed mailbox equal to the mailbox', () => {
+    const bad = ImapSettings.safeParse({
+      host: 'imap.example.org',
+      user: 'hv',
+      passwordFile: 'imap-password',
+      mailbox: 'hv',
+      processedMailbox: 'hv',
+      extra: 1,
+    });
+    expect(bad.success).toBe(false);
+    const paths = bad.error?.issues.map((i) => i.path.join('.'));
+    expect(paths).toEqual(expect.arrayContaining(['passwordFile', '']));
+    const relaxed = ImapSettings.safeParse({
+      host: 'imap.example.org',
+      user: 'hv',
+      passwordFile: '/run/keys/imap',
+      mailbox: 'hv',
+      processedMailbox: 'hv',
+    });
+    expect(relaxed.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['processedMailbox', 'must differ from "mailbox" (processed mail is moved there)'],
+    ]);
+  });
+});
+
 describe('imap mail source (real dovecot)', () => {
   it('a message in INBOX is handed over once, whole, and ends in hv-processed flagged', async () => {
     const w = await world();

@@ -43,7 +43,7 @@ function describe(e: unknown, s: ImapSettings): { msg: string; fields: Record<st
     };
   return {
     msg: 'imap connection failed; retrying',
-    fields: { ...where, code: err.code, error: err.message ?? String(e) },
+    fields: { ...where, code: err.code, error: err.message ?? String(e), response: err.responseText },
   };
 }
 
@@ -153,12 +153,16 @@ export function imapSource(
     }
   }
 
-  async function session(onMail: (m: IncomingMail) => Promise<void>): Promise<void> {
+  /** One connection, until it closes or the source stops; returns the error that closed it. */
+  async function session(onMail: (m: IncomingMail) => Promise<void>): Promise<Error | undefined> {
     const c = connection();
     client = c;
     // imapflow emits at most one 'error' and then 'close'; both end this session.
     let closed = false;
-    c.on('error', () => {});
+    let lastError: Error | undefined;
+    c.on('error', (e: Error) => {
+      lastError = e;
+    });
     c.on('close', () => {
       closed = true;
       wake?.();
@@ -185,6 +189,7 @@ export function imapSource(
         // IDLE runs by itself while the client waits (imapflow's auto-IDLE); an EXISTS wakes us.
         if (!kicked) await sleep(s.pollSec * 1000);
       }
+      return lastError;
     } finally {
       if (client === c) client = undefined;
       if (!closed) await c.logout().catch(() => c.close());
@@ -196,9 +201,13 @@ export function imapSource(
   async function run(onMail: (m: IncomingMail) => Promise<void>): Promise<void> {
     while (!stopped) {
       try {
-        await session(onMail);
+        const lastError = await session(onMail);
         if (stopped) return;
-        ctx.log('warn', 'imap connection closed; reconnecting', { host: s.host, port: s.port });
+        ctx.log('warn', 'imap connection closed; reconnecting', {
+          host: s.host,
+          port: s.port,
+          error: lastError?.message,
+        });
       } catch (e) {
         if (stopped) return;
         const d = describe(e, s);
