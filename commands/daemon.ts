@@ -37,7 +37,9 @@ export const daemonCommand = (commands: CommandRegistry): Command<Record<string,
       scheduledCommand: checkUpdatesCommand,
       components: daemonComponents(() => daemon.configPath, commands, chat),
       notifierFor: (channel) =>
-        channelTypes.get(channel.type)?.placement(channel).notifier === 'chat' ? chat.notifier(channel) : undefined,
+        channelTypes.get(channel.type)?.placement(channel).notifier === 'chat'
+          ? chat.notifier(channel)
+          : undefined,
     });
     // Signals are handled from the first moment: a SIGTERM during start waits for start, then stops.
     let started: Promise<void> = Promise.resolve();
