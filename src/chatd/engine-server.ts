@@ -226,7 +226,7 @@ export class EngineServer {
         case 'submit': {
           const req = msg.request;
           const wrong = this.misrouted(req.replyTo, req.actor);
-          if (wrong) return this.refuseMisrouted(link, msg.call, wrong, req.actor, req.command);
+          if (wrong) return this.refuseMisrouted(link, msg.call, wrong, req.actor, req.command, req.id);
           const outcome = await bus.submit(req, this.reply(req.replyTo, msg.replyId));
           answer({ t: 'outcome', call: msg.call, outcome });
           return;
@@ -263,12 +263,14 @@ export class EngineServer {
     reason: string,
     actor: Actor,
     operation: string,
+    requestId?: string,
   ): Promise<void> {
     this.log('warn', 'chat request refused: misrouted', { reason });
     await this.opts.services.audit.append({
       actor,
       operation: operation.slice(0, 64),
       result: 'denied',
+      ...(requestId ? { requestId } : {}),
       details: { reason },
     });
     link.send({ t: 'outcome', call, outcome: { kind: 'refused', reason } } satisfies EngineMessage);

@@ -108,6 +108,7 @@ async function chatWorld(opts: { http?: boolean; events?: EventType[] } = {}) {
         roles: {
           [`slack:${s.workspace.teamId}:${s.workspace.userId}`]: 'admin',
           [`discord:role:${DISCORD_IDS.adminRole}`]: 'admin',
+          'email:alice@example.org': 'admin',
         },
       },
     },
@@ -224,15 +225,20 @@ describe.skipIf(!isRoot)('privilege separation: the chat process', () => {
             submit('x1', 'status', ['--config', '/tmp/evil.json']),
             submit('x22', 'no-such-command', []),
             submit('x333', 'upgrade-test', ['--no-such-flag']),
+            // An admin's email identity claimed through the Slack channel: not the chat process's call.
+            submit('x4444', 'status', []).replace(
+              JSON.stringify(admin),
+              JSON.stringify({ channel: 'email', id: 'alice@example.org' }),
+            ),
           ].join(' '),
         ),
       );
       expect(chat.out).toContain('msg welcome');
-      expect(chat.out.match(/"kind":"refused"/g)?.length, chat.out).toBe(3);
+      expect(chat.out.match(/"kind":"refused"/g)?.length, chat.out).toBe(4);
       const denied = auditRecords(w.paths.audit).filter(
         (a) => a.result === 'denied' && /^x\d+$/.test(a.requestId ?? ''),
       );
-      expect(denied.map((a) => a.requestId).sort()).toEqual(['x1', 'x22', 'x333']);
+      expect(denied.map((a) => a.requestId).sort()).toEqual(['x1', 'x22', 'x333', 'x4444']);
     } finally {
       daemon.proc.kill('SIGTERM');
       await daemon.exited;
