@@ -55,6 +55,11 @@ export class ChatClient {
   private readonly live = new Map<string, { reply: Reply; at: number }>();
   private adapters: { adapter: ChannelAdapter; intake: boolean; notifier: boolean }[] = [];
   private welcomed: ((w: Welcome) => void) | undefined;
+  private markReady: () => void = () => {};
+  /** Resolves once every adapter was opened (and started, where it takes commands). */
+  private readonly ready = new Promise<void>((r) => {
+    this.markReady = r;
+  });
   config: Config | undefined;
 
   constructor(private readonly opts: ChatClientOptions) {
@@ -101,6 +106,7 @@ export class ChatClient {
         });
       }
     }
+    this.markReady();
     setInterval(() => this.prune(), 60_000).unref();
   }
 
@@ -179,6 +185,7 @@ export class ChatClient {
 
   private async onReply(msg: Extract<EngineMessage, { t: 'reply' }>): Promise<void> {
     const { link } = this.opts;
+    await this.ready;
     const reply = this.replyOf(msg.replyId, msg.address);
     if (!reply) {
       link.send({
@@ -204,6 +211,8 @@ export class ChatClient {
 
   private async onDeliver(msg: Extract<EngineMessage, { t: 'deliver' }>): Promise<void> {
     const { link } = this.opts;
+    // The engine may deliver as soon as the link is up; the adapters open a moment later.
+    await this.ready;
     const owner = this.adapters.find((a) => a.notifier && a.adapter.name === msg.channel);
     const events = msg.events as unknown as HvEvent[];
     try {
@@ -213,6 +222,7 @@ export class ChatClient {
       link.send({ t: 'delivered', call: msg.call, ok: true });
     } catch (e) {
       const d = e instanceof DeliveryError ? e : undefined;
+      this.opts.log('warn', 'notification delivery failed', { channel: msg.channel, error: errorMessage(e) });
       link.send({
         t: 'delivered',
         call: msg.call,

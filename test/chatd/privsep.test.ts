@@ -278,8 +278,10 @@ describe.skipIf(!isRoot)('privilege separation: the chat process', () => {
       await until(
         () => s.messages.filter((m) => m.channel === NOTIFY_CHANNEL).length > 0,
         'the test.passed notification',
-        30_000,
-      );
+        90_000,
+      ).catch((e) => {
+        throw new Error(`${e}\n${daemon.output()}`);
+      });
       await new Promise((r) => setTimeout(r, 3000));
       expect(s.messages.filter((m) => m.channel === NOTIFY_CHANNEL)).toHaveLength(1);
       expect(daemon.proc.exitCode).toBe(null);
