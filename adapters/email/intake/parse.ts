@@ -102,6 +102,26 @@ export function firstLine(text: string): string | undefined {
   return undefined;
 }
 
+const ENTITIES: Record<string, string> = { nbsp: ' ', amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/**
+ * Text of an HTML body where mailparser gave none (an HTML part next to attachments): quoted
+ * blocks dropped, one line per block element. Enough to find the first line that says something.
+ */
+export function htmlText(html: string): string {
+  return html
+    .replace(/<(head|style|script|blockquote)\b[\s\S]*?<\/\1\s*>/gi, '\n')
+    .replace(/<(br|\/p|\/div|\/li|\/h\d|\/tr|p|div|li|tr)\b[^>]*>/gi, '\n')
+    .replace(/<[^>]*>/g, '')
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
+      if (e[0] === '#') {
+        const code = e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1));
+        return code > 0 && code < 0x110000 ? String.fromCodePoint(code) : m;
+      }
+      return ENTITIES[e.toLowerCase()] ?? m;
+    });
+}
+
 function addresses(mail: ParsedMail): string[] {
   const from = mail.from;
   if (!from) return [];
@@ -128,7 +148,7 @@ export async function parseMail(raw: Buffer): Promise<CommandMail> {
   const fromSubject = cleanSubject(subject);
   let line: string | undefined;
   if (/^\/?hv(\s|$)/i.test(fromSubject)) line = fromSubject;
-  else line = firstLine(mail.text ?? '');
+  else line = firstLine(mail.text || (typeof mail.html === 'string' ? htmlText(mail.html) : ''));
   const w = line ? words(line) : [];
   const refs = mail.references ? (Array.isArray(mail.references) ? mail.references : [mail.references]) : [];
   const messageId =
