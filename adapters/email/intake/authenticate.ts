@@ -12,7 +12,7 @@ export interface AuthOptions {
 /** Who sent a message, as far as its signatures prove it; `reason` says why nobody, when `actor` is absent. */
 export type AuthResult =
   | { ok: true; actor: Actor; how: string }
-  | { ok: false; reason: string; claimed?: string };
+  | { ok: false; reason: string; claimed?: string; temporary?: boolean };
 
 /** Header fields the signature must cover: the sender, the command (Subject) and the dedupe key. */
 const MUST_SIGN = ['from', 'subject', 'message-id'];
@@ -77,10 +77,12 @@ export async function authenticate(raw: Buffer, mail: CommandMail, opts: AuthOpt
   if (!sigs.length) return { ok: false, reason: 'no DKIM signature', claimed };
   const fromDomain = domainOf(claimed);
   const problems: string[] = [];
+  let temporary = false;
   for (const r of sigs) {
     const d = r.signingDomain.toLowerCase();
     const extra = r as unknown as { signingHeaders?: { keys?: string }; canonBodyLengthLimited?: boolean };
     if (r.status.result !== 'pass') {
+      if (r.status.result === 'temperror') temporary = true;
       problems.push(`DKIM ${r.status.result} for d=${d}${r.status.comment ? ` (${r.status.comment})` : ''}`);
       continue;
     }
@@ -107,10 +109,11 @@ export async function authenticate(raw: Buffer, mail: CommandMail, opts: AuthOpt
     }).catch(() => false as const);
     const verdict = policy ? policy.status.result : 'none';
     if (verdict !== 'pass' && verdict !== 'none') {
+      if (verdict === 'temperror') temporary = true;
       problems.push(`DMARC ${verdict} for ${fromDomain} with the DKIM signature by d=${d}`);
       continue;
     }
     return { ok: true, actor, how: `dkim=pass d=${d}${verdict === 'pass' ? ', dmarc=pass' : ''}` };
   }
-  return { ok: false, reason: problems.join('; '), claimed };
+  return { ok: false, reason: problems.join('; '), claimed, ...(temporary ? { temporary } : {}) };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RateLimiter } from '../../../src/bus/rate-limit.js';
-import type { CommandBus, Reply } from '../../../src/bus/types.js';
+import type { CommandBus, Reply, SubmitOutcome } from '../../../src/bus/types.js';
 import { writeFileAtomic } from '../../../src/fs/atomic.js';
 import type { EmailIntake } from '../schema.js';
 import { headerBlock, headerFields } from './parse.js';
@@ -11,6 +11,11 @@ import { INTAKE_REFUSED, judge, mailToEvidence } from './verify.js';
 
 /** Unauthenticated messages handed to the engine (for its audit record) a minute; past that, only logged. */
 const UNAUTHENTICATED_PER_MINUTE = 60;
+/** How long a message whose DKIM key or DMARC record could not be looked up (DNS down) is retried. */
+const TEMPORARY_RETRY_MS = 30 * 60_000;
+
+/** Thrown for a message worth retrying later (DNS trouble): its source keeps it queued. */
+export class TryLater extends Error {}
 
 /** What the pipeline needs from the chat process. */
 export interface PipelineDeps {
@@ -42,6 +47,7 @@ export function createPipeline(deps: PipelineDeps): (raw: Buffer) => Promise<Han
   const perSender = new RateLimiter(deps.intake.ratePerMinute, deps.now);
   const unauthenticated = new RateLimiter(UNAUTHENTICATED_PER_MINUTE, deps.now);
   const seenDir = join(deps.stateDir, 'seen');
+  const firstTried = new Map<string, number>();
   const seenPath = (messageId: string) =>
     join(seenDir, `${createHash('sha256').update(messageId).digest('hex').slice(0, 40)}`);
   const silent = (messageId: string, sender = '') =>
@@ -87,6 +93,14 @@ export function createPipeline(deps: PipelineDeps): (raw: Buffer) => Promise<Han
     const judged = await judge(raw, deps.intake);
     const messageId =
       judged.mail?.messageId ?? `<sha256.${createHash('sha256').update(raw).digest('hex')}@hv.invalid>`;
+    if (!judged.ok && judged.temporary) {
+      // DNS trouble is not a verdict: keep the message queued (like an MTA) for a while.
+      if (firstTried.size > 10_000) firstTried.clear();
+      const first = firstTried.get(messageId) ?? deps.now().getTime();
+      firstTried.set(messageId, first);
+      if (deps.now().getTime() - first < TEMPORARY_RETRY_MS) throw new TryLater(judged.reason);
+    }
+    firstTried.delete(messageId);
     if (!judged.ok)
       return refuse(
         raw,
@@ -115,8 +129,13 @@ export function createPipeline(deps: PipelineDeps): (raw: Buffer) => Promise<Han
     });
     const evidence = mailToEvidence(raw);
     let handled: Handled;
+    // The engine's own lookups failed where ours passed (DNS trouble there): not a verdict either.
+    const engineTryLater = (out: SubmitOutcome) => {
+      if (out.kind === 'refused' && /temperror/.test(out.reason)) throw new TryLater(out.reason);
+    };
     if (mail.token) {
       const out = await deps.bus.confirm(mail.token, actor, reply, evidence);
+      engineTryLater(out);
       handled = { decision: 'confirmed', outcome: out.kind };
     } else {
       const out = await deps.bus.submit(
@@ -130,6 +149,7 @@ export function createPipeline(deps: PipelineDeps): (raw: Buffer) => Promise<Han
         },
         reply,
       );
+      engineTryLater(out);
       handled = { decision: 'submitted', outcome: out.kind };
     }
     writeFileAtomic(seenPath(messageId), `${messageId}\n`, 0o600, 0o700);

@@ -24,7 +24,7 @@ export const mailFromEvidence = (e: Evidence): Buffer => Buffer.from(e.body, 'la
 /** A message judged: who sent it and what it asks, or why it counts as nobody's. */
 export type Judged =
   | { ok: true; mail: CommandMail; proven: ProvenRequest; how: string }
-  | { ok: false; reason: string; mail?: CommandMail; claimed?: string };
+  | { ok: false; reason: string; mail?: CommandMail; claimed?: string; temporary?: boolean };
 
 /**
  * Everything hv decides about a message before the bus: size, RFC 3834 (automatic mail), the
@@ -48,7 +48,13 @@ export async function judge(raw: Buffer, intake: EmailIntake): Promise<Judged> {
   if (auto) return { ok: false, reason: `not answered: ${auto}`, mail, claimed: mail.from };
   const auth = await authenticate(raw, mail, intake);
   if (!auth.ok)
-    return { ok: false, reason: `not authenticated: ${auth.reason}`, mail, claimed: auth.claimed };
+    return {
+      ok: false,
+      reason: `not authenticated: ${auth.reason}`,
+      mail,
+      claimed: auth.claimed,
+      ...(auth.temporary ? { temporary: true } : {}),
+    };
   if (!mail.token && !mail.command)
     return {
       ok: false,

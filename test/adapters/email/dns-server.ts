@@ -9,6 +9,8 @@ export class DnsServer {
   readonly txt = new Map<string, string[]>();
   /** Names asked for, in order (lower-case). */
   readonly queries: string[] = [];
+  /** Answer every query with SERVFAIL (a resolver in trouble). */
+  servfail = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -72,6 +74,11 @@ export class DnsServer {
     q.copy(header, 0, 0, 2); // id
     const rd = (q[2] as number) & 0x01;
     header[2] = 0x80 | 0x04 | rd; // QR, AA, RD as asked
+    if (this.servfail) {
+      header[3] = 0x80 | 2; // RA, SERVFAIL
+      header.writeUInt16BE(1, 4);
+      return Buffer.concat([header, question]);
+    }
     header[3] = 0x80 | (records ? 0 : 3); // RA; NXDOMAIN for names it does not know
     header.writeUInt16BE(1, 4);
     header.writeUInt16BE(records && qtype === 16 ? records.length : 0, 6);

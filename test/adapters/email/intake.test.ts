@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { spool } from '../../../adapters/email/intake/spool.js';
 import { MailSink } from '../../notify/smtp.js';
 import { DkimDomain, message } from './dkim-signer.js';
 import { DnsServer } from './dns-server.js';
-import { audit, type Hosted, host, settled } from './intake-fixture.js';
+import { audit, type Hosted, host, settled, spoolOf } from './intake-fixture.js';
 
 let dns: DnsServer;
 let sink: MailSink;
@@ -158,6 +158,27 @@ describe('email intake: unauthenticated mail runs nothing and is not answered', 
     await deliver(h, trusted);
     await sink.waitFor(1);
     expect(sink.mails[0]?.mail.inReplyTo).toBe('<trusted@client.example>');
+  });
+});
+
+describe('email intake: DNS trouble', () => {
+  it('a key that cannot be looked up (SERVFAIL) is no verdict: the message stays queued and runs once DNS answers', async () => {
+    const h = await start();
+    dns.servfail = true;
+    try {
+      spool(
+        join(dir, 'chat'),
+        org.sign(statusMail('alice@example.org', { messageId: '<dns@client.example>' })),
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(readdirSync(spoolOf(dir)).filter((n) => n.endsWith('.eml'))).toHaveLength(1);
+      expect(audit(dir)).toEqual([]);
+    } finally {
+      dns.servfail = false;
+    }
+    await settled(dir, h.bus);
+    await sink.waitFor(1);
+    expect(sink.mails[0]?.mail.inReplyTo).toBe('<dns@client.example>');
   });
 });
 
