@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { looksLikeMail } from '../adapters/email/intake/parse.js';
+import { looksLikeMail } from '../adapters/email/intake/headers.js';
 import { spool } from '../adapters/email/intake/spool.js';
 import { HV } from '../src/cli-name.js';
 import { Exit, HvError } from '../src/errors.js';
@@ -28,7 +28,13 @@ export const emailIntakeCommand: Command<Record<string, never>> = {
   standalone: { failureExit: Exit.tryLater },
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
-    const raw = await readStdin();
+    let raw = await readStdin();
+    // An mbox envelope line ("From sender date", Postfix pipe flag F, procmail) is not part of the
+    // message: the signature covers what follows it.
+    if (raw.subarray(0, 5).toString('latin1') === 'From ') {
+      const nl = raw.indexOf(10);
+      raw = nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1);
+    }
     if (!looksLikeMail(raw))
       return {
         status: 'refused',

@@ -5,7 +5,7 @@ import { RateLimiter } from '../../../src/bus/rate-limit.js';
 import type { CommandBus, Reply, SubmitOutcome } from '../../../src/bus/types.js';
 import { writeFileAtomic } from '../../../src/fs/atomic.js';
 import type { EmailIntake } from '../schema.js';
-import { headerBlock, headerFields } from './parse.js';
+import { headerBlock, headerFields } from './headers.js';
 import type { MailReplyData } from './reply.js';
 import { INTAKE_REFUSED, judge, mailToEvidence } from './verify.js';
 

@@ -74,7 +74,11 @@ describe('hv email-intake (MTA pipe transport)', () => {
     const raw = org.sign(
       message({ from: 'alice@example.org', subject: 'hv status', messageId: '<queued@client.example>' }),
     );
-    const r = intake(configPath, raw);
+    // As Postfix's pipe with flags=F hands it over: an mbox "From " envelope line first.
+    const r = intake(
+      configPath,
+      Buffer.concat([Buffer.from('From alice@example.org  Sat Nov 28 08:00:00 2026\n'), raw]),
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const files = spooled();
