@@ -25,8 +25,11 @@ const all: ChannelType[] = [
     type: 'email',
     schema: EmailChannel,
     load: async () => (await import('./email/index.js')).email,
-    // SMTP notifications stay in the engine; command intake (issue 14) will run in the chat process.
-    placement: () => ({ intake: false, notifier: 'engine' }),
+    // SMTP notifications stay in the engine; command intake (a spool the MTA fills, IMAP) runs in
+    // the chat process, and only the engine's DKIM check of the raw message decides who sent it.
+    placement: (c) => ({ intake: !!c.intake, notifier: 'engine' }),
+    requiresEvidence: (c) => !!c.intake,
+    verifier: async () => (await import('./email/intake/verify.js')).verifyEmail,
   }),
   defineChannel({
     type: 'slack',

@@ -2,6 +2,7 @@ import type { AnyCommand, CommandRegistry } from '../src/ports/command.js';
 import { auditCommand } from './audit.js';
 import { checkUpdatesCommand } from './check-updates.js';
 import { daemonCommand } from './daemon.js';
+import { emailIntakeCommand } from './email-intake.js';
 import { helpCommand } from './help.js';
 import { notifyCommand } from './notify.js';
 import { rollbackCommand } from './rollback.js';
@@ -23,6 +24,7 @@ const all: AnyCommand[] = [
   notifyCommand,
   systemUpgradeCommand,
   rollbackCommand,
+  emailIntakeCommand,
 ];
 for (const c of all) commands.set(c.name, c);
 commands.set('help', helpCommand(listCommands));

@@ -27,6 +27,7 @@ await build({
     'discord.js',
     'nodemailer',
     'imapflow',
+    'mailauth',
     'execa',
     'smtp-server',
     'mailparser',

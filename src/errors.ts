@@ -7,6 +7,10 @@ export const Exit = {
   usage: 2,
   refused: 3,
   busy: 4,
+  /** sysexits EX_DATAERR: `email-intake` got something that is not a mail message (the MTA bounces it). */
+  notMessage: 65,
+  /** sysexits EX_TEMPFAIL: `email-intake` could not queue the message (the MTA retries later). */
+  tryLater: 75,
   updateAvailable: 100,
 } as const;
 export type ExitCode = (typeof Exit)[keyof typeof Exit];

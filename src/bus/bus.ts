@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Actor } from '../audit.js';
 import { parseCommandArgs, validateArgs } from '../command-args.js';
 import { Exit, errorMessage } from '../errors.js';
@@ -7,6 +6,7 @@ import type { ProvenRequest } from '../ports/channel.js';
 import type { AnyCommand, CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
+import { ConfirmTokens } from './confirm-token.js';
 import { OperationStore, type PendingConfirmation } from './operations.js';
 import { RateLimiter } from './rate-limit.js';
 import { createOperationRunner, type RunnerOptions } from './runner.js';
@@ -27,6 +27,8 @@ export const NOT_AUTHORISED = 'not authorised';
 /** Refusals written (audit line, claim file) for unknown identities: per identity, and in all. */
 const UNKNOWN_PER_ACTOR_PER_MINUTE = 1;
 const UNKNOWN_PER_MINUTE = 30;
+/** Audited refusals of signed requests whose evidence failed (forged, unsigned), a minute in all. */
+const REFUSED_EVIDENCE_PER_MINUTE = 30;
 /** Unwritten "not authorised." answers to unknown identities a minute, past the audited ones. */
 const UNKNOWN_ANSWERS_PER_MINUTE = 120;
 
@@ -62,6 +64,10 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   const unknownLimiter = new RateLimiter(UNKNOWN_PER_ACTOR_PER_MINUTE, now);
   const unknownTotal = new RateLimiter(UNKNOWN_PER_MINUTE, now);
   const unknownAnswers = new RateLimiter(UNKNOWN_ANSWERS_PER_MINUTE, now);
+  const refusedEvidence = new RateLimiter(REFUSED_EVIDENCE_PER_MINUTE, now);
+  const tokens = new ConfirmTokens(services.paths.dir, now, (msg, fields) =>
+    services.log('warn', msg, fields),
+  );
   const channelNamed = (name: string) => config.notify.channels.find((c) => c.name === name);
 
   /**
@@ -109,8 +115,10 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   };
 
   /**
-   * A signed platform's proof must match the request. A failure writes nothing (a forged or
-   * unsigned flood must not fill the disk) and answers nothing; it is logged.
+   * A signed platform's proof must match the request. A failure answers nothing; it is logged, and
+   * audited (with the claimed identity and the reason) up to REFUSED_EVIDENCE_PER_MINUTE a minute
+   * in all, so that a forged or unsigned flood cannot fill the disk but a single forged mail is on
+   * record.
    */
   const admit = async (
     replyChannel: string,
@@ -126,6 +134,25 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
     services.log('warn', 'request dropped', { what, request: id.slice(0, 100), reason });
     return { kind: 'refused', reason };
   };
+  /** A request whose evidence failed: dropped, and audited within the cap above. */
+  const unproven = async (
+    what: string,
+    claimed: { actor: Actor; id: string; command: string; argv: string[] },
+    reason: string,
+  ): Promise<SubmitOutcome> => {
+    dropped(what, claimed.id, reason);
+    if (refusedEvidence.take('*') === 0)
+      await audit.append({
+        actor: { channel: claimed.actor.channel, id: claimed.actor.id.slice(0, 200) },
+        operation: claimed.command.slice(0, 64) || what,
+        args: { argv: claimed.argv.slice(0, 20).map((a) => a.slice(0, 200)) },
+        result: 'denied',
+        requestId: claimed.id.slice(0, 200),
+        details: { reason: reason.slice(0, 500), identity: 'unverified' },
+      });
+    return { kind: 'refused', reason };
+  };
+
   const find = opts.findCommand;
   const runner = createOperationRunner(services, store, opts);
   const { safely } = runner;
@@ -200,7 +227,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       // What follows writes and fsyncs (claim, audit) synchronously: take turns, one request per
       // event-loop iteration, so that acknowledgements of other requests are never held up for long.
       const inadmissible = await admit(req.replyTo.channel, req.evidence, req);
-      if (inadmissible) return dropped('submit', req.id, inadmissible);
+      if (inadmissible) return unproven('submit', req, inadmissible);
       // Unknown identities are limited before anything is written: one audited refusal a minute
       // each, 30 in all. Past that they are told "not authorised." without a write, and past a
       // further cap they get no answer at all (a flood must cost neither disk nor API calls).
@@ -290,8 +317,13 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       if (cmd.confirm) {
         const preview = await previewOf(cmd, args);
         const needed = (chat.approvals as Record<string, number | undefined>)[cmd.name] ?? 1;
-        const token = randomBytes(18).toString('base64url');
         const expiresAt = new Date(now().getTime() + chat.confirmTimeoutSec * 1000).toISOString();
+        const token = tokens.issue({
+          requestId: req.id,
+          command: cmd.name,
+          requester: actorKey(req.actor),
+          expiresAt,
+        });
         const pending: PendingConfirmation = {
           token,
           requestId: req.id,
@@ -333,8 +365,22 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       const channel = reply.address?.().channel;
       if (channel !== undefined) {
         const inadmissible = await admit(channel, evidence, { actor, token });
-        if (inadmissible) return dropped('confirm', token.slice(0, 8), inadmissible);
+        if (inadmissible)
+          return unproven(
+            'confirm',
+            { actor, id: token.slice(0, 8), command: 'confirm', argv: [] },
+            inadmissible,
+          );
       }
+      // A token hv did not make (another host's, made up, altered) is refused before any lookup.
+      const foreign = 'This confirmation token is not one hv issued on this host.';
+      if (!tokens.wellFormed(token))
+        return refuse(
+          { actor, command: 'confirm', argv: [], id: 'confirm' },
+          reply,
+          foreign,
+          'foreign confirmation token',
+        );
       const c = store.loadConfirmation(token);
       const base = {
         actor,
@@ -349,6 +395,14 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
           'This confirmation is unknown or was already used.',
           'unknown confirmation',
         );
+      const bound = {
+        requestId: c.requestId,
+        command: c.command,
+        requester: actorKey(c.requester),
+        expiresAt: c.expiresAt,
+      };
+      if (!tokens.verify(token, bound))
+        return refuse(base, reply, foreign, 'confirmation token does not verify');
       const cmd = find(c.command);
       // Confirmations and approvals count only from admins (SPEC: "admin plus an explicit confirmation").
       if (!atLeast(roleOf(actor, chat.roles), 'admin'))
@@ -442,7 +496,11 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       if (channel !== undefined) {
         const inadmissible = await admit(channel, evidence, { actor, token });
         if (inadmissible) {
-          dropped('cancel', token.slice(0, 8), inadmissible);
+          await unproven(
+            'cancel',
+            { actor, id: token.slice(0, 8), command: 'cancel', argv: [] },
+            inadmissible,
+          );
           return;
         }
       }

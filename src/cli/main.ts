@@ -64,6 +64,39 @@ async function previewOf(
   }
 }
 
+/**
+ * A command that runs outside the engine (`email-intake`, run by an MTA as the chat user): no root,
+ * no state dir, lock, recovery or audit; every failure, a bad config included, is `failureExit`.
+ */
+async function standalone(
+  cmd: AnyCommand,
+  failureExit: number,
+  g: ReturnType<typeof parseGlobal>,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  try {
+    const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
+    const { config } = loadConfig(g.config, env, channelTypes);
+    const services = createServices(config, { channels: channelTypes });
+    const result = await cmd.run(
+      {
+        config,
+        actor: { channel: 'cli', id: String(process.getuid?.() ?? 'unknown') },
+        services,
+        progress: { step() {} },
+        confirmed: false,
+        configFlag: g.config,
+      },
+      args,
+    );
+    print(result, g.json);
+    return result.exitCode;
+  } catch (e) {
+    fail(e, g.json);
+    return failureExit;
+  }
+}
+
 /** The `hv` command line. Returns the exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let json = argv.includes('--json');
@@ -77,6 +110,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'usage',
         `unknown command "${name}"; must be one of ${[...commands.keys()].join(', ')}`,
       );
+    if (cmd.standalone) return await standalone(cmd, cmd.standalone.failureExit, g, env);
     const args = validateArgs(cmd, parseCommandArgs(cmd, g.rest));
     const { config, path } = loadConfig(g.config, env, channelTypes);
     if (!cmd.fastStart) await checkSchedule(config, path ? `config ${path}` : 'config');

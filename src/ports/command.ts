@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Actor } from '../audit.js';
 import type { Config, Role } from '../config/schema.js';
+import type { ExitCode } from '../errors.js';
 import type { Services } from '../services.js';
 import type { CommandResult } from './result.js';
 
@@ -52,6 +53,11 @@ export interface Command<A = Record<string, unknown>> {
   fastStart?: boolean;
   /** Runs without root even when allowNonRoot is false (pure computations). */
   unprivileged?: boolean;
+  /**
+   * Runs outside the engine (no state dir, lock, recovery or audit; any user): `email-intake`, which
+   * an MTA runs as the chat user. Any failure, config included, exits with `failureExit`.
+   */
+  standalone?: { failureExit: ExitCode };
   /**
    * Keys of `args` taken by position, in order (`hv schedule next EXPR`); every other key is a
    * `--flag`. Front ends derive everything else from `args` (src/command-options.ts).
