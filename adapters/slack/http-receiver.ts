@@ -108,12 +108,21 @@ export class SlackHttpReceiver implements Receiver {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path !== EVENTS_PATH) return end(res, 404);
-    if (req.method !== 'POST') return end(res, 405, { allow: 'POST' });
+    if (path !== EVENTS_PATH) {
+      end(res, 404);
+      return;
+    }
+    if (req.method !== 'POST') {
+      end(res, 405, { allow: 'POST' });
+      return;
+    }
     const limit = this.opts.maxBodyBytes;
     const declared = req.headers['content-length'];
     // Refused before a byte of the body is read.
-    if (declared !== undefined && !(Number(declared) <= limit)) return end(res, 413);
+    if (declared !== undefined && !(Number(declared) <= limit)) {
+      end(res, 413);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
