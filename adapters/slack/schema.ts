@@ -20,8 +20,13 @@ export const SlackChannel = z
       .min(1024)
       .max(4 * 1024 * 1024)
       .default(100 * 1024),
-    /** HTTP mode: open connections at most. */
-    maxConnections: z.number().int().min(1).max(10_000).default(64),
+    /**
+     * HTTP mode: open connections at most (further ones are closed at accept). Bodies are limited
+     * (maxBodyBytes), so this bounds memory at maxConnections × maxBodyBytes; it is set above a
+     * flood of 200 senders so that Slack's own requests still get a connection (a reverse proxy
+     * in front should limit per client too).
+     */
+    maxConnections: z.number().int().min(1).max(10_000).default(256),
     /** Channel ID that receives notifications. */
     channel: z.string().min(1),
     /** Web API base URL, e.g. https://slack.com/api/ (point at a local peer in tests). */
