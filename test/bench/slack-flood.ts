@@ -11,14 +11,12 @@
  * Prints `peak total RSS … MB (goal < 150)` and `signed ack … ms (goal < 1000)`; exits 1 when a
  * goal is missed.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hvBin } from '../fixtures/world.js';
 import { postSlashCommand, SlackPeer } from '../peers/slack-peer.js';
-import { freePort, numArg, treeRssMb } from './util.js';
+import { freePort, numArg, startDaemon, treeRssMb, waitListening } from './util.js';
 
 const SECRET = 'hv-bench-signing-secret';
 const BODY = Buffer.alloc(4 * 1024 * 1024, 'a');
@@ -53,87 +51,46 @@ function floodOne(port: number): Promise<Outcome> {
   });
 }
 
-async function waitListening(port: number, daemon: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (daemon.exitCode !== null) throw new Error(`hv daemon exited ${daemon.exitCode}:\n${output()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.on('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`hv daemon did not listen on ${port} within 30 s:\n${output()}`);
-}
-
 async function main(): Promise<number> {
   const senders = numArg('senders', 200);
   const seconds = numArg('seconds', 5);
   const peer = await SlackPeer.start();
   const dir = mkdtempSync(join(tmpdir(), 'hv-bench-flood-'));
   const port = await freePort();
-  for (const [f, v] of [
-    ['bot', 'xoxb-hv-test'],
-    ['signing', SECRET],
-  ])
-    writeFileSync(join(dir, f as string), `${v}\n`, { mode: 0o600 });
-  for (const d of ['state', 'log']) mkdirSync(join(dir, d), { mode: 0o700 });
-  const config = join(dir, 'config.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      allowNonRoot: true,
-      host: 'bench',
-      schedule: 'monthly',
-      randomizedDelaySec: 0,
-      flake: { dir: join(dir, 'flake') },
-      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-      notify: {
-        channels: [
-          { type: 'motd' },
-          {
-            type: 'slack',
-            name: 'slack',
-            mode: 'http',
-            port,
-            botTokenFile: join(dir, 'bot'),
-            signingSecretFile: join(dir, 'signing'),
-            channel: 'C0NOTIFY',
-            apiUrl: peer.apiUrl,
-            ...(process.env.HV_BENCH_MAXCONN ? { maxConnections: Number(process.env.HV_BENCH_MAXCONN) } : {}),
-          },
-        ],
-      },
-      chatops: {
-        roles: { [`slack:${peer.workspace.teamId}:${peer.workspace.userId}`]: 'viewer' },
-        stateDir: join(dir, 'chat'),
-        socket: join(dir, 'run', 'chat.sock'),
-      },
-    }),
-  );
-  const daemon = spawn(process.execPath, [hvBin, 'daemon', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  writeFileSync(join(dir, 'bot'), 'xoxb-hv-test\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'signing'), `${SECRET}\n`, { mode: 0o600 });
+  const daemon = startDaemon(dir, {
+    notify: {
+      channels: [
+        { type: 'motd' },
+        {
+          type: 'slack',
+          name: 'slack',
+          mode: 'http',
+          port,
+          botTokenFile: join(dir, 'bot'),
+          signingSecretFile: join(dir, 'signing'),
+          channel: 'C0NOTIFY',
+          apiUrl: peer.apiUrl,
+          ...(process.env.HV_BENCH_MAXCONN ? { maxConnections: Number(process.env.HV_BENCH_MAXCONN) } : {}),
+        },
+      ],
+    },
+    chatops: {
+      roles: { [`slack:${peer.workspace.teamId}:${peer.workspace.userId}`]: 'viewer' },
+      stateDir: join(dir, 'chat'),
+      socket: join(dir, 'run', 'chat.sock'),
+    },
   });
-  let out = '';
-  daemon.stdout?.on('data', (d) => {
-    out += d;
-  });
-  daemon.stderr?.on('data', (d) => {
-    out += d;
-  });
-  const pid = daemon.pid as number;
+  const pid = daemon.pid;
   const url = `http://127.0.0.1:${port}/slack/events`;
   let code = 1;
   try {
-    await waitListening(port, daemon, () => out);
+    await waitListening(port, daemon);
     // Warm-up: one signed command, so the figures do not include loading the command code.
     const warm = await postSlashCommand(url, SECRET, { text: 'status' });
-    if (warm.status !== 200) throw new Error(`warm-up /hv status got HTTP ${warm.status}:\n${out}`);
+    if (warm.status !== 200)
+      throw new Error(`warm-up /hv status got HTTP ${warm.status}:\n${daemon.output()}`);
     await new Promise((r) => setTimeout(r, 1_000));
     const idle = treeRssMb(pid);
 
@@ -205,8 +162,7 @@ async function main(): Promise<number> {
     line(`goals: ${ok ? 'met' : 'MISSED'}`);
     code = ok ? 0 : 1;
   } finally {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once('exit', r)));
+    await daemon.stop();
     await peer.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,9 @@
 /** Small helpers the benchmark scripts share: arguments, percentiles, process-tree memory. */
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { hvBin } from '../fixtures/world.js';
 
 /** `--name value` from the command line, as a number. */
 export function numArg(name: string, def: number): number {
@@ -85,4 +88,75 @@ export function rssMb(pid: number): number {
 export function treeRssMb(pid: number): { total: number; processes: number } {
   const pids = processTree(pid);
   return { total: pids.reduce((sum, p) => sum + rssMb(p), 0), processes: pids.length };
+}
+
+/** The built `hv daemon` running on a config file, its output kept. */
+export interface RunningDaemon {
+  pid: number;
+  output(): string;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `config` (plus state and log dirs under `dir`) and starts `node dist/bundle/hv.mjs daemon`
+ * on it, as the service would run it.
+ */
+export function startDaemon(dir: string, config: Record<string, unknown>): RunningDaemon {
+  for (const d of ['state', 'log']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  const path = join(dir, 'config.json');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      allowNonRoot: true,
+      host: 'bench',
+      schedule: 'monthly',
+      randomizedDelaySec: 0,
+      flake: { dir: join(dir, 'flake') },
+      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+      ...config,
+    }),
+  );
+  // HV_BENCH_NODE_ARGS: extra node flags for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = process.env.HV_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, hvBin, 'daemon', '--config', path], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    out += d;
+  });
+  return {
+    pid: child.pid as number,
+    output: () => out,
+    exited: () => child.exitCode !== null,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
+/** Resolves once something accepts TCP connections on `port` (the daemon's listener is up). */
+export async function waitListening(port: number, daemon: RunningDaemon, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (daemon.exited()) throw new Error(`hv daemon exited:\n${daemon.output()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`hv daemon did not listen on ${port} within ${timeoutMs} ms:\n${daemon.output()}`);
 }
