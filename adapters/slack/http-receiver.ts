@@ -73,13 +73,17 @@ export class SlackHttpReceiver implements Receiver {
     server.maxConnections = o.maxConnections;
     server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
       // Slow senders (header or request timeout), oversized headers, malformed requests.
+      if (e.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
       const status =
         e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? '408 Request Timeout'
           : e.code === 'HPE_HEADER_OVERFLOW'
             ? '431 Request Header Fields Too Large'
             : '400 Bad Request';
-      if (socket.writable) socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
+      socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
@@ -149,20 +153,36 @@ export class SlackHttpReceiver implements Receiver {
     req.on('error', () => req.socket.destroy());
   }
 
+  /** Refused signatures are logged at most once a minute, with a count: a flood must not fill the log. */
+  private refused = { count: 0, loggedAt: 0 };
+  private refusedLog(): void {
+    this.refused.count++;
+    const now = Date.now();
+    if (now - this.refused.loggedAt < 60_000) return;
+    this.opts.log('warn', 'slack requests refused: bad or missing signature', {
+      channel: this.opts.channel,
+      count: this.refused.count,
+    });
+    this.refused = { count: 0, loggedAt: now };
+  }
+
   private async onBody(req: IncomingMessage, res: ServerResponse, text: string): Promise<void> {
     const form = isForm(req) ? new URLSearchParams(text) : undefined;
     // Slack's SSL check carries nothing to act on; answered without a signature, as bolt does.
     if (form?.get('ssl_check') === '1') return end(res, 200);
     const timestamp = header(req, 'x-slack-request-timestamp');
     const signature = header(req, 'x-slack-signature');
-    if (!timestamp || !signature) return end(res, 401);
+    if (!timestamp || !signature) {
+      this.refusedLog();
+      return end(res, 401);
+    }
     const evidence: Evidence = {
       scheme: 'slack-v0',
       headers: { 'x-slack-request-timestamp': timestamp, 'x-slack-signature': signature },
       body: text,
     };
     if (!(await this.opts.verify(evidence))) {
-      this.opts.log('warn', 'slack request refused: bad signature', { channel: this.opts.channel });
+      this.refusedLog();
       return end(res, 401);
     }
     let body: Record<string, unknown>;
