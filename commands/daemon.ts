@@ -19,19 +19,27 @@ export const daemonCommand = (commands: CommandRegistry): Command<Record<string,
   args: z.strictObject({}),
   async run(ctx): Promise<CommandResult> {
     // The daemon's parts load here, not when any other command starts.
-    const [{ Daemon }, { daemonComponents }, { journalLog }] = await Promise.all([
+    const [{ Daemon }, { daemonComponents }, { journalLog }, { EngineServer }] = await Promise.all([
       import('../src/daemon/daemon.js'),
       import('../src/daemon/components.js'),
       import('../src/daemon/journal.js'),
+      import('../src/chatd/engine-server.js'),
     ]);
     const log = journalLog();
+    // The engine loads no chat library: channels whose token the chat process holds are delivered
+    // through it (the socket server), never opened here.
+    const chat = new EngineServer();
     const daemon: Daemon = new Daemon({
       configFlag: ctx.configFlag,
       env: process.env,
       log,
       channels: channelTypes,
       scheduledCommand: checkUpdatesCommand,
-      components: daemonComponents(() => daemon.configPath, commands),
+      components: daemonComponents(() => daemon.configPath, commands, chat),
+      notifierFor: (channel) =>
+        channelTypes.get(channel.type)?.placement(channel).notifier === 'chat'
+          ? chat.notifier(channel)
+          : undefined,
     });
     // Signals are handled from the first moment: a SIGTERM during start waits for start, then stops.
     let started: Promise<void> = Promise.resolve();

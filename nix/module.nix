@@ -11,8 +11,10 @@
 # aliases hv-check-updates, hv-upgrade-test, hv-system-upgrade), renders /etc/hv/config.json (the
 # file the CLI reads by default, so the CLI and the daemon agree) and makes login (console and,
 # when enabled, SSH) show the notices hv writes to /etc/motd.d. `enable = true` adds the daemon:
-# `hv daemon` as the systemd service hv-daemon, which runs the scheduled checks and chat-ops.
-# `install = false` turns everything off.
+# `hv daemon` as the systemd service hv-daemon, which runs the scheduled checks and chat-ops;
+# with a Slack or Discord channel (or an email channel with `intake`) configured, it adds the
+# chat process hv-chat as its own service, which runs unprivileged as the user hv-chat (see
+# "Privilege separation" below). `install = false` turns everything off.
 # Needs NixOS 23.11 or later (PAM rules).
 { config, lib, pkgs, ... }:
 let
@@ -91,9 +93,78 @@ let
     apply.operation = cfg.applyOperation;
     inherit (cfg) schedule randomizedDelaySec;
     notify.channels = cfg.notify.channels;
-  } // lib.optionalAttrs (cfg.chatops != { }) { inherit (cfg) chatops; };
+    # Where the chat process runs (SPEC "Chat and email commands"); the admin's `chatops` keys
+    # come on top.
+    chatops = chatProcessDefaults // cfg.chatops;
+  };
 
   finalConfig = lib.recursiveUpdate generated cfg.settings;
+
+  # Privilege separation (SPEC "Chat and email commands"). The root engine (hv-daemon) opens no network
+  # listener and holds no chat token: every network-facing adapter runs in the chat process
+  # (`libexec/hv/hv-chat`), its own service hv-chat under the unprivileged user `chatops.user`,
+  # which connects to the engine's Unix socket `chatops.socket` and asks the engine for all it
+  # does. Under systemd the engine does not start the chat process itself (`supervise`), and the
+  # chat process reads its secrets from $CREDENTIALS_DIRECTORY (LoadCredential) rather than from
+  # the files, which it cannot read.
+  chatProcessDefaults = {
+    user = "hv-chat";
+    socket = "/run/hypervisor/chat.sock";
+    stateDir = "/var/lib/hv-chat";
+    # Without the daemon (manual mode) there is no hv-chat service: an `hv daemon` started by
+    # hand starts the chat process itself.
+    supervise = if cfg.enable then "systemd" else "daemon";
+  };
+  chat = finalConfig.chatops;
+  chatStateName = lib.removePrefix "/var/lib/" chat.stateDir;
+
+  # Channels whose parts run in the chat process: Slack and Discord always (their intake and
+  # their notifier need the platform connection and token), email only with command intake
+  # (`intake`); plain email notifications are sent by the engine. Mirrors `placement` in
+  # adapters/registry.ts (test/nix/module-chat.test.ts compares the two).
+  channelList = builtins.filter builtins.isAttrs (finalConfig.notify.channels or [ ]);
+  isChatChannel = c: builtins.elem (c.type or null) [ "slack" "discord" ] || ((c.type or null) == "email" && c ? intake);
+  chatChannels = builtins.filter isChatChannel channelList;
+  channelName = c: toString (c.name or c.type);
+
+  # Secret-file keys the chat process never receives, by channel type: only the engine verifies
+  # Slack's request signatures, so a compromised chat process cannot forge one. Mirrors
+  # `engineSecrets` in adapters/registry.ts.
+  engineOnlySecrets = { slack = [ "signingSecretFile" ]; };
+
+  # Every `…File` key of a channel entry, at any depth (smtp.passwordFile, intake.imap.passwordFile):
+  # { channel, key (the dotted path inside the entry), value }.
+  secretFiles = c:
+    let
+      walk = prefix: attrs: lib.concatLists (lib.mapAttrsToList
+        (n: v:
+          if lib.hasSuffix "File" n then [ { channel = channelName c; key = lib.concatStringsSep "." (prefix ++ [ n ]); value = v; } ]
+          else if builtins.isAttrs v then walk (prefix ++ [ n ]) v
+          else [ ])
+        attrs);
+    in
+    walk [ ] c;
+  # What the chat process gets: `<channel name>.<key>` as credential id, which is where it looks
+  # in $CREDENTIALS_DIRECTORY (slack.botTokenFile, ops-mail.intake.imap.passwordFile, ...).
+  chatCredentials = lib.concatMap
+    (c: builtins.filter (s: !(builtins.elem s.key (engineOnlySecrets.${c.type} or [ ]))) (secretFiles c))
+    chatChannels;
+  isAbsolutePath = v: builtins.isString v && lib.hasPrefix "/" v;
+  # Never shows the value: a misplaced secret would land in the build log.
+  describeBad = v:
+    if builtins.isPath v then "a Nix path, which would copy the secret into the world-readable Nix store"
+    else if builtins.isString v then "a string that does not start with \"/\""
+    else "a ${builtins.typeOf v}";
+  # Checked for every channel: a Nix path (./secret) in any of them would be copied to the store.
+  badSecrets = builtins.filter (s: !(isAbsolutePath s.value)) (lib.concatMap secretFiles channelList);
+  badChannelNames = builtins.filter (n: builtins.match "[A-Za-z0-9._-]+" n == null) (map channelName chatChannels);
+
+  # TCP ports the chat process listens on: Slack's HTTP mode (the `port` key, 3000 by default).
+  # Any other bind is refused by the kernel (SocketBindDeny below).
+  chatListenPorts = lib.unique (map (c: c.port or 3000)
+    (builtins.filter (c: c.type == "slack" && (c.mode or "socket") == "http") chatChannels));
+
+  runChatService = cfg.install && cfg.enable && chatChannels != [ ];
 
   # Keys that look like an inline secret (`password`, `botToken`, `signingSecret`, ...). hv reads
   # secrets from files (`passwordFile`, `botTokenFile`, ...); a secret put in this config would
@@ -278,8 +349,15 @@ in
 
         Secrets are never written here: give the path of a file that holds them (`passwordFile`,
         `botTokenFile`, `appTokenFile`, `signingSecretFile`, `tokenFile`), readable by root only,
-        for example from agenix or sops-nix. Everything in this option lands in the world-readable
-        Nix store; evaluation fails if a key looks like an inline secret.
+        for example from agenix or sops-nix, as a string (a Nix path such as ./token would be
+        copied into the store). Everything in this option lands in the world-readable Nix store;
+        evaluation fails if a key looks like an inline secret.
+
+        Slack and Discord channels, and email channels with `intake`, run in the chat process
+        (the service hv-chat, user hv-chat), which gets their secret files through systemd's
+        LoadCredential, as `<channel name>.<key>` (slack.botTokenFile, ops-mail.smtp.passwordFile);
+        it cannot read the files themselves. Slack's `signingSecretFile` and the password of
+        email channels without intake stay with hv-daemon.
       '';
     };
 
@@ -292,7 +370,16 @@ in
           approvals = { system-upgrade = 1; rollback = 1; };
         }
       '';
-      description = "Who may run which commands from chat and email (hv's `chatops` configuration).";
+      description = ''
+        Who may run which commands from chat and email (hv's `chatops` configuration).
+
+        The chat process (Slack, Discord, email intake) runs as the service hv-chat under the user
+        `user` (default "hv-chat", a system user this module creates; another name is yours to
+        create, never "root"), connects to the engine's socket `socket` (default
+        /run/hypervisor/chat.sock) and writes only to `stateDir` (default /var/lib/hv-chat, which
+        must lie below /var/lib). The module sets `supervise = "systemd"`: hv-daemon does not start
+        the chat process itself.
+      '';
     };
 
     settings = mkOption {
@@ -338,6 +425,26 @@ in
           message = "hypervisor.updateChecker.commandName is \"${cfg.commandName}\", but environment.systemPackages also has ${lib.concatMapStringsSep ", " (p: "\"${p.name or "?"}\"") clashing}, which provides a command of that name (Hyper-NixOS's own `hv` dispatcher, for one); one would silently hide the other. Set hypervisor.updateChecker.commandName to a free name, such as \"hvu\" (the default).";
         }
         {
+          assertion = badSecrets == [ ];
+          message = lib.concatMapStringsSep "\n" (s: "hypervisor.updateChecker: the ${s.key} of the notify channel \"${s.channel}\" must be the absolute path of a file holding the secret, as a string such as \"/run/secrets/${s.channel}\" (from agenix or sops-nix); it is ${describeBad s.value}.") badSecrets;
+        }
+        {
+          assertion = chat.user != "root";
+          message = "hypervisor.updateChecker.chatops.user is \"root\": the chat process (Slack, Discord, email intake) parses what arrives from the network and must not run as root. Leave it unset (the module creates the system user \"hv-chat\") or name another unprivileged user.";
+        }
+        {
+          assertion = !cfg.enable || chat.supervise == "systemd";
+          message = "hypervisor.updateChecker: chatops.supervise is \"${toString chat.supervise}\", but with enable = true the module runs the chat process as its own service (hv-chat) and the engine's service may not listen on the network; remove chatops.supervise from the configuration.";
+        }
+        {
+          assertion = !runChatService || builtins.match "/var/lib/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*" chat.stateDir != null;
+          message = "hypervisor.updateChecker.chatops.stateDir is \"${toString chat.stateDir}\": the chat service may write only below /var/lib (StateDirectory=, ProtectSystem=strict); use a directory there, such as \"/var/lib/hv-chat\" (the default).";
+        }
+        {
+          assertion = badChannelNames == [ ];
+          message = "hypervisor.updateChecker: notify channel names ${lib.concatMapStringsSep ", " (n: "\"${n}\"") badChannelNames} may contain only letters, digits, \".\", \"_\" and \"-\" (they name the chat process's credentials); rename them.";
+        }
+        {
           assertion = inlineSecrets == [ ];
           message = "hypervisor.updateChecker: ${lib.concatStringsSep ", " inlineSecrets} look like inline secrets; give the path of a file holding the secret instead (passwordFile, botTokenFile, tokenFile, ...).";
         }
@@ -368,6 +475,16 @@ in
         };
       });
 
+      # The chat process's user (also when `hv daemon` is started by hand and spawns the chat
+      # process itself). Another `chatops.user` is the admin's to create.
+      users.users = mkIf (chat.user == chatProcessDefaults.user) {
+        ${chat.user} = {
+          isSystemUser = true;
+          group = chat.user;
+          description = "hv chat process (Slack, Discord, email intake)";
+        };
+      };
+      users.groups = mkIf (chat.user == chatProcessDefaults.user) { ${chat.user} = { }; };
     })
     (mkIf (cfg.install && cfg.enable) {
       systemd.services.hv-daemon = {
@@ -384,7 +501,9 @@ in
 
         # Tools hv runs. /run/current-system/sw comes last, for what belongs to the running system
         # (nixos-version, and whatever health-check commands name).
-        path = [ config.nix.package pkgs.git pkgs.util-linux pkgs.systemd ]
+        # iproute2: `ss` tells the engine the uid of the process at the other end of its socket
+        # (sock_diag), which must be the chat user's.
+        path = [ config.nix.package pkgs.git pkgs.util-linux pkgs.systemd pkgs.iproute2 ]
           ++ lib.optional (cfg.healthChecks.vms.command != null) pkgs.libvirt
           ++ [ "/run/current-system/sw" ];
 
@@ -393,6 +512,11 @@ in
           HV_COMMAND_NAME = cfg.commandName;
           NODE_ENV = "production";
           NO_COLOR = "1";
+        } // lib.optionalAttrs config.nix.enable {
+          # Builds go through nix-daemon, in its own cgroup: as root, nix would otherwise build in
+          # this service's cgroup, where SocketBindDeny below would fail any build (a test suite)
+          # that listens on a port.
+          NIX_REMOTE = "daemon";
         };
 
         serviceConfig = {
@@ -411,6 +535,16 @@ in
           StateDirectoryMode = "0700";
           LogsDirectory = "hypervisor";
           LogsDirectoryMode = "0700";
+          # The engine's socket for the chat process, /run/hypervisor/chat.sock: the engine gives
+          # the directory to the chat user's group (root:hv-chat 0750) and checks the uid of every
+          # peer.
+          RuntimeDirectory = "hypervisor";
+          RuntimeDirectoryMode = "0750";
+          # No network listener in the engine (nor in what it starts, nix builds aside, see
+          # NIX_REMOTE): a bind() to any IPv4/IPv6 address and port fails. Connecting out (git,
+          # nix substituters, SMTP) and the Unix socket are unaffected. The chat process, which
+          # does listen (Slack's HTTP mode), is hv-chat.service.
+          SocketBindDeny = "any";
           # hv sets 077 itself anyway; it writes the login notice in /etc/motd.d with mode 0644 and
           # runs nix and switch-to-configuration with umask 022.
           UMask = "0077";
@@ -436,6 +570,94 @@ in
           Nice = 10;
           IOSchedulingClass = "best-effort";
           IOSchedulingPriority = 7;
+        };
+      };
+    })
+    (mkIf runChatService {
+      systemd.services.hv-chat = {
+        description = "hv chat process: Slack, Discord and email intake, unprivileged";
+        # It runs only alongside the engine, whose socket it needs: started with it (wantedBy),
+        # stopped and restarted with it (bindsTo, partOf), after it (the engine makes the socket;
+        # until it exists the chat process exits and is restarted).
+        wantedBy = [ "multi-user.target" "hv-daemon.service" ];
+        bindsTo = [ "hv-daemon.service" ];
+        partOf = [ "hv-daemon.service" ];
+        after = [ "hv-daemon.service" "network-online.target" ];
+        wants = [ "network-online.target" ];
+
+        # Like hv-daemon: engine and chat process come from one hv package and speak its protocol,
+        # so a new version takes over for both at once, at the next reboot or `systemctl restart
+        # hv-daemon` (which restarts hv-chat too). Safe at any time: running operations belong to
+        # the engine, and a notification the chat process had in flight is sent again.
+        restartIfChanged = false;
+
+        environment = {
+          HV_COMMAND_NAME = cfg.commandName;
+          NODE_ENV = "production";
+          NO_COLOR = "1";
+        };
+
+        # Never give up restarting (the default limit stops after 5 starts in 10 s).
+        unitConfig.StartLimitIntervalSec = 0;
+
+        serviceConfig = {
+          Type = "simple";
+          ExecStart = "${cfg.package}/libexec/hv/hv-chat --socket ${chat.socket}";
+          User = chat.user;
+          Group = chat.user;
+          # A crash of the chat process never stops the engine or a running operation; it comes
+          # back after 1 s, then after up to 60 s when it keeps failing (systemd 254+).
+          Restart = "always";
+          RestartSec = "1s";
+          RestartSteps = 5;
+          RestartMaxDelaySec = "60s";
+          TimeoutStopSec = "10s";
+
+          # Its own writable directory (mail spool, delivery journal), and nothing else.
+          StateDirectory = chatStateName;
+          StateDirectoryMode = "0700";
+          WorkingDirectory = chat.stateDir;
+          UMask = "0077";
+
+          # Secrets: systemd (as root) copies each file into $CREDENTIALS_DIRECTORY, readable by
+          # this service only; the chat user cannot read the files themselves. The engine's
+          # secrets (Slack's signing secret, the SMTP password of notifications) are not here.
+          LoadCredential = map (s: "${s.channel}.${s.key}:${s.value}") chatCredentials;
+
+          # Sandbox: it parses what arrives from the network, so it gets as little as it can run with.
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          RemoveIPC = true;
+          LockPersonality = true;
+          # Node's JIT (V8) writes machine code and then runs it, which needs memory that is
+          # writable and executable; MemoryDenyWriteExecute = true would crash it.
+          MemoryDenyWriteExecute = false;
+          CapabilityBoundingSet = "";
+          AmbientCapabilities = "";
+          # The engine's Unix socket, and the platforms over IPv4/IPv6; no netlink, no raw sockets.
+          RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+          # It may listen only on Slack's HTTP port(s), if any; outgoing connections are unaffected.
+          SocketBindAllow = map (port: "tcp:${toString port}") chatListenPorts;
+          SocketBindDeny = "any";
+          SystemCallFilter = [ "@system-service" "~@privileged" ];
+          SystemCallErrorNumber = "EPERM";
+          SystemCallArchitectures = "native";
+          # A flood of requests costs this service, never the engine or the VMs.
+          MemoryMax = "256M";
+          TasksMax = 128;
         };
       };
     })

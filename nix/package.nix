@@ -7,8 +7,9 @@
 # edit here. `npm run build` compiles dist/ (tsc, then the esbuild bundle); the install step
 # (npmInstallHook) copies the files package.json publishes plus the production dependencies, and
 # writes one wrapper per `bin` entry of package.json (hv, hv-check-updates, hv-upgrade-test,
-# hv-system-upgrade) that runs it with Node 22.
-{ lib, buildNpmPackage, importNpmLock, nodejs_22, git }:
+# hv-system-upgrade) that runs it with Node 22. The chat process gets its wrapper in
+# libexec/hv/hv-chat, off the PATH: only hv-chat.service (nix/module.nix) or `hv daemon` starts it.
+{ lib, buildNpmPackage, importNpmLock, nodejs_22, git, makeWrapper }:
 let
   packageJson = lib.importJSON ../package.json;
   root = toString ../.;
@@ -75,6 +76,14 @@ buildNpmPackage {
 
   # hv runs git (git ls-remote) for update checks; the system's own git, if any, comes first.
   makeWrapperArgs = [ "--suffix" "PATH" ":" (lib.makeBinPath [ git ]) ];
+
+  # The unprivileged chat process (the bundle's second entry, dist/bundle/hv-chat.mjs), run with
+  # the same Node as hv. It runs no git, nix or other tool, so its PATH gets nothing.
+  nativeBuildInputs = [ makeWrapper ];
+  postInstall = ''
+    makeWrapper ${nodejs_22}/bin/node $out/libexec/hv/hv-chat \
+      --add-flags $out/lib/node_modules/${packageJson.name}/dist/bundle/hv-chat.mjs
+  '';
 
   meta = {
     description = packageJson.description;

@@ -22,7 +22,16 @@ await build({
   minify: true,
   sourcemap: false,
   outExtension: { '.js': '.mjs' },
-  external: ['@slack/bolt', 'discord.js', 'nodemailer', 'execa', 'smtp-server', 'mailparser', 'ws'],
+  external: [
+    '@slack/bolt',
+    'discord.js',
+    'nodemailer',
+    'imapflow',
+    'execa',
+    'smtp-server',
+    'mailparser',
+    'ws',
+  ],
   logLevel: 'warning',
 });
 for (const alias of aliases) {

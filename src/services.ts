@@ -5,7 +5,7 @@ import { HvError, isHvError } from './errors.js';
 import { assertOpenFileTrusted } from './fs/trust.js';
 import { type OpLog, openOpLog } from './log.js';
 import type { NotificationHub } from './notify/hub.js';
-import type { AdapterContext, ChannelTypes } from './ports/channel.js';
+import type { AdapterContext, ChannelAdapter, ChannelSettings, ChannelTypes } from './ports/channel.js';
 import { ExecaRunner, type Runner } from './proc.js';
 import { type StatePaths, statePaths } from './state.js';
 
@@ -65,6 +65,11 @@ export interface ServiceOptions {
   runner?: Runner;
   now?: () => Date;
   log?: Services['log'];
+  /**
+   * The notifier to use for a channel instead of opening its adapter (the daemon: channels whose
+   * token lives in the chat process are delivered through it); undefined: open the adapter.
+   */
+  notifierFor?: (channel: ChannelSettings) => ChannelAdapter | undefined;
 }
 
 export function createServices(config: Config, opts: ServiceOptions): Services {
@@ -87,7 +92,7 @@ export function createServices(config: Config, opts: ServiceOptions): Services {
       const ctx: AdapterContext = { config, runner, now, readSecret: services.readSecret, log };
       // Loaded on first use: commands that notify nobody (status) never parse the hub.
       hub ??= import('./notify/build.js').then(({ buildHub }) =>
-        buildHub(config, ctx, paths.dir, opts.channels),
+        buildHub(config, ctx, paths.dir, opts.channels, opts.notifierFor),
       );
       return hub;
     },

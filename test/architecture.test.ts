@@ -22,7 +22,12 @@ const SCANNED = ['src', 'adapters', 'commands'];
  * commands a process has and hand them to the core. The daemon's root is `commands/daemon.ts`
  * (outside src/, so it needs no exception here).
  */
-const COMPOSITION_ROOTS = ['src/cli/hv.ts', 'src/cli/main.ts', 'src/bus/operation-child.ts'];
+const COMPOSITION_ROOTS = [
+  'src/cli/hv.ts',
+  'src/cli/main.ts',
+  'src/bus/operation-child.ts',
+  'src/chatd/chat-main.ts',
+];
 
 /**
  * Every module specifier a file names: `import … from '…'`, `import '…'`, `export … from '…'` and

@@ -56,7 +56,9 @@ export class DiscordAdapter implements ChannelAdapter {
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
     this.retryMs = opts.retryMs ?? 5_000;
     const base = restOptions(channel);
-    this.notifyRest = new REST({ ...base, rejectOnRateLimit: () => true, retries: 0 });
+    // No longer than the outbox's bound on one attempt: no request outlives its attempt.
+    const timeout = Math.min(15_000, (channel.timeoutSec ?? ctx.config.notify.timeoutSec) * 1000);
+    this.notifyRest = new REST({ ...base, rejectOnRateLimit: () => true, retries: 0, timeout });
     this.replyRest = new REST(base);
     this.notifier = new DiscordNotifier(this.notifyRest, channel);
   }

@@ -14,8 +14,9 @@ import {
   type Delivery,
   DeliveryError,
 } from '../../src/ports/channel.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, esc, eventMessage, unesc } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, unesc } from './blocks.js';
 import { type SignedContext, SlackHttpReceiver } from './http-receiver.js';
+import { postNotification } from './notify.js';
 import { replyData, SlackReply } from './reply.js';
 import { clickTeam, commandOfText, slackActorId, slashRequestId } from './request.js';
 import type { SlackChannel } from './schema.js';
@@ -108,7 +109,9 @@ export class SlackAdapter implements ChannelAdapter {
       ...this.clientOptions(),
       rejectRateLimitedCalls: true,
       retryConfig: { retries: 0 },
-      timeout: 15_000,
+      // No longer than the outbox's bound on one attempt: no request outlives the attempt it
+      // belongs to (the retry then finds the post by its metadata).
+      timeout: Math.min(15_000, (this.cfg.timeoutSec ?? this.ctx.config.notify.timeoutSec) * 1000),
       logLevel: webApi.LogLevel.ERROR,
     });
     return this.notifier;
@@ -125,7 +128,8 @@ export class SlackAdapter implements ChannelAdapter {
     return this.replier;
   }
 
-  async deliver(event: HvEvent, _delivery: Delivery): Promise<void> {
+  /** Posts a notification at most once per delivery id (see postNotification). */
+  async deliver(event: HvEvent, delivery: Delivery): Promise<void> {
     let client: WebClient;
     try {
       client = this.notifyClient();
@@ -133,7 +137,7 @@ export class SlackAdapter implements ChannelAdapter {
       throw new DeliveryError(`slack channel "${this.name}": ${(e as Error).message}`, undefined, true);
     }
     try {
-      await client.chat.postMessage({ channel: this.cfg.channel, ...eventMessage(event) });
+      await postNotification(client, this.cfg.channel, event, delivery, this.ctx.log);
     } catch (e) {
       const d = describeSlackError(e, this.cfg);
       throw new DeliveryError(d.message, d.retryAfterMs, d.permanent);

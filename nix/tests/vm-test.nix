@@ -21,7 +21,19 @@ pkgs.testers.runNixOSTest {
       randomizedDelaySec = 0;
       # No libvirtd in this VM.
       healthChecks.services = [ ];
+      # A chat channel, so that the chat process gets its service (hv-chat). There is no network:
+      # it cannot reach Discord; the test checks how it runs, not what it does.
+      notify.channels = [
+        { type = "motd"; }
+        {
+          type = "discord"; tokenFile = "/etc/hv-vm-test/discord-token";
+          applicationId = "111"; guildId = "222"; channelId = "333";
+          apiUrl = "http://127.0.0.1:9/api";
+        }
+      ];
     };
+    # A stand-in token (a real one comes from agenix or sops-nix, readable by root only).
+    environment.etc."hv-vm-test/discord-token" = { text = "not-a-token"; mode = "0400"; };
     users.users.root.password = "hv-test";
   };
 
@@ -48,6 +60,18 @@ pkgs.testers.runNixOSTest {
         assert config["schedule"] == "Mon *-*-* 02:00:00", config
         assert config["host"] == "hv01", config
         machine.succeed("systemctl show -p ExecStart hv-daemon | grep -F 'hv daemon'")
+
+    with subtest("privilege separation: hv-chat runs unprivileged and sandboxed, hv-daemon listens on no port"):
+        machine.succeed("id hv-chat")
+        machine.succeed("systemctl show -p User --value hv-chat | grep -qx hv-chat")
+        machine.succeed("systemctl show -p ProtectSystem --value hv-chat | grep -qx strict")
+        machine.succeed("systemctl show -p LoadCredential --value hv-chat | grep -F discord.tokenFile")
+        machine.fail("systemctl show -p LoadCredential --value hv-daemon | grep -F discord")
+        machine.succeed("test \"$(stat -c %a /run/hypervisor)\" = 750")
+        # The token file stays root's; only systemd hands a copy to hv-chat.
+        machine.fail("su -s /bin/sh hv-chat -c 'cat /etc/hv-vm-test/discord-token'")
+        pid = machine.succeed("systemctl show -p MainPID --value hv-daemon").strip()
+        machine.fail(f"ss -Hltnup | grep -F 'pid={pid},'")
 
     with subtest("the hv commands are on the PATH, the main one as hvu (commandName)"):
         for command in ["hvu", "hv-check-updates", "hv-upgrade-test", "hv-system-upgrade"]:

@@ -17,9 +17,11 @@ import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { channelTypes } from '../../adapters/registry.js';
 import { findCommand } from '../../commands/index.js';
+import { HV } from '../cli-name.js';
 import { loadConfig } from '../config/load.js';
 import { Exit, errorMessage } from '../errors.js';
 import { assertTrusted } from '../fs/trust.js';
+import { DeliveryError } from '../ports/channel.js';
 import type { CommandResult } from '../ports/command.js';
 import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
@@ -73,7 +75,24 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
       data: {},
     };
   } else {
-    const services = createServices(config, { channels: channelTypes, log });
+    // Started by a daemon that runs a chat process: chat platforms' tokens live there, so this
+    // (root) process queues those deliveries for the daemon, which hands them over; it loads no
+    // chat library.
+    const viaDaemon = env.HV_CHAT_DELIVERY === 'daemon';
+    const services = createServices(config, {
+      channels: channelTypes,
+      log,
+      notifierFor: (channel) =>
+        viaDaemon && channelTypes.get(channel.type)?.placement(channel).notifier === 'chat'
+          ? {
+              name: channel.name ?? channel.type,
+              type: channel.type,
+              async deliver() {
+                throw new DeliveryError(`left for ${HV} daemon's chat process`, 0);
+              },
+            }
+          : undefined,
+    });
     result = await runRecorded(cmd, rec, services, (name, detail) => {
       store.appendProgress(id as string, { step: name, detail, at: new Date().toISOString() });
     });

@@ -1,6 +1,11 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { createCommandBus, type HostedCommandBus } from '../bus/bus.js';
 import type { ReplyAddress } from '../bus/types.js';
-import { errorMessage } from '../errors.js';
+import type { EngineServer } from '../chatd/engine-server.js';
+import { chatChannels } from '../chatd/secrets.js';
+import { ChatSupervisor } from '../chatd/supervisor.js';
+import { HvError } from '../errors.js';
 import type { CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import type { ComponentFactory, DaemonComponent } from './daemon.js';
@@ -11,13 +16,20 @@ const deliveryLoop: ComponentFactory = async (services) => {
   const hub = await services.hub();
   let abort: AbortController | undefined;
   let loop: Promise<void> | undefined;
+  let watcher: FSWatcher | undefined;
   const component: DaemonComponent = {
     name: 'notify-delivery',
     async start() {
       abort = new AbortController();
       loop = hub.runLoop(abort.signal);
+      // Operations run in their own processes and leave chat deliveries to the daemon: look as
+      // soon as one is written, not at the next idle round.
+      mkdirSync(hub.outboxDir, { recursive: true, mode: 0o700 });
+      watcher = watch(hub.outboxDir, () => hub.wake());
+      watcher.on('error', () => undefined);
     },
     async stop() {
+      watcher?.close();
       abort?.abort();
       await loop;
     },
@@ -25,48 +37,87 @@ const deliveryLoop: ComponentFactory = async (services) => {
   return [component];
 };
 
+/** The chat user's uid, gid and home (`getent passwd`, so NSS users count too). */
+export function chatUser(name: string): { uid: number; gid: number; home: string } {
+  if (process.getuid?.() !== 0) {
+    // Not root: the chat process runs as this same user (tests, sandboxes); nothing to switch to.
+    return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, home: '/' };
+  }
+  let line: string;
+  try {
+    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new HvError(
+      'config-invalid',
+      `chatops.user "${name}" does not exist; create it (a system user with no login) or set chatops.user to an existing unprivileged user`,
+    );
+  }
+  const [, , uid, gid, , home] = line.split(':');
+  if (Number(uid) === 0)
+    throw new HvError('config-invalid', `chatops.user "${name}" is root; it must be an unprivileged user`);
+  return { uid: Number(uid), gid: Number(gid), home: home || '/' };
+}
+
 /**
- * Chat intake: the command bus plus every channel whose adapter takes commands (`start`). After a
- * restart the bus hands finished-but-unreported operations back to the adapter that asked.
+ * The chat process and the engine's socket: the command bus serves requests that arrive over the
+ * socket (src/chatd/engine-server.ts); under chatops.supervise = "daemon" the daemon also runs the
+ * chat process as chatops.user and restarts it when it exits. After a restart the bus hands
+ * finished-but-unreported operations back through the chat process.
  */
-const chatIntake =
-  (configPath: () => string | null, commands: CommandRegistry): ComponentFactory =>
+const chatProcess =
+  (configPath: () => string | null, commands: CommandRegistry, server: EngineServer): ComponentFactory =>
   async (services: Services, log: JournalLog) => {
-    const hub = await services.hub();
-    const intake = hub.channels.filter((c) => typeof c.adapter.start === 'function');
-    if (intake.length === 0) return [];
+    const { config } = services;
+    const chats = chatChannels(config.notify.channels, services.channels);
+    if (chats.length === 0) return [];
     let bus: HostedCommandBus | undefined;
-    const started: typeof intake = [];
+    let supervisor: ChatSupervisor | undefined;
     const component: DaemonComponent = {
-      name: 'chat-intake',
+      name: 'chat-process',
       async start() {
-        bus = createCommandBus(services, { ...commands, configPath: configPath() });
-        for (const ch of intake) {
-          try {
-            await ch.adapter.start?.({ bus });
-            started.push(ch);
-            log('info', 'chat adapter connected', { channel: ch.adapter.name, type: ch.adapter.type });
-          } catch (e) {
-            log('error', 'chat adapter failed to start; check its token and settings', {
-              channel: ch.adapter.name,
-              error: errorMessage(e),
-            });
-          }
-        }
-        const resumed = bus.resumePending((address: ReplyAddress) => {
-          const ch = started.find((c) => c.adapter.name === address.channel);
-          return ch?.adapter.replyFor?.(address);
+        const user = chatUser(config.chatops.user);
+        mkdirSync(config.chatops.stateDir, { recursive: true, mode: 0o700 });
+        if (process.getuid?.() === 0) chownSync(config.chatops.stateDir, user.uid, user.gid);
+        chmodSync(config.chatops.stateDir, 0o700);
+        bus = createCommandBus(services, {
+          ...commands,
+          configPath: configPath(),
+          // Its operations leave chat deliveries to this daemon (src/bus/operation-child.ts).
+          env: { ...process.env, HV_CHAT_DELIVERY: 'daemon' },
         });
-        if (resumed) log('info', 'resumed operations after restart', { count: resumed });
+        const supervised = config.chatops.supervise === 'daemon';
+        await server.start({
+          services,
+          bus,
+          socketPath: config.chatops.socket,
+          uid: user.uid,
+          gid: user.gid,
+          sendSecrets: supervised,
+        });
+        log('info', 'chat socket listening', { path: config.chatops.socket, user: config.chatops.user });
+        if (supervised) {
+          supervisor = new ChatSupervisor({
+            services,
+            socketPath: config.chatops.socket,
+            uid: user.uid,
+            gid: user.gid,
+            home: config.chatops.stateDir,
+          });
+          supervisor.start();
+        }
+        const names = new Set(chats.filter((c) => c.intake).map((c) => c.settings.name ?? c.settings.type));
+        const b = bus;
+        // Results are handed over once a chat process is connected (the bus retries until then).
+        void server.whenConnected().then(() => {
+          const resumed = b.resumePending((address: ReplyAddress) =>
+            names.has(address.channel) ? server.reply(address) : undefined,
+          );
+          if (resumed) log('info', 'resumed operations after restart', { count: resumed });
+        });
       },
       async stop() {
-        for (const ch of started.splice(0).reverse()) {
-          try {
-            await ch.adapter.stop?.();
-          } catch (e) {
-            log('warn', 'chat adapter failed to stop', { channel: ch.adapter.name, error: errorMessage(e) });
-          }
-        }
+        await supervisor?.stop();
+        await server.stop();
         await bus?.stop();
       },
     };
@@ -80,6 +131,7 @@ const chatIntake =
 export function daemonComponents(
   configPath: () => string | null,
   commands: CommandRegistry,
+  chat: EngineServer,
 ): ComponentFactory[] {
-  return [deliveryLoop, chatIntake(configPath, commands)];
+  return [deliveryLoop, chatProcess(configPath, commands, chat)];
 }

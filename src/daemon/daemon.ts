@@ -8,7 +8,7 @@ import { acquireLock, type Lock } from '../lock.js';
 import type { ChannelTypes } from '../ports/channel.js';
 import type { AnyCommand, Progress } from '../ports/command.js';
 import { isCatchUpDue, parseSchedule, ScheduleTimer, type TimerHost } from '../schedule/index.js';
-import { createServices, type Services } from '../services.js';
+import { createServices, type ServiceOptions, type Services } from '../services.js';
 import { readJson, statePaths } from '../state.js';
 import type { JournalLog } from './journal.js';
 
@@ -31,6 +31,8 @@ export interface DaemonOptions {
   /** The command the schedule runs (`check-updates`), passed in by the composition root. */
   scheduledCommand: AnyCommand;
   components?: ComponentFactory[];
+  /** See ServiceOptions.notifierFor: chat channels are delivered through the chat process. */
+  notifierFor?: ServiceOptions['notifierFor'];
   /** How long SIGTERM waits for a running in-process step before exiting anyway. */
   stopGraceMs?: number;
   /** The clock and timers the schedule runs on (default: the real ones); tests pass a fake. */
@@ -207,6 +209,7 @@ export class Daemon {
       channels: this.opts.channels,
       log: this.log,
       now: timers ? () => new Date(timers.now()) : undefined,
+      notifierFor: this.opts.notifierFor,
     });
   }
 

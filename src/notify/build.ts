@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js';
 import {
   type AdapterContext,
   type ChannelAdapter,
+  type ChannelSettings,
   type ChannelTypes,
   DeliveryError,
 } from '../ports/channel.js';
@@ -29,6 +30,7 @@ export async function buildHub(
   ctx: AdapterContext,
   stateDir: string,
   channelTypes: ChannelTypes,
+  notifierFor?: (channel: ChannelSettings) => ChannelAdapter | undefined,
 ): Promise<NotificationHub> {
   const channels: Channel[] = await Promise.all(
     config.notify.channels.map(async (channel): Promise<Channel> => {
@@ -39,7 +41,7 @@ export async function buildHub(
           throw new Error(
             `unknown channel type "${channel.type}"; must be one of ${[...channelTypes.keys()].join(', ')}`,
           );
-        return { config: channel, adapter: await type.open(channel, ctx) };
+        return { config: channel, adapter: notifierFor?.(channel) ?? (await type.open(channel, ctx)) };
       } catch (e) {
         ctx.log('error', 'notification channel could not be started', {
           channel: name,

@@ -85,6 +85,16 @@ export class NotificationHub {
     return reports;
   }
 
+  /** Look at the outbox again now (another process queued something: an operation's events). */
+  wake(): void {
+    this.loop.wake();
+  }
+
+  /** The dir other processes write deliveries into (the daemon watches it). */
+  get outboxDir(): string {
+    return this.outbox.dir;
+  }
+
   /** See DeliveryLoop.drain: attempt what is due, waiting for retries within each channel's timeout. */
   drain(opts: { channels?: string[] } = {}): Promise<void> {
     return this.loop.drain(opts);

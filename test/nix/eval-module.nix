@@ -30,6 +30,10 @@ let
 in
 {
   service = checked.systemd.services.hv-daemon or null;
+  chatService = checked.systemd.services.hv-chat or null;
+  # Users and groups the configuration declares (root comes from the NixOS stub).
+  users = builtins.mapAttrs (_: u: { inherit (u) isSystemUser isNormalUser group description; }) checked.users.users;
+  groups = builtins.attrNames checked.users.groups;
   timers = builtins.attrNames (checked.systemd.timers or { });
   configJson = if etc ? "hv/config.json" then etc."hv/config.json".text else null;
   # The packages on the PATH: name, the script that builds it (for the command wrapper), main program.

@@ -10,20 +10,34 @@ const run = promisify(execFile);
 /** Root of the repository. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** A `config.systemd.services.<name>` as the module system renders it (the keys the tests read). */
+export interface RenderedService {
+  description: string;
+  serviceConfig: Record<string, unknown>;
+  unitConfig: Record<string, unknown>;
+  restartIfChanged: boolean;
+  reloadTriggers: unknown[];
+  wantedBy: string[];
+  wants: string[];
+  after: string[];
+  bindsTo: string[];
+  partOf: string[];
+  requires: string[];
+  path: string[];
+  startAt: string | string[];
+  environment: Record<string, string | null>;
+}
+
 /** What test/nix/eval-module.nix returns for a user module (see that file). */
 export interface ModuleEval {
   /** `config.systemd.services.hv-daemon`, or null when the daemon is not enabled. */
-  service: {
-    serviceConfig: Record<string, unknown>;
-    restartIfChanged: boolean;
-    reloadTriggers: unknown[];
-    wantedBy: string[];
-    wants: string[];
-    after: string[];
-    path: string[];
-    startAt: string | string[];
-    environment: Record<string, string | null>;
-  } | null;
+  service: RenderedService | null;
+  /** `config.systemd.services.hv-chat`, or null when there is no chat process service. */
+  chatService: RenderedService | null;
+  /** `config.users.users` (root comes from the NixOS stub). */
+  users: Record<string, { isSystemUser: boolean; isNormalUser: boolean; group: string; description: string }>;
+  /** Names of `config.users.groups`. */
+  groups: string[];
   /** Names of `config.systemd.timers`. */
   timers: string[];
   /** Text of `/etc/hv/config.json`, or null when hv is not installed. */

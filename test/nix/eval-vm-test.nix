@@ -24,6 +24,7 @@ in
   inherit (test) name testScript;
   configJson = machine.environment.etc."hv/config.json".text;
   execStart = machine.systemd.services.hv-daemon.serviceConfig.ExecStart;
+  chatExecStart = machine.systemd.services.hv-chat.serviceConfig.ExecStart or null;
   commands = map (p: p.buildCommand or "") machine.environment.systemPackages;
   failedAssertions = failed machine ++ failed manual;
   manual = {

@@ -64,6 +64,13 @@ describe("nix/module.nix under nixpkgs' module system", () => {
       schedule: 'monthly',
       randomizedDelaySec: 3600,
       notify: { channels: [{ type: 'motd' }, { type: 'wall' }] },
+      // The chat process runs as its own service (hv-chat), not started by the engine.
+      chatops: {
+        user: 'hv-chat',
+        socket: '/run/hypervisor/chat.sock',
+        stateDir: '/var/lib/hv-chat',
+        supervise: 'systemd',
+      },
     });
   });
 
@@ -100,7 +107,13 @@ describe("nix/module.nix under nixpkgs' module system", () => {
     expect(config.randomizedDelaySec).toBe(0);
     expect(config.notify?.reminderDays).toBe(7);
     expect(config.notify?.channels).toHaveLength(2);
-    expect(config.chatops).toEqual({ roles: { 'slack:T1:U2': 'admin' } });
+    expect(config.chatops).toEqual({
+      roles: { 'slack:T1:U2': 'admin' },
+      user: 'hv-chat',
+      socket: '/run/hypervisor/chat.sock',
+      stateDir: '/var/lib/hv-chat',
+      supervise: 'systemd',
+    });
     expect(config.allowNonRoot).toBe(false);
   });
 
@@ -292,6 +305,7 @@ describe('nix/tests/vm-test.nix', () => {
   it('node configuration evaluates against the module (the VM itself needs nixpkgs and KVM)', async () => {
     const result = (await nixEval('test/nix/eval-vm-test.nix')) as {
       execStart: string;
+      chatExecStart: string | null;
       configJson: string;
       commands: string[];
       failedAssertions: string[];
@@ -300,6 +314,9 @@ describe('nix/tests/vm-test.nix', () => {
     };
     expect(result.failedAssertions).toEqual([]);
     expect(result.execStart).toMatch(/\/bin\/hv daemon/);
+    // The machine has a Discord channel: its chat process runs as hv-chat.service.
+    expect(result.chatExecStart).toMatch(/\/libexec\/hv\/hv-chat --socket \/run\/hypervisor\/chat\.sock$/);
+    expect(result.testScript).toContain("ss -Hltnup | grep -F 'pid={pid},'");
     expect(JSON.parse(result.configJson)).toMatchObject({ host: 'hv01', schedule: 'Mon *-*-* 02:00:00' });
     expect(result.commands.join('\n')).toContain('$out/bin/hvu');
     expect(result.testScript).toContain('hvu status --json');

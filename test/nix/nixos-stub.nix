@@ -101,12 +101,25 @@ let
     };
   };
 
-  userOptions = {
+  userOptions = { name, ... }: {
     options = {
+      name = mkOption { type = types.str; default = name; };
+      uid = mkOption { type = types.nullOr types.int; default = null; };
       isNormalUser = mkOption { type = types.bool; default = false; };
+      isSystemUser = mkOption { type = types.bool; default = false; };
+      group = mkOption { type = types.str; default = ""; };
+      description = mkOption { type = types.str; default = ""; };
       extraGroups = strList;
       password = mkOption { type = types.nullOr types.str; default = null; };
       initialPassword = mkOption { type = types.nullOr types.str; default = null; };
+    };
+  };
+
+  groupOptions = { name, ... }: {
+    options = {
+      name = mkOption { type = types.str; default = name; };
+      gid = mkOption { type = types.nullOr types.int; default = null; };
+      members = strList;
     };
   };
 in
@@ -115,6 +128,7 @@ in
     assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
     warnings = mkOption { type = types.listOf types.str; default = [ ]; };
     networking.hostName = mkOption { type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$"; default = "nixos"; };
+    nix.enable = mkOption { type = types.bool; default = true; };
     nix.package = mkOption { type = types.package; default = pkgs.nix; };
     services.openssh.enable = mkOption { type = types.bool; default = false; };
     virtualisation.libvirtd.enable = mkOption { type = types.bool; default = false; };
@@ -125,14 +139,33 @@ in
     systemd.tmpfiles.rules = strList;
     security.pam.services = mkOption { type = types.attrsOf (types.submodule pamService); default = { }; };
     users.users = mkOption { type = types.attrsOf (types.submodule userOptions); default = { }; };
+    users.groups = mkOption { type = types.attrsOf (types.submodule groupOptions); default = { }; };
     users.motd = mkOption { type = types.nullOr types.lines; default = null; };
     system.stateVersion = mkOption { type = types.str; default = "24.11"; };
   };
 
-  # PAM services NixOS defines by itself.
-  config.security.pam.services = {
-    login = { };
-    su = { };
-    sshd = lib.mkIf config.services.openssh.enable { };
+  config = {
+    # PAM services NixOS defines by itself.
+    security.pam.services = {
+      login = { };
+      su = { };
+      sshd = lib.mkIf config.services.openssh.enable { };
+    };
+
+    # nixos/modules/config/users-groups.nix: root, and the checks of every user.
+    users.users.root = { uid = 0; group = "root"; };
+    users.groups.root.gid = 0;
+    assertions = lib.concatLists (lib.mapAttrsToList
+      (_: user: [
+        {
+          assertion = (user.isSystemUser || (user.uid != null && user.uid < 1000)) != user.isNormalUser;
+          message = "Exactly one of users.users.${user.name}.isSystemUser and users.users.${user.name}.isNormalUser must be set.";
+        }
+        {
+          assertion = user.group != "";
+          message = "users.users.${user.name}.group is unset. This used to default to nogroup, but this is unsafe.";
+        }
+      ])
+      config.users.users);
   };
 }

@@ -105,6 +105,40 @@ describe('nix/package.nix', () => {
     expect(pkg.npmDeps.urls['node_modules/@esbuild/darwin-arm64']).toBeUndefined();
   });
 
+  it('installs the chat process as libexec/hv/hv-chat: Node 22 on the bundle, off the PATH', async () => {
+    const nodejs = pkg.buildArgs.nodejs as string;
+    expect(nodejs).toMatch(/-nodejs-22$/);
+    // Run the postInstall script as the build's bash would, with a makeWrapper that prints its arguments.
+    const shim = 'makeWrapper() { printf "%s\\n" "$@"; }';
+    const { stdout } = await run('bash', ['-euc', `${shim}\n${pkg.buildArgs.postInstall as string}`], {
+      env: { ...process.env, out: '/nix/store/out-hv' },
+    });
+    // npmInstallHook installs the package into $out/lib/node_modules/<name of package.json>.
+    expect(stdout.trim().split('\n')).toEqual([
+      `${nodejs}/bin/node`,
+      '/nix/store/out-hv/libexec/hv/hv-chat',
+      '--add-flags',
+      '/nix/store/out-hv/lib/node_modules/hv/dist/bundle/hv-chat.mjs',
+    ]);
+    expect(pkg.buildArgs.nativeBuildInputs).toEqual([expect.stringMatching(/-make-shell-wrapper-hook$/)]);
+    const packageJson = await readJson<{ name: string; bin: Record<string, string> }>(
+      join(repoRoot, 'package.json'),
+    );
+    expect(packageJson.name).toBe('hv');
+    expect(Object.keys(packageJson.bin)).not.toContain('hv-chat');
+    expect(Object.values(packageJson.bin)).not.toContain('dist/bundle/hv-chat.mjs');
+  });
+
+  it('the bundle the wrapper runs is among the files the package installs (after `npm run build`)', async () => {
+    // npmInstallHook installs what `npm pack` packs.
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: repoRoot,
+    });
+    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    expect(files).toContain('dist/bundle/hv-chat.mjs');
+    expect(files).toContain('dist/bundle/hv.mjs');
+  });
+
   it('builds from the repository without build output, dependencies, Nix files or the vendored lib', () => {
     expect(pkg.src.origSrc).toBe(repoRoot);
     expect(Object.entries(pkg.src.keeps).filter(([, kept]) => !kept)).toEqual([]);

@@ -63,6 +63,8 @@ let
     coreutils = pkg "coreutils";
     pam = pkg "linux-pam";
     nodejs_22 = pkg "nodejs-22";
+    iproute2 = pkg "iproute2";
+    makeWrapper = pkg "make-shell-wrapper-hook";
 
     writeText = name: text: fakeDrv name { inherit text; };
     # The build script is kept as `buildCommand`, as the real runCommand does, for the tests to read.

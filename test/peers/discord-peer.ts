@@ -27,7 +27,9 @@ import {
 } from './discord-types.js';
 import {
   closeServer,
+  type LostResponse,
   listenLoopback,
+  loseResponse,
   parseMultipart,
   readBody,
   routeMatches,
@@ -79,6 +81,7 @@ export class DiscordPeer {
   private readonly server: Server;
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly failures: { pattern: string | RegExp; failure: DiscordFailure; left: number }[] = [];
+  private readonly lost: { pattern: string | RegExp; lost: LostResponse }[] = [];
   private readonly routes: DiscordRoute[];
   private port = 0;
 
@@ -147,6 +150,14 @@ export class DiscordPeer {
    */
   failNext(pattern: string | RegExp, failure: DiscordFailure): void {
     this.failures.push({ pattern, failure, left: failure.times ?? 1 });
+  }
+
+  /**
+   * Carries out the next request matching `pattern` (see failNext), then loses its answer: the
+   * connection is dropped, or the answer comes only after `delayMs`.
+   */
+  loseNextResponse(pattern: string | RegExp, lost: LostResponse): void {
+    this.lost.push({ pattern, lost });
   }
 
   /** Dispatches any gateway event to every session. */
@@ -327,12 +338,19 @@ export class DiscordPeer {
     const reply = this.takeFailure(method, path) ?? this.dispatchRoute(method, path, call);
     call.status = reply.status;
     call.response = reply.body;
-    if (reply.body === undefined) {
-      res.writeHead(reply.status, reply.headers ?? {});
-      res.end();
-    } else {
-      sendJson(res, reply.status, reply.body, reply.headers);
-    }
+    const send = () => {
+      if (reply.body === undefined) {
+        res.writeHead(reply.status, reply.headers ?? {});
+        res.end();
+      } else {
+        sendJson(res, reply.status, reply.body, reply.headers);
+      }
+    };
+    const lostAt = this.lost.findIndex((l) => routeMatches(l.pattern, method, path));
+    const lost = this.lost[lostAt];
+    if (!lost) return send();
+    this.lost.splice(lostAt, 1);
+    loseResponse(res, lost.lost, send);
   }
 
   private dispatchRoute(method: string, path: string, call: DiscordRestCall): RestReply {

@@ -103,3 +103,22 @@ export function routeMatches(pattern: string | RegExp, method: string, path: str
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/**
+ * How a peer loses the answer to a request it has carried out (the message is posted): `drop`
+ * closes the connection without a response, as a crash or a network cut between the platform's
+ * commit and its answer would; `delayMs` answers only after that long (past the client's timeout).
+ */
+export type LostResponse = { drop: true } | { delayMs: number };
+
+/** Loses `send` as `lost` says: drops the socket, or calls `send` after the delay. */
+export function loseResponse(res: ServerResponse, lost: LostResponse, send: () => void): void {
+  if ('drop' in lost) {
+    res.socket?.destroy();
+    return;
+  }
+  const timer = setTimeout(() => {
+    if (!res.socket?.destroyed) send();
+  }, lost.delayMs);
+  res.once('close', () => clearTimeout(timer));
+}

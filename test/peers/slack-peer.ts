@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { closeServer, listenLoopback, readBody, sendJson, type WaitOptions, waitFor } from './http-util.js';
+import {
+  closeServer,
+  type LostResponse,
+  listenLoopback,
+  loseResponse,
+  readBody,
+  sendJson,
+  type WaitOptions,
+  waitFor,
+} from './http-util.js';
 import {
   buildEventCallback,
   buildInteractive,
@@ -84,6 +93,7 @@ export class SlackPeer {
   private readonly sockets = new Map<number, SocketConnection>();
   private readonly tickets = new Set<string>();
   private readonly failures: { method: string; failure: SlackFailure; left: number }[] = [];
+  private readonly lost: { method: string; lost: LostResponse }[] = [];
   private readonly pending = new Map<string, PendingAck[]>();
   private readonly responseUrlUses = new Map<string, number>();
   private readonly state: SlackApiState;
@@ -139,6 +149,14 @@ export class SlackPeer {
   /** Makes the next `times` calls of `method` fail. Use 'response_url' for response_url posts. */
   failNext(method: string, failure: SlackFailure): void {
     this.failures.push({ method, failure, left: failure.times ?? 1 });
+  }
+
+  /**
+   * Carries out the next call of `method`, then loses its answer: the connection is dropped, or the
+   * answer comes only after `delayMs` (e.g. past the client's timeout).
+   */
+  loseNextResponse(method: string, lost: LostResponse): void {
+    this.lost.push({ method, lost });
   }
 
   /** A fresh response_url pointing at this peer. */
@@ -360,7 +378,11 @@ export class SlackPeer {
     }
     const response = callSlackMethod(this.state, method, body, token);
     this.calls.push({ method, body, token, at, status: 200, response });
-    sendJson(res, 200, response);
+    const lostAt = this.lost.findIndex((l) => l.method === method);
+    const lost = this.lost[lostAt];
+    if (!lost) return sendJson(res, 200, response);
+    this.lost.splice(lostAt, 1);
+    loseResponse(res, lost.lost, () => sendJson(res, 200, response));
   }
 
   private responseUrl(url: string, raw: Buffer, res: ServerResponse): void {

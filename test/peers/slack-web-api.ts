@@ -13,6 +13,8 @@ export interface SlackPostedMessage {
   ephemeralTo: string | undefined;
   /** How many times chat.update changed it. */
   updates: number;
+  /** Message metadata (`{ event_type, event_payload }`) the app attached, if any. */
+  metadata: { event_type: string; event_payload: Record<string, unknown> } | undefined;
   postedAt: number;
 }
 
@@ -103,6 +105,38 @@ const methods: Record<string, Method> = {
     return { ok: true, channel: body.channel, ts: body.ts };
   },
 
+  // Top-level messages of a channel, newest first; metadata only with `include_all_metadata`.
+  'conversations.history': (state, body) => {
+    const channel = String(body.channel ?? '');
+    if (!channelKnown(state, channel)) return { ok: false, error: 'channel_not_found' };
+    const limit = Math.min(Math.max(Number(body.limit ?? 100) || 100, 1), 999);
+    const offset = body.cursor ? Number(Buffer.from(String(body.cursor), 'base64').toString('utf8')) : 0;
+    if (!Number.isInteger(offset) || offset < 0) return { ok: false, error: 'invalid_cursor' };
+    const withMetadata = body.include_all_metadata === true || body.include_all_metadata === 'true';
+    const all = state.messages
+      .filter(
+        (m) =>
+          m.channel === channel &&
+          m.ephemeralTo === undefined &&
+          (m.threadTs === undefined || m.threadTs === m.ts),
+      )
+      .reverse();
+    const page = all.slice(offset, offset + limit);
+    const more = offset + limit < all.length;
+    return {
+      ok: true,
+      messages: page.map((m) => ({
+        ...wireMessage(state, m),
+        ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}),
+      })),
+      has_more: more,
+      pin_count: 0,
+      response_metadata: {
+        next_cursor: more ? Buffer.from(String(offset + limit)).toString('base64') : '',
+      },
+    };
+  },
+
   'conversations.info': (state, body) => {
     const channel = String(body.channel ?? '');
     if (!channelKnown(state, channel)) return { ok: false, error: 'channel_not_found' };
@@ -154,7 +188,18 @@ function channelKnown(state: SlackApiState, channel: string): boolean {
 
 function checkMessage(state: SlackApiState, body: Body): string | undefined {
   if (!channelKnown(state, String(body.channel ?? ''))) return 'channel_not_found';
+  if (body.metadata !== undefined && metadataOf(body) === undefined) return 'invalid_metadata_format';
   return checkContent(body, true);
+}
+
+/** Message metadata as Slack accepts it: an `event_type` name and an object `event_payload`. */
+function metadataOf(body: Body): SlackPostedMessage['metadata'] {
+  const m = body.metadata as Record<string, unknown> | undefined;
+  if (!m || typeof m !== 'object') return undefined;
+  const { event_type: type, event_payload: payload } = m;
+  if (typeof type !== 'string' || !/^[A-Za-z0-9_]{1,255}$/.test(type)) return undefined;
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
+  return { event_type: type, event_payload: payload as Record<string, unknown> };
 }
 
 function checkContent(body: Body, required: boolean): string | undefined {
@@ -175,6 +220,7 @@ function record(state: SlackApiState, body: Body, ephemeralTo: string | undefine
     threadTs: typeof body.thread_ts === 'string' && body.thread_ts !== '' ? body.thread_ts : undefined,
     ephemeralTo,
     updates: 0,
+    metadata: ephemeralTo === undefined ? metadataOf(body) : undefined,
     postedAt: Date.now(),
   };
   state.messages.push(message);

@@ -103,7 +103,10 @@ describe('hv daemon hosts the Slack adapter', () => {
     }
     expect(thread()).toHaveLength(1);
     expect(thread()[0]?.map(messageText).join('\n')).toContain('Upgrade Test: PASSED');
-    // test.passed was announced once in the notification channel, as Block Kit.
+    // test.passed was announced once in the notification channel, as Block Kit: the operation
+    // left it to the daemon, whose chat process posts it.
+    await until(() => p.messages.some((m) => m.channel === NOTIFY_CHANNEL), 'the test.passed notice', 30_000);
+    await new Promise((r) => setTimeout(r, 1000));
     const notices = p.messages.filter((m) => m.channel === NOTIFY_CHANNEL);
     expect(notices).toHaveLength(1);
     expect(notices[0]?.blocks?.length).toBeGreaterThan(0);
@@ -135,7 +138,7 @@ describe('hv daemon hosts the Slack adapter', () => {
     expect(p.connectionsOpened).toBe(0);
     // hv daemon installs its SIGTERM handler once start() returned (after the components).
     await until(
-      () => /component started.*chat-intake|chat-intake.*component started/.test(d.output()),
+      () => /component started.*chat-process|chat-process.*component started/.test(d.output()),
       'started',
       30_000,
     );
