@@ -45,8 +45,6 @@ async function main(): Promise<number> {
     // Each member is a distinct actor (rate limits are per actor); the role makes them viewers.
     chatops: {
       roles: { [`discord:role:${DISCORD_IDS.adminRole}`]: 'viewer' },
-      stateDir: join(dir, 'chat'),
-      socket: join(dir, 'run', 'chat.sock'),
     },
   });
   /** Results shown: each edits its interaction's deferred reply. */

@@ -54,8 +54,6 @@ async function run(
     },
     chatops: {
       roles: Object.fromEntries(users.map((u) => [`slack:${peer.workspace.teamId}:${u}`, 'viewer'])),
-      stateDir: join(dir, 'chat'),
-      socket: join(dir, 'run', 'chat.sock'),
     },
   });
   const url = `http://127.0.0.1:${port}/slack/events`;

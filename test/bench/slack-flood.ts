@@ -78,8 +78,6 @@ async function main(): Promise<number> {
     },
     chatops: {
       roles: { [`slack:${peer.workspace.teamId}:${peer.workspace.userId}`]: 'viewer' },
-      stateDir: join(dir, 'chat'),
-      socket: join(dir, 'run', 'chat.sock'),
     },
   });
   const pid = daemon.pid;
@@ -96,11 +94,13 @@ async function main(): Promise<number> {
 
     let peak = idle.total;
     let peakProcs = idle.processes;
+    let peakEach = idle.each;
     const sampler = setInterval(() => {
       const now = treeRssMb(pid);
       if (now.total > peak) {
         peak = now.total;
         peakProcs = now.processes;
+        peakEach = now.each;
       }
     }, 50);
 
@@ -153,7 +153,7 @@ async function main(): Promise<number> {
     line(
       `idle total RSS ${idle.total.toFixed(1)} MB (${idle.processes} processes); after ${after.total.toFixed(1)} MB`,
     );
-    line(`peak total RSS ${peak.toFixed(1)} MB over ${peakProcs} processes (goal < 150)`);
+    line(`peak total RSS ${peak.toFixed(1)} MB over ${peakProcs} processes (goal < 150): ${peakEach}`);
     line(
       `signed ack ${signedMs.toFixed(0)} ms, HTTP ${status}, ${attempts} attempt${attempts === 1 ? '' : 's'} (goal < 1000)`,
     );

@@ -1,6 +1,6 @@
 /** Small helpers the benchmark scripts share: arguments, percentiles, process-tree memory. */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { hvBin } from '../fixtures/world.js';
@@ -85,9 +85,14 @@ export function rssMb(pid: number): number {
 }
 
 /** Resident memory of `pid` and every descendant, summed: adapters may run in a child process. */
-export function treeRssMb(pid: number): { total: number; processes: number } {
+export function treeRssMb(pid: number): { total: number; processes: number; each: string } {
   const pids = processTree(pid);
-  return { total: pids.reduce((sum, p) => sum + rssMb(p), 0), processes: pids.length };
+  const each = pids.map((p) => ({ p, mb: rssMb(p) }));
+  return {
+    total: each.reduce((sum, x) => sum + x.mb, 0),
+    processes: pids.length,
+    each: each.map((x) => `${x.p === pid ? 'daemon' : `child ${x.p}`} ${x.mb.toFixed(1)} MB`).join(', '),
+  };
 }
 
 /** The built `hv daemon` running on a config file, its output kept. */
@@ -104,6 +109,17 @@ export interface RunningDaemon {
  */
 export function startDaemon(dir: string, config: Record<string, unknown>): RunningDaemon {
   for (const d of ['state', 'log']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  // The chat process (every network-facing adapter) runs as an unprivileged user: nobody when the
+  // bench runs as root (as in CI); it must traverse the bench dir to its socket and state dir.
+  mkdirSync(join(dir, 'run'), { recursive: true });
+  chmodSync(dir, 0o711);
+  chmodSync(join(dir, 'run'), 0o711);
+  const chatops = {
+    ...(process.getuid?.() === 0 ? { user: 'nobody' } : {}),
+    socket: join(dir, 'run', 'hv', 'chat.sock'),
+    stateDir: join(dir, 'chat-state'),
+    ...((config.chatops as Record<string, unknown> | undefined) ?? {}),
+  };
   const path = join(dir, 'config.json');
   writeFileSync(
     path,
@@ -115,6 +131,7 @@ export function startDaemon(dir: string, config: Record<string, unknown>): Runni
       flake: { dir: join(dir, 'flake') },
       paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
       ...config,
+      chatops,
     }),
   );
   // HV_BENCH_NODE_ARGS: extra node flags for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
