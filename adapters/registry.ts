@@ -37,6 +37,7 @@ const all: ChannelType[] = [
     load: async () => (await import('./slack/index.js')).slack,
     placement: () => ({ intake: true, notifier: 'chat' }),
     requiresEvidence: (c) => c.mode === 'http',
+    verifier: async () => (await import('./slack/verify.js')).verifySlack,
     // Only the engine verifies request signatures, so a compromised chat process cannot forge one.
     engineSecrets: ['signingSecretFile'],
   }),

@@ -65,7 +65,7 @@ describe('config validation', () => {
     ],
     [
       { ...base, chatops: { roles: { 'teams:U1': 'admin' } } },
-      /chatops\.roles\.teams:U1: must be <platform>:<id> with a platform among motd, wall, email, slack, discord/,
+      /chatops\.roles\.teams:U1: "teams:U1" is not a role key; accepted forms: slack:<TEAM>:<USER>/,
     ],
     [
       { ...base, schedule: 'every tuesday' },
@@ -93,6 +93,54 @@ describe('config validation', () => {
     const r = hvWith({ paths: base.paths });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/must run as root/);
+  });
+
+  it.each([
+    'slack:U0456',
+    'slack:T0123:U0456 ',
+    ' slack:T0123:U0456',
+    'slack:T0123: U0456',
+    'slack:t0123:u0456',
+    'slack:T0123:U0456:X',
+    'discord:1234',
+    'discord:user:alice',
+    'discord:group:1234',
+    'email:alice',
+    'email:alice @example.org',
+    'teams:U1',
+  ])('role key %j: hv status exits 2 naming it and the accepted forms', (key) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv-config-'));
+    const path = join(dir, 'config.json');
+    writeFileSync(
+      path,
+      JSON.stringify({ ...base, chatops: { roles: { [key]: 'admin', 'slack:T1:U1': 'admin' } } }),
+    );
+    const r = spawnSync(process.execPath, [hvBin, 'status', '--config', path], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`chatops.roles.${key}: ${JSON.stringify(key)} is not a role key`);
+    for (const form of ['slack:<TEAM>:<USER>', 'discord:user:<id>', 'discord:role:<id>', 'email:<address>'])
+      expect(r.stderr).toContain(form);
+    // Only the bad key is named.
+    expect(r.stderr).not.toContain('chatops.roles.slack:T1:U1');
+    expect(existsSync('/tmp/hv-never-written')).toBe(false);
+  });
+
+  it('role keys in the accepted forms load', () => {
+    const c = parseConfig(
+      {
+        chatops: {
+          roles: {
+            'slack:T0123:U0456': 'admin',
+            'slack:E0ENT:W0USER': 'viewer',
+            'discord:user:1200000000000000402': 'operator',
+            'discord:role:999': 'admin',
+            'email:Alice@Example.org': 'admin',
+          },
+        },
+      },
+      channelTypes,
+    );
+    expect(Object.keys(c.chatops.roles)).toHaveLength(5);
   });
 
   it('unknown commands and options exit 2 listing what is allowed', () => {

@@ -215,6 +215,7 @@ export class DiscordAdapter implements ChannelAdapter {
     if (!this.bus) throw new Error('discord adapter has no command bus (start was not called)');
     this.handler ??= new InteractionHandler({
       bus: this.bus,
+      guildId: this.channel.guildId,
       fallbackChannelId: this.channel.channelId,
       tokenTtlMs: this.tokenTtlMs,
       ctx: this.ctx,

@@ -3,6 +3,7 @@ import {
   type ChatInputCommandInteraction,
   DiscordAPIError,
   type Interaction,
+  MessageFlags,
 } from 'discord.js';
 import type { CommandBus } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
@@ -14,6 +15,8 @@ import { actorOf, argvOf } from './slash.js';
 /** What the interaction handler needs from the adapter. */
 export interface InteractionDeps {
   bus: CommandBus;
+  /** The configured server: interactions from any other (or from a DM) never reach the bus. */
+  guildId: string;
   /** Where a reply continues when an interaction has no channel id. */
   fallbackChannelId: string;
   tokenTtlMs: number;
@@ -31,10 +34,24 @@ export class InteractionHandler {
   constructor(private readonly d: InteractionDeps) {}
 
   async handle(interaction: Interaction): Promise<void> {
-    if (interaction.isChatInputCommand() && interaction.commandName === 'hv')
-      await this.onCommand(interaction);
-    else if (interaction.isButton() && interaction.customId.startsWith('hv:'))
-      await this.onButton(interaction);
+    const command = interaction.isChatInputCommand() && interaction.commandName === 'hv';
+    const button = interaction.isButton() && interaction.customId.startsWith('hv:');
+    if (!command && !button) return;
+    if (interaction.guildId !== this.d.guildId) {
+      // The bot may sit in other servers (or be used in a DM): roles there mean nothing here.
+      this.d.ctx.log('warn', 'discord interaction from another server refused', {
+        interaction: interaction.id,
+        guild: interaction.guildId ?? 'none',
+      });
+      if (interaction.isRepliable())
+        await interaction.reply({
+          content: 'hv does not take commands from this server.',
+          flags: MessageFlags.Ephemeral,
+        });
+      return;
+    }
+    if (interaction.isChatInputCommand()) await this.onCommand(interaction);
+    else if (interaction.isButton()) await this.onButton(interaction);
   }
 
   private replyData(

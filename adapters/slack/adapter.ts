@@ -1,5 +1,12 @@
 import { App, LogLevel, type SlashCommand, SocketModeReceiver, webApi } from '@slack/bolt';
-import type { AdapterHost, CommandBus, CommandRequest, Reply, ReplyAddress } from '../../src/bus/types.js';
+import type {
+  AdapterHost,
+  CommandBus,
+  CommandRequest,
+  Evidence,
+  Reply,
+  ReplyAddress,
+} from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import {
   type AdapterContext,
@@ -7,9 +14,11 @@ import {
   type Delivery,
   DeliveryError,
 } from '../../src/ports/channel.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, esc } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, unesc } from './blocks.js';
+import { type SignedContext, SlackHttpReceiver } from './http-receiver.js';
 import { postNotification } from './notify.js';
 import { replyData, SlackReply } from './reply.js';
+import { clickTeam, commandOfText, slackActorId, slashRequestId } from './request.js';
 import type { SlackChannel } from './schema.js';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
@@ -168,9 +177,19 @@ export class SlackAdapter implements ChannelAdapter {
     };
     const token = this.token();
     if (this.cfg.mode === 'http') {
+      // No signing secret here: the engine verifies each request (bus.verify, and again on submit).
+      const receiver = new SlackHttpReceiver({
+        channel: this.name,
+        port: this.cfg.port,
+        address: this.cfg.address,
+        maxBodyBytes: this.cfg.maxBodyBytes,
+        maxConnections: this.cfg.maxConnections,
+        verify: (evidence) => bus.verify(this.name, evidence),
+        log: this.ctx.log,
+      });
       this.app = new App({
         token,
-        signingSecret: this.ctx.readSecret(this.cfg.signingSecretFile as string),
+        receiver,
         clientOptions: this.clientOptions(),
         logger,
         tokenVerificationEnabled: false,
@@ -194,15 +213,14 @@ export class SlackAdapter implements ChannelAdapter {
     }
     this.route(this.app, bus);
     try {
-      if (this.cfg.mode === 'http') await this.app.start(this.cfg.port);
-      else await this.app.start();
+      await this.app.start();
     } catch (e) {
       const app = this.app;
       this.app = undefined;
       await app.stop().catch(() => {});
       const what =
         this.cfg.mode === 'http'
-          ? `cannot listen on port ${this.cfg.port}`
+          ? `cannot listen on ${this.cfg.address} port ${this.cfg.port}`
           : `cannot open the Socket Mode connection; check the app-level token (xapp-…, scope connections:write) in ${this.cfg.appTokenFile}`;
       throw new Error(`slack channel "${this.name}": ${what}: ${(e as Error).message}`);
     }
@@ -220,22 +238,33 @@ export class SlackAdapter implements ChannelAdapter {
       this.ctx.log('error', 'slack handler failed', { channel: this.name, error: e.message });
     });
 
+    // HTTP mode: the signed request (SlackHttpReceiver puts it in the context) goes to the bus,
+    // which checks it against what the request says. Socket Mode has none.
+    const evidenceOf = (context: Record<string, unknown>) => (context as SignedContext).evidence;
+
     app.command(/.*/, async ({ command, ack, context }) => {
       await ack();
-      await this.onCommand(bus, command, context.envelopeId as string | undefined);
+      await this.onCommand(bus, command, context.envelopeId as string | undefined, evidenceOf(context));
     });
 
-    app.action(CONFIRM_ACTION, async ({ ack, body, action }) => {
+    app.action(CONFIRM_ACTION, async ({ ack, body, action, context }) => {
       await ack();
-      await this.onClick(bus, body as unknown as ClickBody, (action as { value?: string }).value ?? '', true);
+      await this.onClick(
+        bus,
+        body as unknown as ClickBody,
+        (action as { value?: string }).value ?? '',
+        true,
+        evidenceOf(context),
+      );
     });
-    app.action(CANCEL_ACTION, async ({ ack, body, action }) => {
+    app.action(CANCEL_ACTION, async ({ ack, body, action, context }) => {
       await ack();
       await this.onClick(
         bus,
         body as unknown as ClickBody,
         (action as { value?: string }).value ?? '',
         false,
+        evidenceOf(context),
       );
     });
   }
@@ -244,37 +273,48 @@ export class SlackAdapter implements ChannelAdapter {
     bus: CommandBus,
     command: SlashCommand,
     envelopeId: string | undefined,
+    evidence: Evidence | undefined,
   ): Promise<void> {
-    const words = command.text.trim().split(/\s+/).filter(Boolean);
-    const name = words[0] ?? 'help';
+    const { command: name, argv } = commandOfText(command.text);
     const reply = new SlackReply(this.replyClient(), this.name, {
       channel: command.channel_id,
       user: command.user_id,
       team: command.team_id,
-      command: [name, ...words.slice(1)].join(' '),
+      command: [name, ...argv].join(' '),
       responseUrl: command.response_url,
     });
     const req: CommandRequest = {
-      id: `slack:${command.team_id}:${command.trigger_id}`,
+      id: slashRequestId(command.team_id, command.trigger_id),
       ...(envelopeId ? { dedupeKeys: [`slack-envelope:${envelopeId}`] } : {}),
       command: name,
-      argv: words.slice(1),
-      actor: { channel: 'slack', id: `${command.team_id}:${command.user_id}`, display: command.user_name },
+      argv,
+      actor: {
+        channel: 'slack',
+        id: slackActorId(command.team_id, command.user_id),
+        display: command.user_name,
+      },
       replyTo: reply.address(),
+      ...(evidence ? { evidence } : {}),
     };
     // The bus shows what it decided through the reply; the outcome is not shown again.
     await bus.submit(req, reply);
   }
 
-  private async onClick(bus: CommandBus, body: ClickBody, token: string, confirm: boolean): Promise<void> {
+  private async onClick(
+    bus: CommandBus,
+    body: ClickBody,
+    token: string,
+    confirm: boolean,
+    evidence: Evidence | undefined,
+  ): Promise<void> {
     const channel = body.channel?.id ?? body.container?.channel_id ?? '';
     const messageTs = body.message?.ts ?? body.container?.message_ts;
     const threadTs = body.message?.thread_ts ?? body.container?.thread_ts ?? messageTs;
     const user = body.user.id;
-    const team = body.user.team_id ?? body.team?.id ?? '';
+    const team = clickTeam(body);
     const actor = {
       channel: 'slack' as const,
-      id: `${team}:${user}`,
+      id: slackActorId(team, user),
       display: body.user.username ?? body.user.name,
     };
     const reply = new SlackReply(this.replyClient(), this.name, {
@@ -288,8 +328,8 @@ export class SlackAdapter implements ChannelAdapter {
       promptText: body.message?.text ?? '',
       settledNote: confirm ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
     });
-    if (confirm) await bus.confirm(token, actor, reply);
-    else await bus.cancel(token, actor, reply);
+    if (confirm) await bus.confirm(token, actor, reply, evidence);
+    else await bus.cancel(token, actor, reply, evidence);
   }
 }
 
@@ -304,5 +344,6 @@ interface ClickBody {
 
 /** `Confirm hv system-upgrade …?` → `system-upgrade …`, for the thread's parent text. */
 function commandOf(text: string | undefined): string {
-  return /hv ([^?\n]+)\?/.exec(text ?? '')?.[1] ?? 'command';
+  // Slack hands back the prompt's text as posted, i.e. escaped; the reply escapes it again.
+  return /hv ([^?\n]+)\?/.exec(unesc(text ?? ''))?.[1] ?? 'command';
 }

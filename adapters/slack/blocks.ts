@@ -13,9 +13,17 @@ const MAX_SECTIONS = 30;
 export const CONFIRM_ACTION = 'hv_confirm';
 export const CANCEL_ACTION = 'hv_cancel';
 
-/** Escape text for mrkdwn (`&`, `<`, `>` are control characters there). */
+/**
+ * Escape text for Slack (`&`, `<`, `>` are control characters in mrkdwn and in a message's plain
+ * `text` alike): `<!channel>` in a VM name or an error must show as text, never ping anyone.
+ */
 export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Undo `esc` (text Slack hands back as it was posted), so it can be escaped exactly once again. */
+export function unesc(text: string): string {
+  return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
 
 const plain = (text: string, limit = 150) => ({
@@ -58,7 +66,7 @@ export function eventMessage(event: HvEvent): { text: string; blocks: Block[] } 
   if (event.next) context.push(`Next: \`${esc(event.next)}\``);
   if (event.detailsFile) context.push(`Details: \`${esc(event.detailsFile)}\``);
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: context.join(' · ') }] });
-  return { text: `[${event.host}] ${event.title}`, blocks };
+  return { text: esc(`[${event.host}] ${event.title}`), blocks };
 }
 
 const ICON: Record<string, string> = {
@@ -122,7 +130,7 @@ export function resultMessage(command: string, r: CommandResult): { text: string
   ];
   const f = resultFacts(r);
   if (f.length) blocks.push(...factFields(f));
-  return { text: `${head}\n${r.message}`.slice(0, 3000), blocks: blocks.slice(0, 50) };
+  return { text: esc(`${head}\n${r.message}`.slice(0, 3000)), blocks: blocks.slice(0, 50) };
 }
 
 /** A confirmation prompt with Confirm / Cancel buttons carrying the token. */
@@ -130,7 +138,7 @@ export function confirmMessage(p: ConfirmationPrompt): { text: string; blocks: B
   const who =
     p.approvalsNeeded > 1 ? `${p.approvalsNeeded} different admins must confirm` : 'An admin must confirm';
   return {
-    text: `Confirm hv ${[p.command, ...p.argv].join(' ')}? ${p.text}`,
+    text: esc(`Confirm hv ${[p.command, ...p.argv].join(' ')}? ${p.text}`),
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:warning: ${esc(p.text)}` } },
       {
@@ -155,12 +163,16 @@ export function confirmMessage(p: ConfirmationPrompt): { text: string; blocks: B
   };
 }
 
-/** The prompt after a click: the same text, no buttons, who did what. */
+/**
+ * The prompt after a click: the same text, no buttons, who did what. `text` is the prompt's text as
+ * posted (escaped; Slack hands it back so), `outcome` is mrkdwn made by hv (it may mention the user).
+ */
 export function settledPrompt(text: string, outcome: string): { text: string; blocks: Block[] } {
+  const safe = esc(unesc(text));
   return {
-    text: `${text}\n${outcome}`,
+    text: `${safe}\n${outcome}`,
     blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: esc(text).slice(0, SECTION) } },
+      { type: 'section', text: { type: 'mrkdwn', text: safe.slice(0, SECTION) } },
       { type: 'context', elements: [{ type: 'mrkdwn', text: outcome }] },
     ],
   };

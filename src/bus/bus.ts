@@ -55,6 +55,16 @@ export interface HostedCommandBus extends CommandBus {
   readonly store: OperationStore;
 }
 
+/** A request's own fields, as checked against what its platform signed. */
+interface Claimed {
+  actor: Actor;
+  id?: string;
+  command?: string;
+  argv?: string[];
+  token?: string;
+  action?: 'confirm' | 'cancel';
+}
+
 /** Create the bus the daemon hosts; chat and email adapters submit to it. */
 export function createCommandBus(services: Services, opts: CommandBusOptions): HostedCommandBus {
   const { config, audit, now } = services;
@@ -94,11 +104,11 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   };
 
   /** The request's own fields disagree with what was proved: the reason, else undefined. */
-  const mismatch = (
-    proven: ProvenRequest,
-    claimed: { actor: Actor; id?: string; command?: string; argv?: string[]; token?: string },
-  ): string | undefined => {
+  const mismatch = (proven: ProvenRequest, claimed: Claimed): string | undefined => {
     if (actorKey(proven.actor) !== actorKey(claimed.actor)) return 'actor differs from the signed request';
+    // Groups grant roles too (identitiesOf): a signed identity carries exactly the groups proved.
+    if (JSON.stringify(claimed.actor.groups ?? []) !== JSON.stringify(proven.actor.groups ?? []))
+      return 'groups differ from the signed request';
     if (proven.requestId !== undefined && claimed.id !== undefined && proven.requestId !== claimed.id)
       return 'request id differs from the signed request';
     if (proven.command !== undefined && claimed.command !== undefined && proven.command !== claimed.command)
@@ -111,6 +121,8 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
       return 'arguments differ from the signed request';
     if (claimed.token !== undefined && proven.token !== claimed.token)
       return 'confirmation token differs from the signed request';
+    if (proven.action !== undefined && claimed.action !== undefined && proven.action !== claimed.action)
+      return 'button differs from the signed request';
     return undefined;
   };
 
@@ -123,7 +135,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   const admit = async (
     replyChannel: string,
     evidence: Evidence | undefined,
-    claimed: { actor: Actor; id?: string; command?: string; argv?: string[]; token?: string },
+    claimed: Claimed,
   ): Promise<string | undefined> => {
     const proven = await prove(replyChannel, evidence);
     if (typeof proven === 'string') return `signature refused: ${proven}`;
@@ -364,7 +376,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
     async confirm(token: string, actor: Actor, reply: Reply, evidence?: Evidence): Promise<SubmitOutcome> {
       const channel = reply.address?.().channel;
       if (channel !== undefined) {
-        const inadmissible = await admit(channel, evidence, { actor, token });
+        const inadmissible = await admit(channel, evidence, { actor, token, action: 'confirm' });
         if (inadmissible)
           return unproven(
             'confirm',
@@ -494,7 +506,7 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
     async cancel(token: string, actor: Actor, reply?: Reply, evidence?: Evidence): Promise<void> {
       const channel = reply?.address?.().channel;
       if (channel !== undefined) {
-        const inadmissible = await admit(channel, evidence, { actor, token });
+        const inadmissible = await admit(channel, evidence, { actor, token, action: 'cancel' });
         if (inadmissible) {
           await unproven(
             'cancel',

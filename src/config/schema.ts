@@ -5,6 +5,21 @@ import { AbsPath, Argv, type ChannelSchemas, type ChannelSettings } from './fiel
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * The identities `chatops.roles` can name, exactly as the adapters put them into an actor
+ * (src/bus/authorise.ts): a key of any other form would never match anyone, so it is an error.
+ */
+export const ROLE_KEY_FORMS: readonly { form: string; pattern: RegExp }[] = [
+  { form: 'slack:<TEAM>:<USER> (Slack ids, e.g. slack:T0123:U0456)', pattern: /^slack:[A-Z0-9]+:[A-Z0-9]+$/ },
+  { form: 'discord:user:<id>', pattern: /^discord:user:\d{1,20}$/ },
+  { form: 'discord:role:<id>', pattern: /^discord:role:\d{1,20}$/ },
+  { form: 'email:<address>', pattern: /^email:[^\s@]+@[^\s@]+$/ },
+];
+
+export function isRoleKey(key: string): boolean {
+  return ROLE_KEY_FORMS.some((f) => f.pattern.test(key));
+}
+
 /** A channel entry: validated by the schema of its `type` (the registry the composition root passes). */
 const channelEntry = (channelTypes: ChannelSchemas) =>
   z.unknown().transform((value, ctx): ChannelSettings => {
@@ -150,11 +165,9 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
         .strictObject({
           roles: z
             .record(
-              z
-                .string()
-                .refine((key) => channelTypes.has(key.split(':')[0] ?? '') && /^[^:]+:.+$/.test(key), {
-                  message: `must be <platform>:<id> with a platform among ${[...channelTypes.keys()].join(', ')}, e.g. slack:T…:U…, discord:user:…, discord:role:…, email:…`,
-                }),
+              z.string().refine(isRoleKey, (key) => ({
+                message: `${JSON.stringify(key)} is not a role key; accepted forms: ${ROLE_KEY_FORMS.map((f) => f.form).join(', ')} (no spaces anywhere)`,
+              })),
               z.enum(ROLES),
             )
             .default({}),

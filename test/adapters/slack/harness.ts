@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { channelTypes } from '../../../adapters/registry.js';
 import { SlackAdapter } from '../../../adapters/slack/adapter.js';
 import { SlackChannel } from '../../../adapters/slack/schema.js';
+import { commandRegistry } from '../../../commands/index.js';
+import { createCommandBus } from '../../../src/bus/bus.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import type { AdapterContext } from '../../../src/ports/channel.js';
 import { ExecaRunner } from '../../../src/proc.js';
-import { readSecret } from '../../../src/services.js';
+import { createServices, readSecret } from '../../../src/services.js';
 import { buildSlashCommand } from '../../peers/slack-payloads.js';
 import type { SlackAck, SlackPeer, SlackPostedMessage } from '../../peers/slack-peer.js';
 import { poll } from '../chat-contract.js';
@@ -48,22 +50,26 @@ export interface AdapterLogLine {
   fields?: Record<string, unknown>;
 }
 
-/** The adapter as the daemon would create it, with a log the test can read. */
+/** The adapter as the daemon would create it, with a log and the secret files it read. */
 export function makeAdapter(
   config: Config,
   channelName = 'slack',
-): { adapter: SlackAdapter; logs: AdapterLogLine[] } {
+): { adapter: SlackAdapter; logs: AdapterLogLine[]; secretsRead: string[] } {
   const logs: AdapterLogLine[] = [];
+  const secretsRead: string[] = [];
   const entry = config.notify.channels.find((c) => (c.name ?? c.type) === channelName);
   if (!entry) throw new Error(`no channel ${channelName}`);
   const ctx: AdapterContext = {
     config,
     runner: new ExecaRunner(),
     now: () => new Date(),
-    readSecret,
+    readSecret: (path) => {
+      secretsRead.push(path);
+      return readSecret(path);
+    },
     log: (level, msg, fields) => logs.push({ level, msg, fields }),
   };
-  return { adapter: new SlackAdapter(SlackChannel.parse(entry), ctx), logs };
+  return { adapter: new SlackAdapter(SlackChannel.parse(entry), ctx), logs, secretsRead };
 }
 
 /** A bare config with one Slack channel (adapter tests without a World). */
@@ -79,6 +85,34 @@ export function bareConfig(peer: SlackPeer, extra: Partial<SlackChannel> & Recor
     channelTypes,
   );
   return { config, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A config with one Slack channel and the real command bus over it (the engine's side: it holds
+ * the signing secret and verifies), the peer's default user an operator.
+ */
+export function realBusConfig(peer: SlackPeer, extra: Partial<SlackChannel> & Record<string, unknown> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'hv-slack-'));
+  const config = parseConfig(
+    {
+      host: 'hv01',
+      allowNonRoot: true,
+      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+      flake: { dir: join(dir, 'flake') },
+      notify: { channels: [slackChannelConfig(peer, dir, extra)] },
+      chatops: { roles: { [`slack:${peer.workspace.teamId}:${peer.workspace.userId}`]: 'operator' } },
+    },
+    channelTypes,
+  );
+  const services = createServices(config, { channels: channelTypes });
+  const bus = createCommandBus(services, commandRegistry);
+  return {
+    config,
+    dir,
+    bus,
+    signingFile: join(dir, 'slack-signing'),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** One `/hv …` sent over Socket Mode, with the envelope kept for a redelivery. */
