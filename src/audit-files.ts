@@ -10,6 +10,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ParsedLine, parseLine } from './audit-chain.js';
 import { acquireLock } from './lock.js';
@@ -72,6 +73,24 @@ export function appendLine(path: string, line: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** appendLine on libuv's thread pool: the daemon's event loop keeps serving meanwhile. */
+export async function appendLineAsync(path: string, line: string): Promise<void> {
+  const fh = await open(path, 'a+', 0o600);
+  try {
+    const { size } = await fh.stat();
+    let sep = '';
+    if (size > 0) {
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, size - 1);
+      if (b[0] !== 0x0a) sep = '\n';
+    }
+    await fh.write(`${sep}${line}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

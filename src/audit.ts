@@ -14,7 +14,7 @@ import {
 } from './audit-chain.js';
 import {
   acquireAppendLock,
-  appendLine,
+  appendLineAsync,
   hasFiles,
   lastLine,
   modifiedMs,
@@ -25,7 +25,7 @@ import {
 import { createAuditKey, readAuditKey } from './audit-key.js';
 import type { Actor, AuditEntry, AuditRecord, LegacyAuditRecord } from './audit-record.js';
 import { HV } from './cli-name.js';
-import { makeDir, writeJsonAtomic } from './fs/atomic.js';
+import { makeDir, writeFileAtomicAsync } from './fs/atomic.js';
 
 export type { Actor, AuditEntry, AuditRecord, LegacyAuditRecord };
 
@@ -107,7 +107,17 @@ export class AuditLog {
    * Append one record. Async because it may wait for the short append lock (another process is
    * appending): the wait must not block the daemon's event loop, which serves chat meanwhile.
    */
-  async append(entry: AuditEntry): Promise<AuditRecord> {
+  append(entry: AuditEntry): Promise<AuditRecord> {
+    // One at a time within this process (the writes are asynchronous); the file lock below
+    // orders processes.
+    const turn = this.queue.then(() => this.appendNow(entry));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private async appendNow(entry: AuditEntry): Promise<AuditRecord> {
     makeDir(this.stateDir, 0o700);
     // A short lock of its own: denied chat requests are audited while an operation runs.
     const lock = await acquireAppendLock(this.stateDir);
@@ -116,7 +126,7 @@ export class AuditLog {
       const { key, start, incidents } = this.prepare(now);
       let last = start;
       for (const details of incidents) {
-        const rec = this.write(
+        const rec = await this.write(
           key,
           last,
           { actor: AUDIT_ACTOR, operation: 'audit', result: 'incident', details },
@@ -124,7 +134,7 @@ export class AuditLog {
         );
         last = { seq: rec.seq, link: rec.mac };
       }
-      return this.write(key, last, entry, now);
+      return await this.write(key, last, entry, now);
     } finally {
       lock.release();
     }
@@ -231,13 +241,14 @@ export class AuditLog {
     return { key: createAuditKey(this.keyPath, now), start, incidents };
   }
 
-  private write(key: Buffer, last: Link, entry: AuditEntry, now: Date): AuditRecord {
+  /** Under the append lock; the fsyncs run on the thread pool, not on the event loop. */
+  private async write(key: Buffer, last: Link, entry: AuditEntry, now: Date): Promise<AuditRecord> {
     const body = { seq: last.seq + 1, at: now.toISOString(), host: this.host, ...entry, prev: last.link };
     const rec: AuditRecord = { ...body, mac: recordMac(key, body) };
-    appendLine(this.file, JSON.stringify(rec));
-    writeJsonAtomic(
+    await appendLineAsync(this.file, JSON.stringify(rec));
+    await writeFileAtomicAsync(
       this.headPath,
-      { seq: rec.seq, mac: rec.mac, headMac: headMac(key, rec.seq, rec.mac) },
+      `${JSON.stringify({ seq: rec.seq, mac: rec.mac, headMac: headMac(key, rec.seq, rec.mac) }, null, 2)}\n`,
       0o600,
     );
     return rec;

@@ -10,6 +10,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 /**
@@ -88,5 +89,35 @@ export function syncDir(dir: string): void {
     // some filesystems refuse fsync on directories; the rename is still atomic
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * writeFileAtomic without blocking the event loop: the same steps (temp file, fchmod, write,
+ * fsync, rename, fsync of the directory) on libuv's thread pool. For the daemon's hot paths (the
+ * audit head), where a synchronous fsync would hold up every chat acknowledgement meanwhile.
+ */
+export async function writeFileAtomicAsync(path: string, data: string, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  makeDir(dir, 0o700);
+  const tmp = join(dir, `.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.chmod(mode);
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  try {
+    const d = await open(dir, 'r');
+    await d.sync().catch(() => undefined);
+    await d.close();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
   }
 }
