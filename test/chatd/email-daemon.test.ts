@@ -122,8 +122,10 @@ async function replyTo(messageId: string, d: BackgroundHv, ms = 60_000): Promise
 }
 
 /** `hv email-intake` with the message on stdin, as the MTA's pipe transport runs it. */
-function emailIntake(w: World, input: Buffer | string) {
-  const r = spawnSync(process.execPath, [hvBin, 'email-intake', '--config', w.configPath], {
+function emailIntake(w: World, input: Buffer | string, as?: 'nobody') {
+  const argv = [process.execPath, hvBin, 'email-intake', '--config', w.configPath];
+  const [cmd, ...args] = as ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...argv] : argv;
+  const r = spawnSync(cmd as string, args, {
     input,
     encoding: 'utf8',
     timeout: 60_000,
@@ -190,7 +192,7 @@ describe.skipIf(!isRoot || !dovecotBinary())('email commands through hv daemon (
     expect(sink.connections).toBe(0);
   }, 120_000);
 
-  it('pipe: garbage on stdin exits 65; with the daemon stopped a signed mail is queued (exit 0) and answered once the daemon starts', async () => {
+  it('pipe: garbage on stdin exits 65; with the daemon stopped a signed mail piped by root is queued (exit 0) and answered once the daemon starts; with it running, mail piped as root or as the chat user is answered', async () => {
     const w = mailWorld();
     const garbage = emailIntake(w, 'hello world\n');
     expect(garbage.code).toBe(65);
@@ -203,8 +205,19 @@ describe.skipIf(!isRoot || !dovecotBinary())('email commands through hv daemon (
     const d = start(w);
     const reply = await replyTo(id, d);
     expect(reply.mail.subject).toMatch(/^Re: hv status/);
+    for (const [n, as] of [
+      ['root', undefined],
+      ['nobody', 'nobody'],
+    ] as const) {
+      const next = `<piped-${n}@client.example>`;
+      const r = emailIntake(w, signed('hv status', next), as);
+      expect(r.code, r.out).toBe(0);
+      await replyTo(next, d);
+    }
     await new Promise((r) => setTimeout(r, 2000));
     expect(repliesTo(id)).toHaveLength(1);
+    expect(sink.mails).toHaveLength(3);
+    expect(d.output()).not.toMatch(/cannot be read|EACCES/);
   }, 120_000);
 });
 
