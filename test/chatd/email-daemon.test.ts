@@ -124,7 +124,9 @@ async function replyTo(messageId: string, d: BackgroundHv, ms = 60_000): Promise
 /** `hv email-intake` with the message on stdin, as the MTA's pipe transport runs it. */
 function emailIntake(w: World, input: Buffer | string, as?: 'nobody') {
   const argv = [process.execPath, hvBin, 'email-intake', '--config', w.configPath];
-  const [cmd, ...args] = as ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...argv] : argv;
+  const [cmd, ...args] = as
+    ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...argv]
+    : argv;
   const r = spawnSync(cmd as string, args, {
     input,
     encoding: 'utf8',
@@ -134,92 +136,115 @@ function emailIntake(w: World, input: Buffer | string, as?: 'nobody') {
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-describe.skipIf(!isRoot || !dovecotBinary())('email commands through hv daemon (chat process as nobody)', () => {
-  it('IMAP: a signed "hv status" gets one threaded reply and lands in hv-processed; after a daemon restart it is not answered again, and new mail is', async () => {
-    imap = await Dovecot.start({ password: IMAP_PASSWORD });
-    const w = mailWorld({ imap });
-    let d = start(w);
-    const first = '<imap-1@client.example>';
-    await imap.append(signed('hv status', first));
-    const reply = await replyTo(first, d);
-    expect(reply.mail.subject).toMatch(/^Re: hv status/);
-    expect(reply.mail.from?.value[0]?.address).toBe(HV_ADDRESS);
-    expect(reply.mail.to && 'value' in reply.mail.to ? reply.mail.to.value[0]?.address : undefined).toBe(
-      'alice@example.org',
-    );
-    expect(String(reply.mail.references)).toContain(first);
-    expect(reply.mail.text).toContain('Host:');
-    // The SMTP password reached the chat process through the engine (it cannot read the file).
-    expect(reply).toMatchObject({ user: 'hv', password: SMTP_PASSWORD });
-    const im = imap;
-    await untilAsync(async () => (await im.list('hv-processed')).some((m) => m.messageId === first), 'hv-processed');
-    expect((await imap.list('INBOX')).map((m) => m.messageId)).not.toContain(first);
-    const audit = auditRecords(w.paths.audit).filter((a) => a.actor.id === 'alice@example.org');
-    expect(audit.map((a) => [a.actor.channel, a.operation, a.result])).toEqual([['email', 'status', 'allowed']]);
+describe.skipIf(!isRoot || !dovecotBinary())(
+  'email commands through hv daemon (chat process as nobody)',
+  () => {
+    it('IMAP: a signed "hv status" gets one threaded reply and lands in hv-processed; after a daemon restart it is not answered again, and new mail is', async () => {
+      imap = await Dovecot.start({ password: IMAP_PASSWORD });
+      const w = mailWorld({ imap });
+      let d = start(w);
+      const first = '<imap-1@client.example>';
+      await imap.append(signed('hv status', first));
+      const reply = await replyTo(first, d);
+      expect(reply.mail.subject).toMatch(/^Re: hv status/);
+      expect(reply.mail.from?.value[0]?.address).toBe(HV_ADDRESS);
+      expect(reply.mail.to && 'value' in reply.mail.to ? reply.mail.to.value[0]?.address : undefined).toBe(
+        'alice@example.org',
+      );
+      expect(String(reply.mail.references)).toContain(first);
+      expect(reply.mail.text).toContain('Host:');
+      // The SMTP password reached the chat process through the engine (it cannot read the file).
+      expect(reply).toMatchObject({ user: 'hv', password: SMTP_PASSWORD });
+      const im = imap;
+      await untilAsync(
+        async () => (await im.list('hv-processed')).some((m) => m.messageId === first),
+        'hv-processed',
+      );
+      expect((await imap.list('INBOX')).map((m) => m.messageId)).not.toContain(first);
+      const audit = auditRecords(w.paths.audit).filter((a) => a.actor.id === 'alice@example.org');
+      expect(audit.map((a) => [a.actor.channel, a.operation, a.result])).toEqual([
+        ['email', 'status', 'allowed'],
+      ]);
 
-    expect(await stop(d)).toBe(0);
-    d = start(w);
-    const second = '<imap-2@client.example>';
-    await imap.append(signed('hv status', second));
-    await replyTo(second, d);
-    await new Promise((r) => setTimeout(r, 2000));
-    expect(repliesTo(first)).toHaveLength(1);
-    expect(repliesTo(second)).toHaveLength(1);
-    expect(sink.mails).toHaveLength(2);
-    expect((await imap.list('hv-processed')).map((m) => m.messageId).sort()).toEqual([first, second].sort());
-    expect(d.output()).not.toContain(IMAP_PASSWORD);
-    expect(d.output()).not.toContain(SMTP_PASSWORD);
-  }, 240_000);
+      expect(await stop(d)).toBe(0);
+      d = start(w);
+      // The first mail delivered again (an MTA retry, same Message-ID) after the restart, then a new one.
+      await imap.append(signed('hv status', first));
+      const second = '<imap-2@client.example>';
+      await imap.append(signed('hv status', second));
+      await replyTo(second, d);
+      await untilAsync(async () => (await im.list('INBOX')).length === 0, 'an empty INBOX');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(repliesTo(first)).toHaveLength(1);
+      expect(repliesTo(second)).toHaveLength(1);
+      expect(sink.mails).toHaveLength(2);
+      expect((await imap.list('hv-processed')).map((m) => m.messageId).sort()).toEqual(
+        [first, first, second].sort(),
+      );
+      expect(
+        auditRecords(w.paths.audit).filter(
+          (a) => a.actor.id === 'alice@example.org' && a.result === 'allowed',
+        ),
+      ).toHaveLength(2);
+      expect(d.output()).not.toContain(IMAP_PASSWORD);
+      expect(d.output()).not.toContain(SMTP_PASSWORD);
+    }, 240_000);
 
-  it('IMAP: an unsigned mail gets no reply at all; the audit names the reason', async () => {
-    imap = await Dovecot.start({ password: IMAP_PASSWORD });
-    const w = mailWorld({ imap });
-    const d = start(w);
-    const forged = '<forged@client.example>';
-    await imap.append(message({ from: 'Alice <alice@example.org>', subject: 'hv status', messageId: forged }));
-    const refused = await until(
-      () => auditRecords(w.paths.audit).find((a) => a.result === 'denied' && a.actor.channel === 'email'),
-      'the refusal in the audit log',
-      60_000,
-    ).catch((e) => {
-      throw new Error(`${e}\n${d.output()}`);
-    });
-    expect(String(refused.details?.reason)).toMatch(/no DKIM signature/);
-    const im = imap;
-    await untilAsync(async () => (await im.list('hv-processed')).some((m) => m.messageId === forged), 'hv-processed');
-    await new Promise((r) => setTimeout(r, 2000));
-    expect(sink.mails).toEqual([]);
-    expect(sink.connections).toBe(0);
-  }, 120_000);
+    it('IMAP: an unsigned mail gets no reply at all; the audit names the reason', async () => {
+      imap = await Dovecot.start({ password: IMAP_PASSWORD });
+      const w = mailWorld({ imap });
+      const d = start(w);
+      const forged = '<forged@client.example>';
+      await imap.append(
+        message({ from: 'Alice <alice@example.org>', subject: 'hv status', messageId: forged }),
+      );
+      const refused = await until(
+        () => auditRecords(w.paths.audit).find((a) => a.result === 'denied' && a.actor.channel === 'email'),
+        'the refusal in the audit log',
+        60_000,
+      ).catch((e) => {
+        throw new Error(`${e}\n${d.output()}`);
+      });
+      expect(String(refused.details?.reason)).toMatch(/no DKIM signature/);
+      const im = imap;
+      await untilAsync(
+        async () => (await im.list('hv-processed')).some((m) => m.messageId === forged),
+        'hv-processed',
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(sink.mails).toEqual([]);
+      expect(sink.connections).toBe(0);
+    }, 120_000);
 
-  it('pipe: garbage on stdin exits 65; with the daemon stopped a signed mail piped by root is queued (exit 0) and answered once the daemon starts; with it running, mail piped as root or as the chat user is answered', async () => {
-    const w = mailWorld();
-    const garbage = emailIntake(w, 'hello world\n');
-    expect(garbage.code).toBe(65);
-    expect(garbage.out).toContain('not a mail message');
-    const id = '<piped@client.example>';
-    const queued = emailIntake(w, signed('hv status', id));
-    expect(queued.code, queued.out).toBe(0);
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(sink.mails).toEqual([]);
-    const d = start(w);
-    const reply = await replyTo(id, d);
-    expect(reply.mail.subject).toMatch(/^Re: hv status/);
-    for (const [n, as] of [
-      ['root', undefined],
-      ['nobody', 'nobody'],
-    ] as const) {
-      const next = `<piped-${n}@client.example>`;
-      const r = emailIntake(w, signed('hv status', next), as);
-      expect(r.code, r.out).toBe(0);
-      await replyTo(next, d);
-    }
-    await new Promise((r) => setTimeout(r, 2000));
-    expect(repliesTo(id)).toHaveLength(1);
-    expect(sink.mails).toHaveLength(3);
-    expect(d.output()).not.toMatch(/cannot be read|EACCES/);
-  }, 120_000);
-});
+    it('pipe: garbage on stdin exits 65; with the daemon stopped a signed mail piped by root is queued (exit 0) and answered once the daemon starts; with it running, mail piped as root or as the chat user is answered', async () => {
+      const w = mailWorld();
+      const garbage = emailIntake(w, 'hello world\n');
+      expect(garbage.code).toBe(65);
+      expect(garbage.out).toContain('not a mail message');
+      const id = '<piped@client.example>';
+      const queued = emailIntake(w, signed('hv status', id));
+      expect(queued.code, queued.out).toBe(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(sink.mails).toEqual([]);
+      const d = start(w);
+      const reply = await replyTo(id, d);
+      expect(reply.mail.subject).toMatch(/^Re: hv status/);
+      for (const [n, as] of [
+        ['root', undefined],
+        ['nobody', 'nobody'],
+      ] as const) {
+        const next = `<piped-${n}@client.example>`;
+        const r = emailIntake(w, signed('hv status', next), as);
+        expect(r.code, r.out).toBe(0);
+        await replyTo(next, d);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(repliesTo(id)).toHaveLength(1);
+      expect(sink.mails).toHaveLength(3);
+      expect(d.output()).not.toMatch(/cannot be read|EACCES/);
+    }, 120_000);
+  },
+);
 
 async function untilAsync(probe: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
