@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { looksLikeMail } from '../adapters/email/intake/headers.js';
 import { spool } from '../adapters/email/intake/spool.js';
 import { HV } from '../src/cli-name.js';
+import { chatUser } from '../src/daemon/components.js';
 import { Exit, HvError } from '../src/errors.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
 
@@ -51,9 +52,11 @@ export const emailIntakeCommand: Command<Record<string, never>> = {
         `no email channel has "intake" in the config, so nothing would read this message; add "intake": {"address": …} to the email channel, or stop piping mail to "${HV} email-intake"`,
       );
     const dir = ctx.config.chatops.stateDir;
+    // As root (an MTA pipe running as root): the queued file must be the chat user's to read.
+    const owner = process.getuid?.() === 0 ? chatUser(ctx.config.chatops.user) : undefined;
     let path: string;
     try {
-      path = spool(dir, raw);
+      path = spool(dir, raw, Date.now(), owner);
     } catch (e) {
       throw new HvError(
         'internal',

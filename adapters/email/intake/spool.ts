@@ -1,7 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { type FSWatcher, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  type FSWatcher,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  watch,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { makeDir, writeFileAtomic } from '../../../src/fs/atomic.js';
+import { makeDir, syncDir } from '../../../src/fs/atomic.js';
 
 /** The queue `hv email-intake` fills and the chat process empties: `<chatops.stateDir>/mail-spool`. */
 export const spoolDir = (stateDir: string) => join(stateDir, 'mail-spool');
@@ -10,14 +24,42 @@ export const spoolDir = (stateDir: string) => join(stateDir, 'mail-spool');
 const SPOOLED = /^\d{13}\.[0-9a-f]{16}\.eml$/;
 
 /**
- * Queue one message durably: temp file, fsync, rename, fsync of the dir (src/fs/atomic.ts), so a
- * crash or power loss after exit 0 loses nothing. Mode 0600 in a 0700 dir. Returns the path.
+ * Queue one message durably: temp file, fsync, rename, fsync of the dir (as src/fs/atomic.ts), so a
+ * crash or power loss after exit 0 loses nothing. Mode 0600 in a 0700 dir. With `owner` (root
+ * queueing for the chat user, e.g. an MTA pipe running as root) the dirs and the file are the
+ * owner's before the file appears under its final name: the chat process must read and remove it.
+ * Returns the path.
  */
-export function spool(stateDir: string, raw: Buffer, now = Date.now()): string {
+export function spool(
+  stateDir: string,
+  raw: Buffer,
+  now = Date.now(),
+  owner?: { uid: number; gid: number },
+): string {
   const dir = spoolDir(stateDir);
   makeDir(dir, 0o700);
-  const path = join(dir, `${String(now).padStart(13, '0')}.${randomBytes(8).toString('hex')}.eml`);
-  writeFileAtomic(path, raw, 0o600, 0o700);
+  if (owner) for (const d of [stateDir, dir]) chownSync(d, owner.uid, owner.gid);
+  const name = `${String(now).padStart(13, '0')}.${randomBytes(8).toString('hex')}.eml`;
+  const path = join(dir, name);
+  const tmp = join(dir, `.${name}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    writeSync(fd, raw);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDir(dir);
   return path;
 }
 
@@ -54,8 +96,17 @@ export function spoolSource(
       let raw: Buffer;
       try {
         raw = readFileSync(path);
-      } catch {
-        continue; // taken meanwhile
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // ENOENT: taken meanwhile. Anything else (EACCES: queued by another user) would be skipped
+        // silently for ever without a word.
+        if (code !== 'ENOENT')
+          log('warn', 'spooled mail cannot be read; kept for the next scan', {
+            file: name,
+            error: code ?? (e as Error).message,
+            hint: 'the spool must be owned by chatops.user; run hv email-intake as that user or as root',
+          });
+        continue;
       }
       try {
         await onMail({ raw, done: async () => rmSync(path, { force: true }) });

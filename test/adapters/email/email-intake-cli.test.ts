@@ -70,7 +70,8 @@ describe('hv email-intake (MTA pipe transport)', () => {
   });
 
   it('no daemon running: exit 0 with the message queued durably; the intake runs it when it starts', async () => {
-    const { configPath } = writeConfig(dir, sink, dns);
+    // Queued by root (as an MTA pipe running as root may): the file is the chat user's to read.
+    const { configPath } = writeConfig(dir, sink, dns, { chatops: { user: 'nobody' } });
     const raw = org.sign(
       message({ from: 'alice@example.org', subject: 'hv status', messageId: '<queued@client.example>' }),
     );
@@ -85,10 +86,13 @@ describe('hv email-intake (MTA pipe transport)', () => {
     expect(files).toHaveLength(1);
     expect(statSync(join(spoolOf(dir), files[0] as string)).mode & 0o777).toBe(0o600);
     expect(statSync(spoolOf(dir)).mode & 0o777).toBe(0o700);
+    if (process.getuid?.() === 0)
+      for (const p of [spoolOf(dir), join(spoolOf(dir), files[0] as string)])
+        expect(statSync(p).uid).toBe(65534);
     // Nothing ran: no audit record, no state at all.
     expect(existsSync(join(dir, 'state'))).toBe(false);
 
-    const h = await host(dir, sink, dns, () => new Date());
+    const h = await host(dir, sink, dns, () => new Date(), { chatops: { user: 'nobody' } });
     try {
       await settled(dir, h.bus);
       await sink.waitFor(1);
@@ -99,7 +103,8 @@ describe('hv email-intake (MTA pipe transport)', () => {
         ['alice@example.org', 'status', 'allowed'],
       ]);
       // While it runs, new mail is picked up as it arrives.
-      intake(configPath, org.sign(message({ from: 'alice@example.org', subject: 'hv help' })));
+      const again = intake(configPath, org.sign(message({ from: 'alice@example.org', subject: 'hv help' })));
+      expect(again.code, again.stderr).toBe(0);
       await sink.waitFor(2);
       expect(sink.mails[1]?.mail.text).toContain('status');
     } finally {
