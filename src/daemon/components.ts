@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, type FSWatcher, mkdirSync, watch } from 'node:fs';
+import { chmodSync, type FSWatcher, lchownSync, lstatSync, mkdirSync, readdirSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { createCommandBus, type HostedCommandBus } from '../bus/bus.js';
 import type { ReplyAddress } from '../bus/types.js';
 import type { EngineServer } from '../chatd/engine-server.js';
@@ -36,6 +37,13 @@ const deliveryLoop: ComponentFactory = async (services) => {
   };
   return [component];
 };
+
+/** chown a dir and everything under it (not following symlinks). */
+function chownTree(path: string, uid: number, gid: number): void {
+  lchownSync(path, uid, gid);
+  if (!lstatSync(path).isDirectory()) return;
+  for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
+}
 
 /** The chat user's uid, gid and home (`getent passwd`, so NSS users count too). */
 export function chatUser(name: string): { uid: number; gid: number; home: string } {
@@ -77,7 +85,9 @@ const chatProcess =
       async start() {
         const user = chatUser(config.chatops.user);
         mkdirSync(config.chatops.stateDir, { recursive: true, mode: 0o700 });
-        if (process.getuid?.() === 0) chownSync(config.chatops.stateDir, user.uid, user.gid);
+        // The whole tree: a file an older hv (or a root `hv email-intake`) left there must not stop
+        // the chat process from reading its own dir.
+        if (process.getuid?.() === 0) chownTree(config.chatops.stateDir, user.uid, user.gid);
         chmodSync(config.chatops.stateDir, 0o700);
         bus = createCommandBus(services, {
           ...commands,
