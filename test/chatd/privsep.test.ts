@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventType } from '../../src/events.js';
@@ -95,6 +96,17 @@ function runAs(uid: number, script: string): Promise<{ code: number | null; out:
   });
 }
 
+/** A TCP port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 async function chatWorld(opts: { http?: boolean; events?: EventType[] } = {}) {
   slack = await SlackPeer.start();
   discord = await DiscordPeer.start();
@@ -124,7 +136,12 @@ async function chatWorld(opts: { http?: boolean; events?: EventType[] } = {}) {
   channels.channels.push(slackChannelConfig(s, secrets, { events: opts.events ?? ['test.passed'] }));
   if (opts.http)
     channels.channels.push(
-      slackChannelConfig(s, secrets, { name: 'slack-http', mode: 'http', port: 0, events: ['notify.test'] }),
+      slackChannelConfig(s, secrets, {
+        name: 'slack-http',
+        mode: 'http',
+        port: await freePort(),
+        events: ['notify.test'],
+      }),
     );
   const tokenFile = join(secrets, 'discord-token');
   writeFileSync(tokenFile, `${d.token}\n`, { mode: 0o600 });
@@ -153,7 +170,7 @@ async function chatWorld(opts: { http?: boolean; events?: EventType[] } = {}) {
 
 describe.skipIf(!isRoot)('privilege separation: the chat process', () => {
   it('the Slack and Discord connections belong to an unprivileged chat process that cannot read the SMTP password nor write the state dir; the engine listens on no network port', async () => {
-    const { w, s, d, smtpPassword } = await chatWorld();
+    const { w, s, d, smtpPassword } = await chatWorld({ http: true });
     const daemon = w.startHv(['daemon']);
     try {
       await s.waitForSocket(1, { timeoutMs: 30_000 }).catch((e) => {
@@ -170,7 +187,14 @@ describe.skipIf(!isRoot)('privilege separation: the chat process', () => {
       const hvOwners = owners.filter((pid) => pid === daemon.proc.pid || pid === chat?.pid);
       expect(hvOwners.length).toBeGreaterThan(0);
       expect(new Set(hvOwners)).toEqual(new Set([chat?.pid]));
-      expect(tcpOwners(['-l'], () => true)).not.toContain(daemon.proc.pid);
+      // Slack's HTTP-mode listener (on loopback) is the chat process's; the engine listens on none.
+      const listening = tcpOwners(['-l'], () => true);
+      await until(
+        () => tcpOwners(['-l'], (l) => l.includes('127.0.0.1:')).includes(chat?.pid as number),
+        'the Slack HTTP listener',
+        10_000,
+      );
+      expect(listening).not.toContain(daemon.proc.pid);
       // As the chat user: no reading the SMTP password, no writing the state dir.
       const probe = await runAs(
         NOBODY,
