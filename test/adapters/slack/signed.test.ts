@@ -84,7 +84,7 @@ describe('Slack HTTP mode: the bus checks what Slack signed', () => {
     ['another request id', { id: `slack:${ws.teamId}:trig-other` }, /request id differs/],
     ['added groups', { actor: { ...me, groups: [`${ws.teamId}:U0ROOT`] } }, /groups differ/],
   ])(
-    'a request claiming %s than its signed body is refused, writes nothing, answers nothing',
+    'a request claiming %s than its signed body is refused, answers nothing, and is audited as unverified',
     async (_what, change, reason) => {
       const { req } = signedSlash('status', `trig-${Math.random()}`);
       const audited = auditLines();
@@ -93,7 +93,15 @@ describe('Slack HTTP mode: the bus checks what Slack signed', () => {
       expect(out).toMatchObject({ kind: 'refused', reason: expect.stringMatching(reason) });
       expect(reply.refusals).toEqual([]);
       expect(reply.results).toEqual([]);
-      expect(auditLines()).toBe(audited);
+      // One audit line naming the claimed identity as unverified (these are capped at 30 a minute).
+      expect(auditLines()).toBe(audited + 1);
+      const last = JSON.parse(
+        readFileSync(join(dir, 'state', 'audit.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .at(-1) ?? '{}',
+      );
+      expect(last).toMatchObject({ result: 'denied', details: { identity: 'unverified' } });
     },
   );
 
@@ -126,6 +134,6 @@ describe('Slack HTTP mode: the bus checks what Slack signed', () => {
     const reply = slackReply();
     const genuine = await bus.confirm('tok-A', me, reply, confirmClick);
     expect(genuine.kind).toBe('refused');
-    expect(reply.refusals[0]).toMatch(/unknown or was already used/);
+    expect(reply.refusals[0]).toMatch(/unknown or was already used|not one hv issued/);
   });
 });
