@@ -304,7 +304,11 @@ describe.skipIf(!isRoot)('privilege separation: the chat process', () => {
         'the test.passed notification',
         90_000,
       ).catch((e) => {
-        throw new Error(`${e}\n${daemon.output()}`);
+        const outbox = join(w.paths.state, 'notify', 'outbox');
+        const files = readdirSync(outbox).map(
+          (f) => `${f}: ${readFileSync(join(outbox, f), 'utf8').slice(0, 600)}`,
+        );
+        throw new Error(`${e}\n${daemon.output()}\n--- outbox:\n${files.join('\n')}`);
       });
       await new Promise((r) => setTimeout(r, 3000));
       expect(s.messages.filter((m) => m.channel === NOTIFY_CHANNEL)).toHaveLength(1);
