@@ -87,8 +87,9 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
           ? {
               name: channel.name ?? channel.type,
               type: channel.type,
+              deferred: true,
               async deliver() {
-                throw new DeliveryError(`left for ${HV} daemon's chat process`, 0);
+                throw new DeliveryError(`left for ${HV} daemon's chat process`);
               },
             }
           : undefined,

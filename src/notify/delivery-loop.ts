@@ -69,9 +69,10 @@ export class DeliveryLoop {
     budget?: { started: number; ms: number },
   ): Promise<{ attempted: number; busy: number }> {
     const name = channelName(ch);
-    closeDigests(this.outbox, name, this.now());
     let attempted = 0;
     let busy = 0;
+    if (ch.adapter.deferred) return { attempted, busy };
+    closeDigests(this.outbox, name, this.now());
     const nowMs = this.now();
     for (const r of this.pendingOf(name)) {
       if (Date.parse(r.nextAt) > nowMs) continue;
@@ -88,7 +89,9 @@ export class DeliveryLoop {
    * stays pending for the daemon's loop or the next run. `channels` limits it to those names.
    */
   async drain(opts: { channels?: string[] } = {}): Promise<void> {
-    const chosen = this.channels.filter((c) => !opts.channels || opts.channels.includes(channelName(c)));
+    const chosen = this.channels.filter(
+      (c) => !c.adapter.deferred && (!opts.channels || opts.channels.includes(channelName(c))),
+    );
     await Promise.all(
       chosen.map(async (ch) => {
         const budget = { started: performance.now(), ms: this.timeoutMs(ch) };

@@ -88,6 +88,11 @@ export interface CommandIntake {
 export interface ChannelAdapter extends Partial<Notifier>, Partial<NoticeBoard>, Partial<CommandIntake> {
   readonly name: string;
   readonly type: string;
+  /**
+   * Another process delivers this channel (an operation the daemon started leaves chat deliveries
+   * to the daemon's chat process): its deliveries are queued here, never attempted.
+   */
+  readonly deferred?: boolean;
 }
 
 /** Makes a channel's adapter from its parsed, typed config entry (`A`: the capabilities it has). */

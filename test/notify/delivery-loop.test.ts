@@ -114,4 +114,18 @@ describe('DeliveryLoop.runLoop (fake clock)', () => {
     ac.abort();
     await running;
   });
+
+  it('a deferred channel (another process delivers it) is queued but never attempted, so it cannot run out of attempts', async () => {
+    const chat = Object.assign(new FakeChannel('chat'), { deferred: true });
+    const local = new FakeChannel('local');
+    const { outbox, loop, publish } = setup([chat, local]);
+    publish('u1');
+    await loop.drain();
+    await loop.tick();
+    expect(local.delivered).toEqual(['u1']);
+    expect(chat.attempts).toEqual([]);
+    const queued = outbox.all().filter((r) => r.channel === 'chat');
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toMatchObject({ state: 'pending', attempts: 0 });
+  });
 });
