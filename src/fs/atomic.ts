@@ -2,6 +2,7 @@ import {
   chmodSync,
   closeSync,
   fchmodSync,
+  fchownSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -51,6 +52,8 @@ export function writeFileAtomic(
   data: string | Uint8Array,
   mode?: number,
   dirMode = 0o700,
+  /** Give the file to this user before it appears under its name (root handing a file over). */
+  owner?: { uid: number; gid: number },
 ): void {
   const dir = dirname(path);
   makeDir(dir, dirMode);
@@ -59,6 +62,7 @@ export function writeFileAtomic(
   const fd = openSync(tmp, 'wx', 0o600);
   try {
     fchmodSync(fd, fileMode);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
     closeSync(fd);

@@ -1,9 +1,12 @@
 /** Small helpers the benchmark scripts share: arguments, percentiles, process-tree memory. */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { freePort, processTree } from '../fixtures/processes.js';
 import { hvBin } from '../fixtures/world.js';
+
+export { freePort, processTree };
 
 /** `--name value` from the command line, as a number. */
 export function numArg(name: string, def: number): number {
@@ -34,44 +37,6 @@ export function p99(xs: number[]): number {
     [...xs].sort((a, b) => a - b),
     99,
   );
-}
-
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** `pid` and all its descendants, from /proc/*\/stat (ppid is the 4th field, after `(comm)`). */
-export function processTree(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const list = children.get(ppid) ?? [];
-    list.push(Number(name));
-    children.set(ppid, list);
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length) {
-    const p = queue.shift() as number;
-    out.push(p);
-    queue.push(...(children.get(p) ?? []));
-  }
-  return out;
 }
 
 /** Resident memory of one process in MB (0 when it is gone). */

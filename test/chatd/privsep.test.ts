@@ -1,6 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventType } from '../../src/events.js';
@@ -13,6 +12,7 @@ import {
   until,
 } from '../adapters/slack/harness.js';
 import { auditRecords } from '../fixtures/chat.js';
+import { freePort, processTree } from '../fixtures/processes.js';
 import { type BackgroundHv, World } from '../fixtures/world.js';
 import { DiscordPeer } from '../peers/discord-peer.js';
 import { DISCORD_IDS } from '../peers/discord-types.js';
@@ -36,32 +36,18 @@ afterEach(async () => {
   world = slack = discord = undefined;
 });
 
-/** Every process whose parent chain leads to `root` (its descendants), with uid and command line. */
+/** The descendants of `root` (not itself), with uid and command line. */
 function descendants(root: number): { pid: number; uid: number; cmd: string }[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone
-    }
-  }
-  const out: { pid: number; uid: number; cmd: string }[] = [];
-  for (const [pid] of parent) {
-    let p: number | undefined = pid;
-    while (p && p !== root && p !== 1) p = parent.get(p);
-    if (p !== root || pid === root) continue;
-    try {
-      const uid = Number(/^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      out.push({ pid, uid, cmd });
-    } catch {
-      // gone
-    }
-  }
-  return out;
+  return processTree(root)
+    .filter((pid) => pid !== root)
+    .flatMap((pid) => {
+      try {
+        const uid = Number(/^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+        return [{ pid, uid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') }];
+      } catch {
+        return []; // gone
+      }
+    });
 }
 
 const chatProcessOf = (d: BackgroundHv) =>
@@ -93,17 +79,6 @@ function runAs(uid: number, script: string): Promise<{ code: number | null; out:
       out += d;
     });
     p.on('exit', (code) => resolve({ code, out }));
-  });
-}
-
-/** A TCP port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
   });
 }
 

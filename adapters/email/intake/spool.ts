@@ -1,21 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import {
-  chownSync,
-  closeSync,
-  type FSWatcher,
-  fchmodSync,
-  fchownSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  watch,
-  writeSync,
-} from 'node:fs';
+import { chownSync, type FSWatcher, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
-import { makeDir, syncDir } from '../../../src/fs/atomic.js';
+import { makeDir, writeFileAtomic } from '../../../src/fs/atomic.js';
 
 /** The queue `hv email-intake` fills and the chat process empties: `<chatops.stateDir>/mail-spool`. */
 export const spoolDir = (stateDir: string) => join(stateDir, 'mail-spool');
@@ -41,25 +27,8 @@ export function spool(
   if (owner) for (const d of [stateDir, dir]) chownSync(d, owner.uid, owner.gid);
   const name = `${String(now).padStart(13, '0')}.${randomBytes(8).toString('hex')}.eml`;
   const path = join(dir, name);
-  const tmp = join(dir, `.${name}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    if (owner) fchownSync(fd, owner.uid, owner.gid);
-    writeSync(fd, raw);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  syncDir(dir);
+  // Temp file, fsync, rename, fsync of the dir: a message is queued whole or not at all.
+  writeFileAtomic(path, raw, 0o600, 0o700, owner);
   return path;
 }
 
