@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { looksLikeMail } from '../adapters/email/intake/headers.js';
 import { spool } from '../adapters/email/intake/spool.js';
+import { chatUser } from '../src/chatd/chat-user.js';
 import { HV } from '../src/cli-name.js';
-import { chatUser } from '../src/daemon/components.js';
 import { Exit, HvError } from '../src/errors.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
 

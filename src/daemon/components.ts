@@ -1,12 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, type FSWatcher, lchownSync, lstatSync, mkdirSync, readdirSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { createCommandBus, type HostedCommandBus } from '../bus/bus.js';
 import type { ReplyAddress } from '../bus/types.js';
+import { chatUser } from '../chatd/chat-user.js';
 import type { EngineServer } from '../chatd/engine-server.js';
 import { chatChannels } from '../chatd/secrets.js';
 import { ChatSupervisor } from '../chatd/supervisor.js';
-import { HvError } from '../errors.js';
 import type { CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import type { ComponentFactory, DaemonComponent } from './daemon.js';
@@ -43,27 +42,6 @@ function chownTree(path: string, uid: number, gid: number): void {
   lchownSync(path, uid, gid);
   if (!lstatSync(path).isDirectory()) return;
   for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
-}
-
-/** The chat user's uid, gid and home (`getent passwd`, so NSS users count too). */
-export function chatUser(name: string): { uid: number; gid: number; home: string } {
-  if (process.getuid?.() !== 0) {
-    // Not root: the chat process runs as this same user (tests, sandboxes); nothing to switch to.
-    return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, home: '/' };
-  }
-  let line: string;
-  try {
-    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new HvError(
-      'config-invalid',
-      `chatops.user "${name}" does not exist; create it (a system user with no login) or set chatops.user to an existing unprivileged user`,
-    );
-  }
-  const [, , uid, gid, , home] = line.split(':');
-  if (Number(uid) === 0)
-    throw new HvError('config-invalid', `chatops.user "${name}" is root; it must be an unprivileged user`);
-  return { uid: Number(uid), gid: Number(gid), home: home || '/' };
 }
 
 /**
