@@ -2,6 +2,7 @@ import type { AnyCommand, CommandRegistry } from '../src/ports/command.js';
 import { auditCommand } from './audit.js';
 import { checkUpdatesCommand } from './check-updates.js';
 import { daemonCommand } from './daemon.js';
+import { diffCommand } from './diff.js';
 import { emailIntakeCommand } from './email-intake.js';
 import { helpCommand } from './help.js';
 import { notifyCommand } from './notify.js';
@@ -19,6 +20,7 @@ const all: AnyCommand[] = [
   checkUpdatesCommand,
   auditCommand,
   upgradeTestCommand,
+  diffCommand,
   scheduleCommand,
   daemonCommand({ findCommand, listCommands }),
   notifyCommand,

@@ -106,6 +106,15 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
       test: z
         .strictObject({
           maxAgeDays: z.number().positive().max(365).default(7),
+          /** Package names highlighted in what an upgrade changes, beyond kernel, QEMU, libvirt, systemd, glibc and OVMF. */
+          watch: z
+            .array(
+              z
+                .string()
+                .regex(/^[A-Za-z0-9][A-Za-z0-9+._-]*$/, 'a package name such as "zfs" or "openvswitch"'),
+            )
+            .max(100)
+            .default([]),
           healthChecks: z
             .strictObject({
               services: z.array(z.string().min(1)).default(['libvirtd']),
