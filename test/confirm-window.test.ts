@@ -85,7 +85,9 @@ describe('configuration', () => {
     w.writeConfig();
     const kind = w.hv(['status']);
     expect(kind.code).toBe(2);
-    expect(kind.stderr).toMatch(/apply\.confirm\[0\].*"chat", "probes", "human"/);
+    expect(kind.stderr).toMatch(
+      /apply\.confirm\[0\]: "ping" is not allowed; must be one of chat, probes, human/,
+    );
     w.config.apply = { confirm: ['probes'], probes: [{ tcp: '10.0.0.1' }] };
     w.writeConfig();
     const tcp = w.hv(['status']);
@@ -105,7 +107,9 @@ describe('upgrade-test with a confirmation window', () => {
     const t = w.hv(['upgrade-test']);
     expect(t.code, t.stderr).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
-    expect(t.stderr).toMatch(/FAILED at confirm \(not confirmed within 3 s: the reachability probes did not pass/);
+    expect(t.stderr).toMatch(
+      /FAILED at confirm \(not confirmed within 3 s: the reachability probes did not pass/,
+    );
     expect(t.stderr).toMatch(/gateway: exit 1: no route to 10\.0\.0\.1/);
     expect(t.stderr).toMatch(/previous system .* was re-activated/);
     expect(t.stderr).toMatch(/confirmation window open until \d{4}-\d\d-\d\dT/);
@@ -156,14 +160,16 @@ describe('system-upgrade with a confirmation window', () => {
     const { w, oldSystem, oldLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 3 });
     const r = w.hv(['system-upgrade', '--yes']);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/System upgrade REVERTED: not confirmed within 3 s: nobody pressed Keep or ran "hv confirm"/);
+    expect(r.stderr).toMatch(
+      /System upgrade REVERTED: not confirmed within 3 s: nobody pressed Keep or ran "hv confirm"/,
+    );
     expectKnownState(w, oldSystem, oldLock);
     expect(w.activations().map((a) => a.action)).toEqual(['test', 'switch', 'switch']);
     const s = w.hv(['status', '--json']);
     expect(s.json.lastUpgrade).toMatchObject({ status: 'failed', notConfirmed: { ok: true } });
-    expect(w.wallMessages().some((m) => /System upgrade on hv01 was reverted: not confirmed within 3 s/.test(m))).toBe(
-      true,
-    );
+    expect(
+      w.wallMessages().some((m) => /System upgrade on hv01 was reverted: not confirmed within 3 s/.test(m)),
+    ).toBe(true);
     const again = w.hv(['system-upgrade', '--yes']);
     expect(again.code).toBe(3);
     expect(again.stderr).toMatch(/was undone: not confirmed/);
@@ -182,7 +188,9 @@ describe('system-upgrade with a confirmation window', () => {
       interrupted: { step: 'confirm', outcome: 'undone' },
       notConfirmed: { ok: true },
     });
-    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(/the engine \(pid \d+\) stopped inside the confirmation window/);
+    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(
+      /the engine \(pid \d+\) stopped inside the confirmation window/,
+    );
     expect(existsSync(windowFile(w))).toBe(false);
     expect(w.read(w.paths.audit)).toMatch(/stopped inside the confirmation window/);
   });
@@ -197,10 +205,17 @@ describe('upgrade-test killed inside the window', () => {
     await waitFor('the recovered test result', () => existsSync(w.paths.testJson), 60_000);
     await waitFor('the revert', () => realpathSync(w.paths.currentSystem) === oldSystem, 10_000);
     const r = JSON.parse(readFileSync(w.paths.testJson, 'utf8'));
-    expect(r).toMatchObject({ status: 'failed', failureKind: 'not-confirmed', reverted: true, failedStep: 'confirm' });
+    expect(r).toMatchObject({
+      status: 'failed',
+      failureKind: 'not-confirmed',
+      reverted: true,
+      failedStep: 'confirm',
+    });
     expect(r.reason).toMatch(/stopped inside the confirmation window/);
     await waitFor('the window to be removed', () => !existsSync(windowFile(w)), 10_000);
-    await waitFor('the daemon log', () => /recovered an interrupted operation at start/.test(daemon.output()), 10_000);
+    // `hv daemon` recovers before it starts, as every hv command does.
+    await waitFor('the daemon to start', () => /daemon started/.test(daemon.output()), 30_000);
+    expect(daemon.output()).toMatch(/recovering an interrupted upgrade test/);
     daemon.proc.kill('SIGTERM');
     await daemon.exited;
   });
