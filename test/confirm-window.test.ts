@@ -3,7 +3,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectKnownState, lockOf } from './fixtures/crash.js';
+import { expectKnownState, killed, lockOf } from './fixtures/crash.js';
 import { hvBin, World } from './fixtures/world.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -218,6 +218,51 @@ describe('upgrade-test killed inside the window', () => {
     expect(daemon.output()).toMatch(/recovering an interrupted upgrade test/);
     daemon.proc.kill('SIGTERM');
     await daemon.exited;
+  });
+});
+
+describe('crash-safe revert and rollback', () => {
+  it('killed while reverting: the next command finishes the revert with the recorded reason', async () => {
+    const { w, oldSystem, oldLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 2 });
+    expect(await killed(w, ['system-upgrade'], { crashAt: 'system-upgrade:revert' })).toBe('SIGKILL');
+    const s = w.hv(['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.json.recovered?.[0]).toMatch(/interrupted at "revert"/);
+    expectKnownState(w, oldSystem, oldLock);
+    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(/^not confirmed within 2 s: nobody pressed Keep/);
+    expect(existsSync(windowFile(w))).toBe(false);
+  });
+
+  it('a rollback that is not confirmed is undone: the upgraded generation, system and lock run again; the prompt says so', () => {
+    const { w, newSystem, newLock } = testedWorld({});
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+    w.config.apply = { confirm: ['human'], confirmWithinSec: 2 };
+    w.writeConfig();
+    const r = w.hv(['rollback', '--yes']);
+    expect(r.code, r.stderr).toBe(1);
+    // The terminal prompt (--yes prints it) says that a window follows the switch.
+    expect(r.stderr).toMatch(
+      /Confirmation window: 2 s after the switch; unless confirmed by "Keep" in chat or "hv confirm", the generation, system and flake.lock that run now come back/,
+    );
+    expect(r.stderr).toMatch(/Rollback to generation 1 REVERTED: not confirmed within 2 s/);
+    expectKnownState(w, newSystem, newLock);
+    expect(w.activations().map((a) => a.action)).toEqual(['test', 'switch', 'switch', 'switch']);
+    const s = w.hv(['status', '--json']);
+    expect(s.json.lastRollback).toMatchObject({ status: 'failed', notConfirmed: { ok: true } });
+    expect(s.json.lastUpgrade.rolledBackAt).toBeUndefined();
+    expect(w.wallMessages().some((m) => /Rollback on hv01 to generation 1 was reverted/.test(m))).toBe(true);
+  });
+
+  it('a rollback killed inside its window: the next command goes back to what ran before it', async () => {
+    const { w, newSystem, newLock } = testedWorld({});
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+    w.config.apply = { confirm: ['human'], confirmWithinSec: 60 };
+    w.writeConfig();
+    expect(await killedInWindow(w, ['rollback'])).toBe('SIGKILL');
+    const s = w.hv(['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.json.recovered?.[0]).toMatch(/rollback .*stopped inside the confirmation window/);
+    expectKnownState(w, newSystem, newLock);
   });
 });
 
