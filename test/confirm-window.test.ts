@@ -144,6 +144,10 @@ describe('system-upgrade with a confirmation window', () => {
     const { w, newSystem, newLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 30 });
     const run = w.hvAsync(['system-upgrade', '--yes']);
     await waitFor('the confirmation window', () => existsSync(windowFile(w)));
+    const st = await w.hvAsync(['status']);
+    expect(st.stdout).toMatch(
+      /CONFIRM: +the system-upgrade of \/nix\/store\/\S+ is undone at \S+ unless confirmed by "Keep" in chat or "hv confirm"/,
+    );
     const c = await w.hvAsync(['confirm']);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/Confirmed: root keeps the system-upgrade activation/);
