@@ -167,18 +167,35 @@ export function resolveSystem(config: Config, spec: string, flag: string): strin
   }
 }
 
-/** `hv diff`'s defaults: the running system, and the system of the last upgrade test. */
-export function defaultSystems(config: Config, paths: StatePaths): { from: () => string; to: () => string } {
+/**
+ * `hv diff`'s defaults: the running system → the system of the last upgrade test. While the tested
+ * system itself runs (a test activation lasts until the next switch or boot), "from" is the system
+ * the test started from: what an upgrade would change is still measured from there.
+ */
+export function defaultSystems(
+  config: Config,
+  paths: StatePaths,
+): { from: () => { path: string; note?: string }; to: () => string } {
+  const tested = () => {
+    const r = readTestResult(paths);
+    if (!r?.toplevel)
+      throw new HvError(
+        'usage',
+        `no upgrade test has built a system yet (${paths.testJson}); run "${HV} upgrade-test" or name a system with --to PATH|GENERATION`,
+      );
+    return r;
+  };
   return {
-    from: () => resolveSystem(config, config.paths.currentSystem, '--from'),
-    to: () => {
+    from: () => {
+      const running = resolveSystem(config, config.paths.currentSystem, '--from');
       const r = readTestResult(paths);
-      if (!r?.toplevel)
-        throw new HvError(
-          'usage',
-          `no upgrade test has built a system yet (${paths.testJson}); run "${HV} upgrade-test" or name a system with --to PATH|GENERATION`,
-        );
-      return r.toplevel;
+      if (r?.toplevel === running && r.previousSystem && r.previousSystem !== running)
+        return {
+          path: r.previousSystem,
+          note: 'the system that ran before the last upgrade test (the tested system runs now, as a test activation)',
+        };
+      return { path: running, note: 'the running system' };
     },
+    to: () => tested().toplevel as string,
   };
 }
