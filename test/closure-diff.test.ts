@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parsePathSizes } from '../src/engine/closure.js';
 import { diffClosures, parseStoreName } from '../src/engine/closure-diff.js';
 import { diffSummary } from '../src/engine/closure-diff-text.js';
-import { parsePathInfo } from '../src/engine/closure.js';
 import { makeClosurePair } from './fixtures/closures.js';
 import { World } from './fixtures/world.js';
 
@@ -21,7 +22,6 @@ function nixDiffClosures(from: string, to: string): Map<string, string | null> {
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
   const lines = new Map<string, string | null>();
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: diff-closures colours its size deltas
   for (const raw of out.replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
     const m = /^(.+?): (.*)$/.exec(raw.trim());
     if (!m) continue;
@@ -39,7 +39,8 @@ function hvVersionLines(d: {
 }): Map<string, string> {
   const show = (vs: string[]) => (vs.length ? vs.map((v) => v || 'ε').join(', ') : '∅');
   const out = new Map<string, string>();
-  for (const c of [...d.changed, ...d.added, ...d.removed]) out.set(c.name, `${show(c.from)} → ${show(c.to)}`);
+  for (const c of [...d.changed, ...d.added, ...d.removed])
+    out.set(c.name, `${show(c.from)} → ${show(c.to)}`);
   return out;
 }
 
@@ -58,44 +59,47 @@ describe('store path names, split as Nix splits them', () => {
     expect(parseStoreName(storeName)).toEqual({ name, version });
   });
 
-  it('reads nix path-info --json of Nix 2.8 (array) and of Nix 2.19+ (object keyed by path, null for invalid)', () => {
+  it('reads nix path-info --size output, and names a line it cannot read', () => {
     const a = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-qemu-9.1.0';
     const b = '/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-glibc-2.39';
-    const old = parsePathInfo(
-      JSON.stringify([
-        { path: a, narSize: 10, references: [b] },
-        { path: b, narSize: 5, references: [] },
-      ]),
-      '/nix/store',
-    );
-    const neu = parsePathInfo(
-      JSON.stringify({
-        [a]: { narSize: 10, references: [b] },
-        [b]: { narSize: 5, references: [] },
-        '/nix/store/cccccccccccccccccccccccccccccccc-gone': null,
-      }),
-      '/nix/store',
-    );
-    expect(neu).toEqual(old);
-    expect(old.get(a)).toEqual({ narSize: 10, references: [b] });
+    expect(parsePathSizes(`${a}\t   1024\n${b}\t 5\n`)).toEqual([
+      { path: a, narSize: 1024 },
+      { path: b, narSize: 5 },
+    ]);
+    expect(() => parsePathSizes(`${a} 12 extra\n`)).toThrow(/nix path-info printed a line hv cannot read/);
   });
 
   it('counts a package rebuilt at the same version, lists version changes, highlights the watched ones', () => {
-    const p = (h: string, name: string, narSize = 100) => ({ path: `/nix/store/${h.repeat(32)}-${name}`, narSize });
+    const p = (h: string, name: string, narSize = 100) => ({
+      path: `/nix/store/${h.repeat(32)}-${name}`,
+      narSize,
+    });
     const d = diffClosures({
       from: {
         path: p('0', 'nixos-system-a-1').path,
-        closure: [p('0', 'nixos-system-a-1'), p('1', 'qemu-9.0.1'), p('2', 'libvirt-10.5.0'), p('3', 'spice-0.15.1')],
+        closure: [
+          p('0', 'nixos-system-a-1'),
+          p('1', 'qemu-9.0.1'),
+          p('2', 'libvirt-10.5.0'),
+          p('3', 'spice-0.15.1'),
+        ],
         kernel: '6.6.1',
       },
       to: {
         path: p('9', 'nixos-system-a-2').path,
-        closure: [p('9', 'nixos-system-a-2'), p('4', 'qemu-9.1.0', 300), p('5', 'libvirt-10.5.0'), p('6', 'zfs-2.2.4')],
+        closure: [
+          p('9', 'nixos-system-a-2'),
+          p('4', 'qemu-9.1.0', 300),
+          p('5', 'libvirt-10.5.0'),
+          p('6', 'zfs-2.2.4'),
+        ],
         kernel: '6.6.2',
       },
       watch: ['zfs'],
     });
-    expect(d.changed.map((c) => [c.name, c.from, c.to, c.sizeDelta])).toEqual([['qemu', ['9.0.1'], ['9.1.0'], 200]]);
+    expect(d.changed.map((c) => [c.name, c.from, c.to, c.sizeDelta])).toEqual([
+      ['qemu', ['9.0.1'], ['9.1.0'], 200],
+    ]);
     expect(d.added.map((c) => c.name)).toEqual(['zfs']);
     expect(d.removed.map((c) => c.name)).toEqual(['spice']);
     expect(d.rebuilt).toEqual(['libvirt']);
@@ -161,6 +165,21 @@ describe('hv diff on a real Nix', () => {
     expect(d.kernel).toEqual({ from: '6.6.1', to: '6.6.2' });
     expect(r.stdout).toContain('Highlights: kernel 6.6.1 → 6.6.2, QEMU 9.0.1 → 9.1.0');
     expect(r.stdout).toContain('Rebuilt at the same version: 1');
+  });
+
+  it("caches a closure listing per system and ignores a cache file that is not that system's", () => {
+    world = new World({ branches: ['nixos-24.05'] });
+    const w = world;
+    const pair = makeClosurePair({ n: 60, changes: 8, tag: 'cache' });
+    const first = w.hv(['diff', '--from', pair.from, '--to', pair.to, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const cached = join(w.paths.state, 'cache', 'closures', `${basename(pair.to)}.json`);
+    expect(existsSync(cached)).toBe(true);
+    // A listing that does not contain its own system is not used (it would make the diff lie).
+    writeFileSync(cached, JSON.stringify([{ path: pair.from, narSize: 1 }]));
+    const again = w.hv(['diff', '--from', pair.from, '--to', pair.to, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect({ ...again.json, message: '' }).toEqual({ ...first.json, message: '' });
   });
 
   it('takes generation numbers, and names what is wrong with a bad system or a missing test', () => {
