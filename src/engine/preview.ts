@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
 import type { StatePaths } from '../state.js';
-import { readJson } from '../state.js';
-import type { UpgradeRecord } from './apply.js';
+import { readLastUpgrade } from './apply.js';
 import { findLockForSystem } from './backup.js';
 import { downgradeLine, downgradeOf } from './downgrade.js';
 import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
@@ -76,7 +75,8 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
 
 /** `rollback [--to N]`: the current generation → the target (from `--to` or last-upgrade.json). */
 export function rollbackPreview(config: Config, paths: StatePaths, to: number | undefined): string {
-  const last = readJson<UpgradeRecord>(paths.lastUpgrade);
+  // Read through its schema: a damaged record is named (the caller says so), never read as "nothing".
+  const last = readLastUpgrade(paths);
   const profile = config.paths.profile;
   const generations = listGenerations(profile);
   const target = to ?? last?.previousGeneration;
