@@ -213,7 +213,7 @@ export function defaultSystems(
       if (r?.toplevel === running && r.previousSystem && r.previousSystem !== running)
         return {
           path: r.previousSystem,
-          note: 'the system that ran before the last upgrade test (the tested system runs now, as a test activation)',
+          note: 'ran before the last upgrade test; the tested system runs now as a test activation',
         };
       return { path: running, note: 'the running system' };
     },
