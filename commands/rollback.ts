@@ -48,7 +48,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
   }),
   async preview({ config, services }, args) {
     const { rollbackPreview } = await import('../src/engine/preview.js');
-    return rollbackPreview(config, services.paths, args.to);
+    return rollbackPreview(config, services.paths, services.runner, args.to);
   },
   async run(ctx, args): Promise<CommandResult> {
     const { rollbackTo } = await import('../src/engine/rollback.js');

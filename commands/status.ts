@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
+import { changesLine } from '../src/engine/changes-text.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
@@ -192,6 +193,10 @@ export const statusCommand: Command<Record<string, never>> = {
       releaseOfRef(typeof tracked.ref === 'string' ? tracked.ref : undefined),
     ).map((r) => r.branch);
     const liveLock = liveLockStatus(paths, config.flake.input, live, current, lastCheck);
+    // What the tested system would change: only while it may still be applied.
+    const applicable = lastTest?.status === 'passed' && !lastTest.invalidated ? lastTest : undefined;
+    const testChanges = applicable && changesLine(applicable, config.test.watch, Number.POSITIVE_INFINITY);
+    const testChangesShort = applicable && changesLine(applicable, config.test.watch, 300);
     const nv = await version;
     const data = {
       host: config.host,
@@ -216,6 +221,7 @@ export const statusCommand: Command<Record<string, never>> = {
             toplevel: lastTest.toplevel,
             reason: lastTest.reason,
             invalidated: lastTest.invalidated,
+            ...(testChanges ? { changes: testChanges.replace(/^Changes: /, '') } : {}),
           }
         : null,
       lastUpgrade,
@@ -249,6 +255,7 @@ export const statusCommand: Command<Record<string, never>> = {
     lines.push(
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
     );
+    if (testChangesShort) lines.push(`  ${testChangesShort}`);
     if (lastUpgrade) lines.push(`Last upgrade: ${upgradeLine(lastUpgrade)}`);
     if (lastRollback) lines.push(`Last rollback: ${rollbackLine(lastRollback)}`);
     if (unfinished)

@@ -8,6 +8,7 @@ import { readRecord } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import type { OperationDeps } from './check.js';
+import type { ClosureDiff } from './closure-diff.js';
 import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
@@ -52,6 +53,8 @@ export interface UpgradeRecord {
   interrupted?: Interruption;
   /** A release upgrade: flake.nix was installed with the lock (the input now follows `toRef`). */
   release?: { from: string; to: string; fromRef: string; toRef: string };
+  /** What the tested system changes (from the test result, running → tested), when it was known. */
+  changes?: ClosureDiff;
 }
 
 /** What the reconciler found and did about an operation that never finished. */
@@ -257,6 +260,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     rebootRequired: false,
     rebootParts: [],
   };
+  if (r.changes) rec.changes = r.changes;
   if (r.release) {
     const { from, to, fromRef, toRef } = r.release;
     rec.release = { from, to, fromRef, toRef };
