@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
-import { changesLine } from '../src/engine/changes-text.js';
+import { changesLine, type WithChanges } from '../src/engine/changes-text.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
@@ -77,6 +77,16 @@ function rollbackLine(r: RollbackRecord): string {
   ];
   if (r.interrupted) parts.push(`interrupted at "${r.interrupted.step}", ${r.interrupted.outcome}`);
   return parts.join('; ');
+}
+
+/** A record with its closure diff replaced by the one-line summary. */
+function shortChanges<T extends { changes?: unknown }>(
+  rec: T,
+  watch: readonly string[],
+): Omit<T, 'changes'> & { changes?: string } {
+  const { changes, ...rest } = rec;
+  const line = changesLine(rec as WithChanges, watch, Number.POSITIVE_INFINITY);
+  return line ? { ...rest, changes: line.replace(/^Changes: /, '') } : rest;
 }
 
 interface LastCheck {
@@ -224,7 +234,8 @@ export const statusCommand: Command<Record<string, never>> = {
             ...(testChanges ? { changes: testChanges.replace(/^Changes: /, '') } : {}),
           }
         : null,
-      lastUpgrade,
+      // The upgrade's full diff stays in its record (and hv diff); status carries the short form.
+      lastUpgrade: lastUpgrade && shortChanges(lastUpgrade, config.test.watch),
       lastRollback,
       unfinishedOperation: unfinished
         ? {

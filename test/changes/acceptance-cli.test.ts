@@ -98,6 +98,9 @@ describe('what an upgrade changes, in the CLI (issue 15, acceptance 1)', () => {
     expect(up.json.changes).toEqual(d);
     const applied = w.wallMessages().find((m) => m.includes('System upgrade applied'));
     expect(applied).toContain(`Changes: ${SUMMARY}`);
+    // Status keeps the upgrade's summary, not its full list; the applied test no longer shows.
+    const after = w.hv(['status', '--json']).json;
+    expect(after.lastUpgrade.changes).toBe(`${SUMMARY}; closure +16 B`);
 
     // The rollback prompt: what going back changes, from the running system to generation 1.
     const back = inTerminal(w, ['rollback'], 'n\n');
