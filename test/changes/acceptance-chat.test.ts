@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buttonsOf, click } from '../adapters/slack/harness.js';
 import type { World } from '../fixtures/world.js';
 import { hvAsync } from '../notify/smtp.js';
 import { acceptanceWorld, advanceAcceptance, SUMMARY } from './acceptance.js';
-import { type ChatWorld, discordText, slackText, startChatWorld } from './chat-world.js';
+import { type ChatWorld, discordText, SLACK_ADMIN, slackText, startChatWorld } from './chat-world.js';
 import { discordLimitErrors, SUBJECT_MAX, slackLimitErrors } from './limits.js';
 
 /**
@@ -77,4 +78,34 @@ describe('what an upgrade changes, in chat and every notification (issue 15, acc
     // Nothing ran without a click.
     expect(world.activations().map((a) => a.action)).toEqual(['test']);
   });
+
+  it('confirmed in Slack: upgrade.applied carries the changes on every channel; the rollback prompt says what going back changes', async () => {
+    const prompt = await chat.slackPrompt('system-upgrade');
+    const confirm = buttonsOf(prompt).find((b) => b.label.includes('Confirm'));
+    if (!confirm) throw new Error('no Confirm button');
+    await click(chat.slack, confirm, SLACK_ADMIN);
+    const post = await chat.slackNotice('System upgrade applied', 90_000);
+    expect(post.text).toContain(`Changes: ${SUMMARY}`);
+    expect(slackLimitErrors(post)).toEqual([]);
+    const embed = await chat.discordNotice('System upgrade applied', 30_000);
+    expect(discordText(embed)).toContain(`**Changes:** ${SUMMARY}; closure +16 B`);
+    expect(discordLimitErrors(embed.wire)).toEqual([]);
+    const m = await chat.mailAbout('System upgrade applied', 30_000);
+    expect(m.subject).toContain(`Changes: ${SUMMARY}`);
+    expect(m.text).toContain(
+      'Changed (3):\n  initrd-linux 6.6.1 → 6.6.2\n  linux 6.6.1 → 6.6.2\n  qemu 9.0.1 → 9.1.0',
+    );
+    expect(m.text).toContain('Added (1):\n  swtpm 0.9.0');
+    expect(world.activations().map((a) => a.action)).toEqual(['test', 'switch']);
+
+    // Going back: from the running system (generation 2) to generation 1, computed for the prompt.
+    const back =
+      'Changes: kernel 6.6.2 → 6.6.1, QEMU 9.1.0 → 9.0.1; 3 changed, 1 added, 1 removed, 1 rebuilt; closure -16 B';
+    const rollback = await chat.slackPrompt('rollback');
+    expect(slackText(rollback)).toContain(back);
+    expect(slackLimitErrors(rollback)).toEqual([]);
+    const reply = await chat.discordPrompt('rollback');
+    expect(discordText(reply)).toContain(back);
+    expect(discordLimitErrors(reply.wire)).toEqual([]);
+  }, 180_000);
 });

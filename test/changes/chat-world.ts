@@ -28,7 +28,8 @@ import type { SlackPostedMessage } from '../peers/slack-web-api.js';
 
 export { discordText, slackText };
 
-const SLACK_ADMIN = 'U0ADMIN';
+/** The Slack user who is an hv admin. */
+export const SLACK_ADMIN = 'U0ADMIN';
 const ADMIN: DiscordMemberSeed = {
   user: { id: DISCORD_IDS.admin, username: 'admin' },
   roles: [DISCORD_IDS.adminRole],
@@ -40,11 +41,11 @@ export interface ChatWorld {
   discord: DiscordPeer;
   mail: MailSink;
   /** The notification on Slack whose text contains `what`. */
-  slackNotice(what: string): Promise<SlackPostedMessage>;
+  slackNotice(what: string, timeoutMs?: number): Promise<SlackPostedMessage>;
   /** The notification on Discord whose text contains `what`. */
-  discordNotice(what: string): Promise<DiscordMessageRecord>;
+  discordNotice(what: string, timeoutMs?: number): Promise<DiscordMessageRecord>;
   /** The mail whose subject contains `what`. */
-  mailAbout(what: string): Promise<Received['mail']>;
+  mailAbout(what: string, timeoutMs?: number): Promise<Received['mail']>;
   /** `/hv <command>` by an admin on Slack: the prompt with the Confirm button. */
   slackPrompt(command: string): Promise<SlackPostedMessage>;
   /** `/hv <command>` by an admin on Discord: the reply with the Confirm button. */
@@ -107,21 +108,29 @@ export async function startChatWorld(w: World): Promise<ChatWorld> {
     slack,
     discord,
     mail,
-    slackNotice: (what) =>
+    slackNotice: (what, timeoutMs = 10_000) =>
       poll(
         () => slack.messages.find((m) => m.channel === NOTIFY_CHANNEL && slackText(m).includes(what)),
         `the Slack notification "${what}"`,
+        timeoutMs,
       ),
-    discordNotice: (what) =>
+    discordNotice: (what, timeoutMs = 10_000) =>
       poll(
         () =>
           discord
             .messagesIn(DISCORD_IDS.channel)
             .find((m) => m.source === 'channel' && discordText(m).includes(what)),
         `the Discord notification "${what}"`,
+        timeoutMs,
       ),
-    mailAbout: async (what) =>
-      (await poll(() => mail.mails.find((x) => x.mail.subject?.includes(what)), `the mail "${what}"`)).mail,
+    mailAbout: async (what, timeoutMs = 10_000) =>
+      (
+        await poll(
+          () => mail.mails.find((x) => x.mail.subject?.includes(what)),
+          `the mail "${what}"`,
+          timeoutMs,
+        )
+      ).mail,
     async slackPrompt(command) {
       const sent = sendSlash(slack, { id: SLACK_ADMIN }, command);
       if (!(await sent.ack).acked) throw new Error('Slack did not see an ack');
