@@ -28,7 +28,8 @@ export const diffCommand: Command<{ from?: string; to?: string }> = {
     const { defaultSystems, resolveSystem, systemDiff } = await import('../src/engine/closure.js');
     const { diffLines } = await import('../src/engine/closure-diff-text.js');
     const defaults = defaultSystems(config, services.paths);
-    const from = args.from === undefined ? defaults.from() : { path: resolveSystem(config, args.from, '--from') };
+    const from =
+      args.from === undefined ? defaults.from() : { path: resolveSystem(config, args.from, '--from') };
     const to = args.to === undefined ? defaults.to() : resolveSystem(config, args.to, '--to');
     const diff = await systemDiff(services.runner, config, from.path, to);
     return {
