@@ -1,6 +1,7 @@
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -8,15 +9,41 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelTypes } from '../adapters/registry.js';
+import { parseConfig } from '../src/config/load.js';
+import { lastSuccess } from '../src/daemon/daemon.js';
+import { findLockForSystem } from '../src/engine/backup.js';
+import { HvError } from '../src/errors.js';
+import { acquireLock } from '../src/lock.js';
 import { World } from './fixtures/world.js';
 
 let world: World | undefined;
+const tmp: string[] = [];
 afterEach(() => {
   world?.cleanup();
   world = undefined;
+  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'hv-records-'));
+  tmp.push(d);
+  return d;
+}
+
+/** What `fn` threw (it must throw). */
+function thrown(fn: () => unknown): HvError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof HvError) return e;
+    throw e;
+  }
+  throw new Error('did not throw');
+}
 
 /** A host with a passed test and an applied upgrade, so every record exists. */
 function upgraded(): World {
@@ -149,5 +176,52 @@ describe('persisted records are read through their schemas', () => {
       true,
     );
     expect(after).toMatch(/evt-1\.wall\.json\.\d+\.broken: a damaged notification record, moved aside/);
+  });
+});
+
+describe('records read in-process', () => {
+  it('a damaged backup manifest: finding a lock for a system is an error naming it (exit 3), not a skipped backup', () => {
+    const root = tempDir();
+    const backup = join(root, '2026-01-01T00-00-00Z');
+    mkdirSync(backup, { mode: 0o700 });
+    writeFileSync(join(backup, 'flake.lock'), '{}');
+    expect(findLockForSystem(root, '/nix/store/x-system')).toBeUndefined(); // no manifest: nothing known
+    const manifest = join(backup, 'manifest.json');
+    writeFileSync(
+      manifest,
+      JSON.stringify({ createdAt: 'now', dir: backup, flakeDir: '/etc/x', paths: 'all' }),
+    );
+    const e = thrown(() => findLockForSystem(root, '/nix/store/x-system'));
+    expect(e.code).toBe('state-corrupt');
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toMatch(/backup manifest \S*manifest\.json is not a valid record \(paths: /);
+  });
+
+  it("a damaged last-check.json: the daemon's last-success lookup names it (the daemon logs it and checks now)", () => {
+    const state = tempDir();
+    const config = parseConfig({ host: 'hv01', allowNonRoot: true, paths: { state } }, channelTypes);
+    expect(lastSuccess(config)).toBeUndefined();
+    const file = join(state, 'last-check.json');
+    writeFileSync(file, JSON.stringify({ at: '2026-01-01T00:00:00.000Z', ok: true }));
+    expect(lastSuccess(config)?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    writeFileSync(file, '{"at": "2026-01-01T00:00:00.000Z", "ok"');
+    const e = thrown(() => lastSuccess(config));
+    expect(e.code).toBe('state-corrupt');
+    expect(e.message).toContain(file);
+  });
+
+  it('a lock file replaced by something else is neither taken over nor removed on release', () => {
+    const dir = tempDir();
+    const file = join(dir, 'operation.lock');
+    writeFileSync(file, '{"pid": 1, "operation": 7}');
+    const e = thrown(() => acquireLock(dir, 'check-updates', 'root'));
+    expect(e.code).toBe('state-corrupt');
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toContain(`rm ${file}`);
+    rmSync(file);
+    const lock = acquireLock(dir, 'check-updates', 'root');
+    writeFileSync(file, 'garbage');
+    lock.release();
+    expect(readFileSync(file, 'utf8')).toBe('garbage');
   });
 });
