@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import { type CheckResult, checkUpdates } from '../src/engine/check.js';
+import { type LastCheck, lastSuccessOf, readLastCheck } from '../src/engine/last-check.js';
 import { Exit, errorMessage, isHvError } from '../src/errors.js';
 import type { HvEvent } from '../src/events.js';
 import { writeFileAtomic } from '../src/fs/atomic.js';
@@ -9,7 +10,7 @@ import { makeEvent } from '../src/notify/events.js';
 import { releaseDetailsText, releaseNotice } from '../src/notify/release-notice.js';
 import type { PendingNotice } from '../src/ports/channel.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
-import { readJson, removeFiles, writeJsonAtomic } from '../src/state.js';
+import { removeFiles, writeJsonAtomic } from '../src/state.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 
@@ -107,8 +108,14 @@ export const checkUpdatesCommand: Command<Record<string, never>> = {
     } catch (e) {
       const error = errorMessage(e);
       log.error('check failed', { error });
-      const previous = readJson<{ at: string; ok: boolean; lastSuccessAt?: string }>(paths.lastCheck);
-      const lastSuccessAt = previous?.ok ? previous.at : previous?.lastSuccessAt;
+      let previous: LastCheck | null = null;
+      try {
+        previous = readLastCheck(paths);
+      } catch (e) {
+        // This run writes a new record over the damaged one; only the last success time is lost.
+        log.warn('previous last check record unreadable; replacing it', { error: errorMessage(e) });
+      }
+      const lastSuccessAt = lastSuccessOf(previous);
       writeJsonAtomic(paths.lastCheck, { at: now().toISOString(), ok: false, error, lastSuccessAt });
       const hub = await services.hub();
       await hub.publish([

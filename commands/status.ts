@@ -4,10 +4,10 @@ import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import { changesLine, type WithChanges } from '../src/engine/changes-text.js';
-import type { CheckResult } from '../src/engine/check.js';
 import { wantsText } from '../src/engine/confirm-text.js';
 import { readWindow } from '../src/engine/confirm-window.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
+import { type LastCheck, readLastCheck, readPendingUpdate } from '../src/engine/last-check.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
 import {
   JournalRecordSchema,
@@ -21,9 +21,9 @@ import { listGenerations, rebootStatus, systemPath, versionOf } from '../src/eng
 import { compareWithLive, recordedLock } from '../src/engine/system-locks.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
-import { deliveryStats } from '../src/notify/outbox.js';
+import { deliveryStats, unreadableNotifyRecords } from '../src/notify/outbox.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
-import { readJson, readRecord } from '../src/state.js';
+import { readRecord } from '../src/state.js';
 
 /** An executable by name on PATH (or an absolute path), without spawning anything. */
 function findExecutable(tool: string): string | undefined {
@@ -93,13 +93,6 @@ function shortChanges<T extends { changes?: unknown }>(
   const { changes, ...rest } = rec;
   const line = changesLine(rec as WithChanges, watch, Number.POSITIVE_INFINITY);
   return line ? { ...rest, changes: line.replace(/^Changes: /, '') } : rest;
-}
-
-interface LastCheck {
-  at: string;
-  ok: boolean;
-  error?: string;
-  result?: CheckResult;
 }
 
 /** Whether the live flake.lock is what runs, as far as status can know without evaluating anything. */
@@ -177,8 +170,6 @@ export const statusCommand: Command<Record<string, never>> = {
     } catch (e) {
       tracked.error = errorMessage(e);
     }
-    const lastCheck = readJson<LastCheck>(paths.lastCheck);
-    const pending = readJson<CheckResult>(paths.updateJson);
     // Records hv trusts are read through their schemas; a damaged one is named, not hidden.
     const unreadable: string[] = [];
     const record = <T>(read: () => T | null): T | null => {
@@ -189,6 +180,9 @@ export const statusCommand: Command<Record<string, never>> = {
         return null;
       }
     };
+    unreadable.push(...unreadableNotifyRecords(paths.notify));
+    const lastCheck = record(() => readLastCheck(paths));
+    const pending = record(() => readPendingUpdate(paths));
     const lastTest = record(() =>
       readRecord<TestResult>(paths.testJson, TestResultRecord, 'the upgrade test result'),
     );

@@ -49,7 +49,7 @@ function releaseLine(r: TestResult): string {
  * kernel (or initrd, modules) only takes effect once the system is applied and then booted.
  */
 export function rebootNote(parts: string[]): string {
-  return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} takes effect after "${HV} system-upgrade" and a reboot (a reboot now would drop this test activation).`;
+  return `The new ${parts.length ? parts.join(', ') : 'boot configuration'} ${parts.length > 1 ? 'take' : 'takes'} effect after "${HV} system-upgrade" and a reboot (a reboot now would drop this test activation).`;
 }
 
 /** `--release`: `24.11` or `nixos-24.11`, normalised to `24.11`. */

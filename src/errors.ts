@@ -32,7 +32,10 @@ export type HvErrorCode =
   | 'nix-failed'
   | 'refused'
   | 'secret-unreadable'
-  /** A persisted record that cannot be read or does not match its schema (src/state.ts). */
+  /**
+   * A persisted record that cannot be read or does not match its schema (src/state.ts). Exit 3 for
+   * every command: hv refuses to act on a record it cannot trust, before changing anything.
+   */
   | 'state-corrupt'
   | 'adapter-failed'
   | 'internal';
@@ -52,7 +55,7 @@ const exitFor: Record<HvErrorCode, ExitCode> = {
   'nix-failed': Exit.failed,
   refused: Exit.refused,
   'secret-unreadable': Exit.failed,
-  'state-corrupt': Exit.failed,
+  'state-corrupt': Exit.refused,
   'adapter-failed': Exit.failed,
   internal: Exit.failed,
 };

@@ -66,7 +66,7 @@ export async function execute(
         data: {},
       };
     } else {
-      const status = e.code === 'busy' ? 'busy' : e.code === 'refused' ? 'refused' : 'error';
+      const status = e.code === 'busy' ? 'busy' : e.exitCode === Exit.refused ? 'refused' : 'error';
       result = { status, exitCode: e.exitCode, message: e.message, data: { code: e.code, ...e.details } };
     }
   } finally {

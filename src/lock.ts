@@ -24,23 +24,18 @@ export interface Lock {
 
 export const LOCK_FILE = 'operation.lock';
 
+/** The lock file's text; null only when there is none (released meanwhile). */
 function readText(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-/** The current holder of the lock in `dir`, or null when free or stale. */
-export function lockHolder(dir: string, name = LOCK_FILE): LockOwner | null {
-  const text = readText(join(dir, name));
-  if (text === null) return null;
-  try {
-    const owner = JSON.parse(text) as LockOwner;
-    return isRunning(owner) ? owner : null;
-  } catch {
-    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    throw new HvError(
+      'state-corrupt',
+      `cannot read the lock file ${path}: ${code ?? String(e)}; if no hv operation is running, remove it: rm ${path}`,
+      { path },
+    );
   }
 }
 
@@ -133,14 +128,23 @@ function makeLock(path: string, owner: LockOwner): Lock {
     release() {
       if (released) return;
       released = true;
-      const text = readText(path);
-      if (text === null) return;
+      let text: string | null;
       try {
-        const held = JSON.parse(text) as LockOwner;
-        if (held.pid === owner.pid && held.since === owner.since) rmSync(path, { force: true });
+        text = readText(path);
       } catch {
-        // not ours to remove
+        return; // unreadable: not provably ours, so left for the admin the next taker tells
       }
+      if (text === null) return;
+      // A file that is not our record (replaced or edited meanwhile) is not ours to remove.
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        return;
+      }
+      const held = LockOwnerRecord.safeParse(raw);
+      if (held.success && held.data.pid === owner.pid && held.data.since === owner.since)
+        rmSync(path, { force: true });
     },
   };
 }

@@ -85,14 +85,6 @@ export function readRecord<T>(
   return r.data as T;
 }
 
-export function readJson<T>(path: string): T | null {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return null;
-  }
-}
-
 export { writeJsonAtomic };
 
 export function removeFiles(...paths: string[]): void {

@@ -158,10 +158,22 @@ describe('the terminal prompt says what will change before asking', () => {
       writeFileSync(
         join(dir, 'state', 'last-upgrade.json'),
         JSON.stringify({
+          status: 'applied',
+          startedAt: '2026-11-01T10:00:00.000Z',
+          finishedAt: '2026-11-01T10:01:00.000Z',
+          by: 'root',
+          operation: 'switch',
           previousGeneration: 1,
+          previousSystem: join(dir, 'store', 'a'),
           newGeneration: 2,
+          toplevel: join(dir, 'store', 'b'),
+          input: 'nixpkgs',
           oldRev: 'a'.repeat(40),
           newRev: 'b'.repeat(40),
+          testStartedAt: '2026-11-01T09:00:00.000Z',
+          backupDir: join(dir, 'state', 'backups', 'x'),
+          rebootRequired: false,
+          rebootParts: [],
         }),
       );
       const config = join(dir, 'config.json');

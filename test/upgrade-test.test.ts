@@ -156,7 +156,7 @@ describe('hv upgrade-test on a real Nix', () => {
     expect(r.json.rebootParts).toEqual(['kernel', 'initrd', 'kernel-modules']);
     expect(check(r.json, 'command menu')?.ok).toBe(true);
     // A reboot would drop the test activation: the advice is to apply first, then reboot.
-    expect(w.read(w.paths.testText)).toMatch(/kernel.*takes effect after "hv system-upgrade" and a reboot/);
+    expect(w.read(w.paths.testText)).toMatch(/kernel.*takes? effect after "hv system-upgrade" and a reboot/);
     expect(r.stdout + r.stderr).not.toMatch(/Reboot required to finish/);
     const status = w.hv(['status', '--json']);
     expect(status.json.rebootRequired).toBe(true);

@@ -393,7 +393,18 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
           foreign,
           'foreign confirmation token',
         );
-      const c = store.loadConfirmation(token);
+      let c: PendingConfirmation | null;
+      try {
+        c = store.loadConfirmation(token);
+      } catch (e) {
+        // A damaged confirmation approves nothing; the requester and the admin are told which file.
+        return refuse(
+          { actor, command: 'confirm', argv: [], id: 'confirm' },
+          reply,
+          errorMessage(e),
+          'unreadable confirmation',
+        );
+      }
       const base = {
         actor,
         command: c?.command ?? 'confirm',
@@ -516,10 +527,17 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
           return;
         }
       }
-      const c = store.loadConfirmation(token);
+      let c: PendingConfirmation | null = null;
+      let unreadable: string | undefined;
+      try {
+        c = store.loadConfirmation(token);
+      } catch (e) {
+        unreadable = errorMessage(e);
+      }
       const tell = async (reason: string) => {
         if (reply) await safely('refused', c?.requestId ?? 'cancel', () => reply.refused(reason));
       };
+      if (unreadable) return tell(unreadable);
       if (!c) return tell('This confirmation is unknown or was already used.');
       const isRequester = actorKey(actor) === actorKey(c.requester);
       if (!isRequester && !atLeast(roleOf(actor, chat.roles), 'admin')) {

@@ -19,13 +19,13 @@ import { channelTypes } from '../../adapters/registry.js';
 import { findCommand } from '../../commands/index.js';
 import { HV } from '../cli-name.js';
 import { loadConfig } from '../config/load.js';
-import { Exit, errorMessage } from '../errors.js';
+import { Exit, errorMessage, isHvError } from '../errors.js';
 import { assertTrusted } from '../fs/trust.js';
 import { DeliveryError } from '../ports/channel.js';
 import type { CommandResult } from '../ports/command.js';
 import { HV_UMASK } from '../proc.js';
 import { createServices } from '../services.js';
-import { OperationStore, runRecorded } from './operations.js';
+import { type OperationRecord, OperationStore, runRecorded } from './operations.js';
 
 export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let id: string | undefined;
@@ -47,7 +47,13 @@ export async function runOperation(argv: string[], env: NodeJS.ProcessEnv = proc
     process.stderr.write(`hv: ${errorMessage(e)}\n`);
     return Exit.usage;
   }
-  const rec = store.load(id);
+  let rec: OperationRecord | null;
+  try {
+    rec = store.load(id);
+  } catch (e) {
+    process.stderr.write(`hv: ${errorMessage(e)}\n`);
+    return isHvError(e) ? e.exitCode : Exit.failed;
+  }
   if (!rec) {
     process.stderr.write(`hv: no operation record ${id} in ${store.dir}\n`);
     return Exit.usage;

@@ -13,12 +13,14 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Actor } from '../audit.js';
-import { Exit, errorMessage } from '../errors.js';
+import { Exit, errorMessage, isHvError } from '../errors.js';
 import { execute } from '../execute.js';
 import { makeDir, writeJsonAtomic } from '../fs/atomic.js';
 import type { AnyCommand, CommandResult } from '../ports/command.js';
 import type { Services } from '../services.js';
+import { readRecord, type Stored } from '../state.js';
 import type { ReplyAddress } from './types.js';
 
 /** One accepted chat/email command, persisted so that it survives a daemon restart. */
@@ -72,6 +74,88 @@ export interface RequestClaim {
   outcome?: string;
 }
 
+// Schemas of the files below; each is checked against its type (`satisfies`).
+const ActorSchema = z
+  .object({
+    channel: z.string(),
+    id: z.string(),
+    display: z.string().optional(),
+    groups: z.array(z.string()).optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<Actor>, z.ZodTypeDef, unknown>;
+const ReplyAddressSchema = z
+  .object({ channel: z.string(), data: z.record(z.unknown()) })
+  .passthrough() satisfies z.ZodType<Stored<ReplyAddress>, z.ZodTypeDef, unknown>;
+
+const OperationRecordSchema = z
+  .object({
+    id: z.string(),
+    requestId: z.string(),
+    command: z.string(),
+    argv: z.array(z.string()),
+    args: z.record(z.unknown()),
+    actor: ActorSchema,
+    replyTo: ReplyAddressSchema,
+    confirmed: z.boolean(),
+    mode: z.enum(['child', 'inline']),
+    createdAt: z.string(),
+    pid: z.number().int().optional(),
+    bootId: z.string().optional(),
+    startTime: z.number().optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<OperationRecord>, z.ZodTypeDef, unknown>;
+
+const ProgressLineSchema = z
+  .object({ step: z.string(), detail: z.string().optional(), at: z.string() })
+  .passthrough() satisfies z.ZodType<Stored<ProgressLine>, z.ZodTypeDef, unknown>;
+
+const CommandResultSchema = z
+  .object({
+    status: z.enum([
+      'ok',
+      'up-to-date',
+      'update-available',
+      'passed',
+      'failed',
+      'applied',
+      'refused',
+      'rolled-back',
+      'busy',
+      'error',
+    ]),
+    exitCode: z.nativeEnum(Exit),
+    message: z.string(),
+    data: z.record(z.unknown()),
+    audit: z.record(z.unknown()).optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<CommandResult>, z.ZodTypeDef, unknown>;
+
+const PendingConfirmationSchema = z
+  .object({
+    token: z.string(),
+    requestId: z.string(),
+    command: z.string(),
+    argv: z.array(z.string()),
+    args: z.record(z.unknown()),
+    requester: ActorSchema,
+    replyTo: ReplyAddressSchema,
+    expiresAt: z.string(),
+    needed: z.number().int(),
+    approvers: z.array(z.string()),
+    approverActors: z.array(ActorSchema),
+    preview: z.string().optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<PendingConfirmation>, z.ZodTypeDef, unknown>;
+
+const RequestClaimSchema = z
+  .object({
+    key: z.string(),
+    at: z.string(),
+    operationId: z.string().optional(),
+    outcome: z.string().optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<RequestClaim>, z.ZodTypeDef, unknown>;
+
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 40);
 
 /**
@@ -107,7 +191,7 @@ export class OperationStore {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // Give back the keys claimed in this call: the first claim stands for all of them.
         for (const p of made) rmSync(p, { force: true });
-        return this.readClaim(path) ?? { key, at: at.toISOString() };
+        return this.readClaim(path, key, at.toISOString());
       }
       writeSync(fd, JSON.stringify({ key, at: at.toISOString() }));
       closeSync(fd);
@@ -128,11 +212,16 @@ export class OperationStore {
     }
   }
 
-  private readClaim(path: string): RequestClaim | null {
+  /**
+   * The claim that was there first. Its existence (O_EXCL) is what makes the request a duplicate;
+   * its content only says what became of it, so a damaged one is still a claim, with the damage as
+   * its outcome (logged by the bus), never a reason to run the request again.
+   */
+  private readClaim(path: string, key: string, at: string): RequestClaim {
     try {
-      return JSON.parse(readFileSync(path, 'utf8')) as RequestClaim;
-    } catch {
-      return null;
+      return readRecord<RequestClaim>(path, RequestClaimSchema, 'the request claim') ?? { key, at };
+    } catch (e) {
+      return { key, at, outcome: errorMessage(e) };
     }
   }
 
@@ -167,23 +256,28 @@ export class OperationStore {
     writeJsonAtomic(this.file(rec.id, '.json'), rec, 0o600);
   }
 
+  /** The record, or null when there is none; a damaged one is HvError('state-corrupt') naming it. */
   load(id: string): OperationRecord | null {
-    try {
-      return JSON.parse(readFileSync(this.file(id, '.json'), 'utf8')) as OperationRecord;
-    } catch {
-      return null;
-    }
+    return readRecord<OperationRecord>(this.file(id, '.json'), OperationRecordSchema, 'the operation record');
   }
 
-  /** Every operation whose result was not yet delivered. */
-  unreported(): OperationRecord[] {
+  /**
+   * Every operation whose result was not yet delivered. A damaged record is skipped (it cannot be
+   * followed or answered) and handed to `onBroken`, which logs it; the file stays for the admin.
+   */
+  unreported(onBroken: (message: string) => void = () => {}): OperationRecord[] {
     const out: OperationRecord[] = [];
     for (const name of safeList(this.dir)) {
       if (!name.endsWith('.json') || name.endsWith('.result.json') || name.startsWith('.')) continue;
       const id = name.slice(0, -'.json'.length);
       if (this.isReported(id)) continue;
-      const rec = this.load(id);
-      if (rec) out.push(rec);
+      try {
+        const rec = this.load(id);
+        if (rec) out.push(rec);
+      } catch (e) {
+        if (!isHvError(e) || e.code !== 'state-corrupt') throw e;
+        onBroken(e.message);
+      }
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
@@ -209,11 +303,16 @@ export class OperationStore {
     const lines: ProgressLine[] = [];
     for (const l of buf.subarray(offset, end).toString('utf8').split('\n')) {
       if (!l) continue;
+      // Progress is for display only (the result file carries the outcome): a line that is not a
+      // progress line (a torn line cannot happen with whole-line appends) is skipped.
+      let raw: unknown;
       try {
-        lines.push(JSON.parse(l) as ProgressLine);
+        raw = JSON.parse(l);
       } catch {
-        // a torn line cannot happen with whole-line appends; skip anything else
+        continue;
       }
+      const line = ProgressLineSchema.safeParse(raw);
+      if (line.success) lines.push(line.data as ProgressLine);
     }
     return { lines, offset: end };
   }
@@ -222,11 +321,24 @@ export class OperationStore {
     writeJsonAtomic(this.file(id, '.result.json'), result, 0o600);
   }
 
+  /**
+   * The operation's result, or null while there is none. A damaged result file becomes an error
+   * result naming it, so that the requester is told rather than left waiting.
+   */
   readResult(id: string): CommandResult | null {
     try {
-      return JSON.parse(readFileSync(this.file(id, '.result.json'), 'utf8')) as CommandResult;
-    } catch {
-      return null;
+      return readRecord<CommandResult>(
+        this.file(id, '.result.json'),
+        CommandResultSchema,
+        'the operation result',
+      );
+    } catch (e) {
+      return {
+        status: 'error',
+        exitCode: Exit.failed,
+        message: `the outcome of this operation is unknown: ${errorMessage(e)}; see ${this.logPath(id)} and the operation log`,
+        data: { operationId: id },
+      };
     }
   }
 
@@ -253,12 +365,16 @@ export class OperationStore {
     writeJsonAtomic(this.confirmFile(c.token), c, 0o600);
   }
 
+  /**
+   * The pending confirmation, or null when there is none (unknown, or used). A damaged one is
+   * HvError('state-corrupt') naming it: a click must not approve what nobody can read.
+   */
   loadConfirmation(token: string): PendingConfirmation | null {
-    try {
-      return JSON.parse(readFileSync(this.confirmFile(token), 'utf8')) as PendingConfirmation;
-    } catch {
-      return null;
-    }
+    return readRecord<PendingConfirmation>(
+      this.confirmFile(token),
+      PendingConfirmationSchema,
+      'the pending confirmation',
+    );
   }
 
   /** Consume a confirmation: exactly one caller wins (rename is atomic). */

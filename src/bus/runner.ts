@@ -300,7 +300,9 @@ export function createOperationRunner(
     resume(replyFor: ReplyFactory): number {
       store.prune(now());
       let n = 0;
-      for (const rec of store.unreported()) {
+      const unreadable = (error: string) =>
+        services.log('error', 'operation record unreadable; not resumed', { error });
+      for (const rec of store.unreported(unreadable)) {
         const reply = replyFor(rec.replyTo);
         if (!reply) {
           services.log('warn', 'no adapter for operation reply', {

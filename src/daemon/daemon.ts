@@ -2,6 +2,7 @@ import type { Actor } from '../audit.js';
 import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { lastSuccessOf, readLastCheck } from '../engine/last-check.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { acquireLock, type Lock } from '../lock.js';
@@ -9,7 +10,7 @@ import type { ChannelTypes } from '../ports/channel.js';
 import type { AnyCommand, Progress } from '../ports/command.js';
 import { isCatchUpDue, parseSchedule, ScheduleTimer, type TimerHost } from '../schedule/index.js';
 import { createServices, type ServiceOptions, type Services } from '../services.js';
-import { readJson, statePaths } from '../state.js';
+import { statePaths } from '../state.js';
 import type { JournalLog } from './journal.js';
 
 /** A part of the daemon with a lifetime: scheduler, delivery loop, chat intake. */
@@ -41,12 +42,6 @@ export interface DaemonOptions {
 
 const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: `${HV} daemon (schedule)` };
 
-interface LastCheck {
-  at: string;
-  ok: boolean;
-  lastSuccessAt?: string;
-}
-
 /**
  * The random delay that spreads hosts (systemd's RandomizedDelaySec), capped at a tenth of the
  * schedule's period: an hour's spread suits a monthly check but would swallow an every-minute one.
@@ -55,10 +50,12 @@ export function spreadMs(randomizedDelaySec: number, periodMs: number): number {
   return Math.min(randomizedDelaySec * 1000, Math.floor(periodMs / 10));
 }
 
-/** When the last check succeeded, from `<state>/last-check.json`. */
+/**
+ * When the last check succeeded, from `<state>/last-check.json`. A damaged record is
+ * HvError('state-corrupt') naming it (the caller logs it; the catch-up check then rewrites it).
+ */
 export function lastSuccess(config: Config): Date | undefined {
-  const last = readJson<LastCheck>(statePaths(config).lastCheck);
-  const at = last?.ok ? last.at : last?.lastSuccessAt;
+  const at = lastSuccessOf(readLastCheck(statePaths(config)));
   return at ? new Date(at) : undefined;
 }
 
@@ -128,7 +125,14 @@ export class Daemon {
       }
     }
     // Persistent=true: a run missed while the daemon was down happens now.
-    const last = lastSuccess(this.config);
+    let last: Date | undefined;
+    try {
+      last = lastSuccess(this.config);
+    } catch (e) {
+      // Unknown when the last check ran: check now (a missed run is the safe guess); the check
+      // writes a new record, which repairs the file.
+      this.log('error', 'last check record unreadable; checking now', { error: errorMessage(e) });
+    }
     if (isCatchUpDue(last, schedule, this.services.now())) {
       this.log('info', 'missed a scheduled check; checking now', {
         lastSuccess: last?.toISOString() ?? 'never',

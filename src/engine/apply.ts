@@ -96,6 +96,17 @@ export async function checkGates(deps: ApplyDeps): Promise<TestResult> {
     if (isHvError(e) && e.code === 'state-corrupt') refuse('tested', `${e.message}; then ${AGAIN}`);
     throw e;
   }
+  // system-upgrade overwrites last-upgrade.json: a damaged one would silently lose what it recorded.
+  try {
+    readLastUpgrade(paths);
+  } catch (e) {
+    if (isHvError(e) && e.code === 'state-corrupt')
+      refuse(
+        'records readable',
+        `${e.message}; system-upgrade would overwrite it (once moved aside, "${HV} rollback --to N" still names a generation to return to)`,
+      );
+    throw e;
+  }
   if (!r)
     refuse('tested', `there is no upgrade test result (${paths.testJson}); run "${HV} upgrade-test" first`);
   if (r.status !== 'passed')

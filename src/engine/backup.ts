@@ -2,8 +2,9 @@ import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDir, writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
 import { assertTrusted } from '../fs/trust.js';
-import { readJson } from '../state.js';
+import { readRecord } from '../state.js';
 import { sha256 } from './flake-lock.js';
+import { BackupManifestSchema } from './records.js';
 
 /** `<state>/backups/<ts>/manifest.json`: what a backup holds and which system it belongs to. */
 export interface BackupManifest {
@@ -119,8 +120,12 @@ export function pruneBackups(root: string, keep: number): string[] {
   return drop;
 }
 
+/**
+ * A backup's manifest, or null when it has none. A damaged one is HvError('state-corrupt') naming
+ * it: which lock belongs to which system must not be guessed.
+ */
 export function readBackup(dir: string): BackupManifest | null {
-  return readJson<BackupManifest>(join(dir, 'manifest.json'));
+  return readRecord<BackupManifest>(join(dir, 'manifest.json'), BackupManifestSchema, 'the backup manifest');
 }
 
 /** The flake.lock of a system and the flake.nix that goes with it, as a backup kept them. */

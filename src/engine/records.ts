@@ -241,3 +241,74 @@ export const JournalRecordSchema = z
 export const SystemLockRecordSchema = z
   .object({ system: str, lockSha256: str, lock: str, flakeNix: optStr, recordedAt: str })
   .passthrough();
+
+const RevInfo = z.object({ rev: optStr, lastModified: optInt, date: optStr }).passthrough();
+
+/** `<state>/update-available.json`: the last check's result while an update is pending. */
+export const CheckResultSchema = z
+  .object({
+    status: z.enum(['up-to-date', 'update-available']),
+    host: str,
+    input: str,
+    source: str,
+    branch: optStr,
+    method: z.enum(['git-ls-remote', 'nix-flake-metadata', 'none']),
+    pinned: z.boolean(),
+    current: RevInfo,
+    available: RevInfo,
+    releases: z.array(z.object({ branch: str, rev: str }).passthrough()),
+    lockSha256: str,
+    checkedAt: str,
+    upstreamUpdate: z.boolean(),
+    liveLock: z
+      .object({
+        matchesRunning: z.boolean().nullable(),
+        source: z.enum(['hv', 'backup', 'nixos-version', 'evaluation', 'unknown']),
+        detail: str,
+        system: optStr,
+        running: opt(RevInfo),
+        differs: z.array(str),
+        message: optStr,
+      })
+      .passthrough(),
+    upstreamBehind: opt(
+      z
+        .object({
+          rev: optStr,
+          lastModified: optInt,
+          date: optStr,
+          why: z.enum(['older', 'ancestor']),
+          message: str,
+        })
+        .passthrough(),
+    ),
+    reason: optStr,
+  })
+  .passthrough();
+
+/** `<state>/last-check.json`: when the last check ran, whether it worked, and its result. */
+export const LastCheckRecordSchema = z
+  .object({
+    at: str,
+    ok: z.boolean(),
+    error: optStr,
+    lastSuccessAt: optStr,
+    result: opt(CheckResultSchema),
+  })
+  .passthrough();
+
+/** `<state>/backups/<ts>/manifest.json`: what a backup holds and which system it belongs to. */
+export const BackupManifestSchema = z
+  .object({
+    createdAt: str,
+    dir: str,
+    flakeDir: str,
+    lockSha256: optStr,
+    system: optStr,
+    generation: optInt,
+    installedSystem: optStr,
+    flakeNixSha256: optStr,
+    installedFlakeNixSha256: optStr,
+    paths: z.array(z.object({ source: str, copy: str }).passthrough()),
+  })
+  .passthrough();

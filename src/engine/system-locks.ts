@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import type { Runner } from '../proc.js';
-import { readJson, readRecord, type StatePaths } from '../state.js';
+import { readRecord, type StatePaths, type Stored } from '../state.js';
 import { findLockForSystem, listBackups, readBackup } from './backup.js';
 import {
   type FlakeLock,
@@ -274,6 +275,29 @@ interface EvalCache {
   at: string;
 }
 
+const EvalCacheSchema = z
+  .object({
+    system: z.string(),
+    host: z.string(),
+    lockSha256: z.string(),
+    inputsHash: z.string(),
+    out: z.string(),
+    at: z.string(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<EvalCache>, z.ZodTypeDef, unknown>;
+
+/**
+ * The cached evaluation, or null. A pure cache: a damaged file is ignored (the flake is evaluated
+ * again and the file rewritten), which costs one evaluation and decides nothing.
+ */
+function readEvalCache(file: string): EvalCache | null {
+  try {
+    return readRecord<EvalCache>(file, EvalCacheSchema, 'the evaluation cache');
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The toplevel store path the live flake evaluates to, without building and without writing the
  * lock (`nix eval --raw --no-update-lock-file`, on every Nix since 2.4). A result is reused while the
@@ -293,7 +317,7 @@ async function evaluateToplevel(
   } catch {
     key = undefined;
   }
-  const cached = readJson<EvalCache>(cacheFile);
+  const cached = readEvalCache(cacheFile);
   if (
     key &&
     cached &&

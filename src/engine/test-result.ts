@@ -175,7 +175,7 @@ export function resultText(r: TestResult): string {
   }
   if (r.rebootRequired)
     lines.push(
-      `Reboot:           the new ${r.rebootParts.join(', ') || 'boot configuration'} takes effect after "${HV} system-upgrade" and a reboot (a reboot now drops this test activation)`,
+      `Reboot:           the new ${r.rebootParts.join(', ') || 'boot configuration'} ${r.rebootParts.length > 1 ? 'take' : 'takes'} effect after "${HV} system-upgrade" and a reboot (a reboot now drops this test activation)`,
     );
   lines.push(`Log:              ${r.log}`, '');
   return lines.join('\n');

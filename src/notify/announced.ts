@@ -1,6 +1,12 @@
+import { z } from 'zod';
+import { isHvError } from '../errors.js';
 import type { HvEvent } from '../events.js';
-import { readJson, writeJsonAtomic } from '../state.js';
-import type { DeliveryRecord, Outbox } from './outbox.js';
+import { readRecord, writeJsonAtomic } from '../state.js';
+import { type DeliveryRecord, moveAside, type OnBroken, type Outbox } from './outbox.js';
+
+/** channel → fact → when it was last announced (ISO time). */
+type Announced = Record<string, Record<string, string>>;
+const AnnouncedSchema = z.record(z.record(z.string())) satisfies z.ZodType<Announced, z.ZodTypeDef, unknown>;
 
 /** The fact an event states: the same type and key on the same channel is a repeat. */
 export const factKey = (e: HvEvent) => `${e.type}:${e.key}`;
@@ -16,11 +22,24 @@ export class Announcements {
   private data: Record<string, Record<string, string>>;
   private changed = false;
 
+  /**
+   * A damaged announced.json is moved aside (`onBroken` is told; `hv status` lists it) and hv
+   * starts a fresh one: at worst a fact is announced once more, where refusing would lose every
+   * notification from then on (including those of an upgrade that was just applied).
+   */
   constructor(
     private readonly file: string,
     private readonly reminderDays: number | null,
+    onBroken?: OnBroken,
   ) {
-    this.data = readJson<Record<string, Record<string, string>>>(file) ?? {};
+    let data: Announced | null = null;
+    try {
+      data = readRecord<Announced>(file, AnnouncedSchema, 'the record of sent notifications');
+    } catch (e) {
+      if (!isHvError(e) || e.code !== 'state-corrupt') throw e;
+      onBroken?.(e.message, moveAside(file));
+    }
+    this.data = data ?? {};
   }
 
   /**

@@ -2,7 +2,7 @@ import { type HvEvent, URGENT_EVENTS } from '../events.js';
 import { Announcements, factKey } from './announced.js';
 import { type Channel, channelName, digestKind, wants } from './channels.js';
 import { periodOf } from './digest.js';
-import type { DeliveryRecord, Outbox } from './outbox.js';
+import type { DeliveryRecord, OnBroken, Outbox } from './outbox.js';
 
 /** What became of one (event, channel) pair. */
 export interface ChannelReport {
@@ -26,6 +26,8 @@ export interface EnqueueSettings {
   reminderDays: number | null;
   /** The hub's clock (ms since epoch): creation time, digest period, reminder interval. */
   nowMs: number;
+  /** Told when a damaged announced.json was moved aside. */
+  onBroken?: OnBroken;
 }
 
 /**
@@ -45,7 +47,7 @@ export function enqueueEvents(
   const nowIso = new Date(nowMs).toISOString();
   // Temp files age by the real clock (their mtime), not the hub's.
   outbox.sweepTemp(Date.now());
-  const announced = new Announcements(s.announcedFile, s.reminderDays);
+  const announced = new Announcements(s.announcedFile, s.reminderDays, s.onBroken);
   const existing = announced.prune(outbox, outbox.all(), nowMs);
   const reports: ChannelReport[] = [];
   for (const ch of channels) {

@@ -45,10 +45,14 @@ export class NotificationHub {
     stateDir: string,
     private readonly opts: HubOptions,
   ) {
-    this.outbox = new Outbox(join(stateDir, 'notify'));
+    this.outbox = new Outbox(join(stateDir, 'notify'), this.onBroken);
     this.announcedFile = join(stateDir, 'notify', 'announced.json');
     this.loop = new DeliveryLoop(this.outbox, channels, opts);
   }
+
+  /** A damaged notification record was moved aside: said in the log (and by `hv status`). */
+  private readonly onBroken = (error: string, movedTo: string): void =>
+    this.opts.log('error', 'notification record unreadable; moved aside', { error, movedTo });
 
   /** Bring each channel's standing notice (motd, pinned message) in line with `pending`. */
   async reconcile(pending: PendingNotice | null): Promise<void> {
@@ -80,6 +84,7 @@ export class NotificationHub {
       announcedFile: this.announcedFile,
       reminderDays: this.opts.reminderDays,
       nowMs: this.opts.now().getTime(),
+      onBroken: this.onBroken,
     });
     this.loop.wake();
     return reports;

@@ -1,8 +1,20 @@
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import type { HvEvent } from '../events.js';
+import { z } from 'zod';
+import { errorMessage, isHvError } from '../errors.js';
+import { EVENT_TYPES, type HvEvent } from '../events.js';
 import { makeDir, syncDir, writeJsonAtomic } from '../fs/atomic.js';
 import { isRunning, selfIdentity } from '../process-identity.js';
+import { readRecord, type Stored } from '../state.js';
 
 /**
  * The durable outbox: one JSON file per delivery under `<state>/notify/outbox/`, each written
@@ -44,11 +56,74 @@ export type DeliveryStats = Record<
   { pending: number; retrying: number; dead: number; held: number; lastError?: string }
 >;
 
+const EventSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(EVENT_TYPES),
+    host: z.string(),
+    at: z.string(),
+    key: z.string(),
+    title: z.string(),
+    data: z.record(z.unknown()),
+    next: z.string().optional(),
+    detailsFile: z.string().optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<HvEvent>, z.ZodTypeDef, unknown>;
+
+const DeliveryRecordSchema = z
+  .object({
+    id: z.string(),
+    channel: z.string(),
+    kind: z.enum(['event', 'digest']),
+    state: z.enum(['held', 'pending', 'done', 'dead']),
+    events: z.array(EventSchema),
+    createdAt: z.string(),
+    seq: z.number().optional(),
+    attempts: z.number().int(),
+    nextAt: z.string(),
+    lastAttemptAt: z.string().optional(),
+    lastError: z.string().optional(),
+    doneAt: z.string().optional(),
+    digest: z
+      .object({
+        kind: z.enum(['daily', 'weekly', 'monthly']),
+        period: z.string(),
+        label: z.string(),
+        endsAt: z.string(),
+      })
+      .passthrough()
+      .optional(),
+  })
+  .passthrough() satisfies z.ZodType<Stored<DeliveryRecord>, z.ZodTypeDef, unknown>;
+
+/** Suffix of a notification record that could not be read and was moved aside (`hv status` lists them). */
+export const BROKEN_SUFFIX = '.broken';
+
+/**
+ * Move a damaged record aside (`<file>.<ms>.broken`), kept for the admin to inspect; returns the
+ * new path. It is then neither delivered nor read again, and `hv status` names it.
+ */
+export function moveAside(path: string): string {
+  const to = `${path}.${Date.now()}${BROKEN_SUFFIX}`;
+  renameSync(path, to);
+  return to;
+}
+
+/** Told about a damaged record: what is wrong (naming the file) and where it was moved. */
+export type OnBroken = (message: string, movedTo: string) => void;
+
 export class Outbox {
   readonly dir: string;
   private readonly lockDir: string;
 
-  constructor(notifyDir: string) {
+  /**
+   * `onBroken`: the owner of delivery (the hub) moves a damaged record aside and is told; without
+   * it (read-only views such as `hv status`) a damaged record is skipped and left where it is.
+   */
+  constructor(
+    notifyDir: string,
+    private readonly onBroken?: OnBroken,
+  ) {
     this.dir = join(notifyDir, 'outbox');
     this.lockDir = join(notifyDir, 'locks');
   }
@@ -61,12 +136,9 @@ export class Outbox {
     writeJsonAtomic(this.file(rec.id), rec, 0o600);
   }
 
+  /** The record, or null when there is none; a damaged one is HvError('state-corrupt') naming it. */
   get(id: string): DeliveryRecord | null {
-    try {
-      return JSON.parse(readFileSync(this.file(id), 'utf8')) as DeliveryRecord;
-    } catch {
-      return null;
-    }
+    return readRecord<DeliveryRecord>(this.file(id), DeliveryRecordSchema, 'the notification record');
   }
 
   remove(id: string): void {
@@ -84,8 +156,19 @@ export class Outbox {
     const out: DeliveryRecord[] = [];
     for (const n of names) {
       if (n.startsWith('.') || !n.endsWith('.json')) continue;
-      const r = this.get(n.slice(0, -'.json'.length));
-      if (r) out.push(r);
+      try {
+        const r = this.get(n.slice(0, -'.json'.length));
+        if (r) out.push(r);
+      } catch (e) {
+        // One damaged record must not stop every other delivery, nor vanish unseen.
+        if (!isHvError(e) || e.code !== 'state-corrupt' || !this.onBroken) continue;
+        const path = join(this.dir, n);
+        try {
+          this.onBroken(e.message, moveAside(path));
+        } catch (m) {
+          this.onBroken(`${e.message} (moving it aside failed: ${errorMessage(m)})`, path);
+        }
+      }
     }
     return out.sort(
       (a, b) =>
@@ -172,4 +255,36 @@ export function deliveryStats(notifyDir: string): DeliveryStats {
     if (r.lastError && r.state !== 'held') s.lastError = r.lastError;
   }
   return stats;
+}
+
+/**
+ * Notification records that cannot be read, for `hv status`: damaged outbox records not yet moved
+ * aside (the message names the file) and the files moved aside before (`*.broken`).
+ */
+export function unreadableNotifyRecords(notifyDir: string): string[] {
+  const out: string[] = [];
+  const outbox = new Outbox(notifyDir);
+  for (const dir of [notifyDir, outbox.dir]) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) {
+      const path = join(dir, n);
+      if (n.endsWith(BROKEN_SUFFIX))
+        out.push(
+          `${path}: a damaged notification record, moved aside (not delivered); inspect it, then remove it`,
+        );
+      else if (dir === outbox.dir && !n.startsWith('.') && n.endsWith('.json')) {
+        try {
+          outbox.get(n.slice(0, -'.json'.length));
+        } catch (e) {
+          out.push(errorMessage(e));
+        }
+      }
+    }
+  }
+  return out;
 }
