@@ -62,7 +62,7 @@ interface Claimed {
   command?: string;
   argv?: string[];
   token?: string;
-  action?: 'confirm' | 'cancel';
+  action?: 'confirm' | 'cancel' | 'keep';
 }
 
 /** Create the bus the daemon hosts; chat and email adapters submit to it. */
