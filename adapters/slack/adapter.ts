@@ -14,7 +14,7 @@ import {
   type Delivery,
   DeliveryError,
 } from '../../src/ports/channel.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, esc, unesc } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, KEEP_ACTION, unesc } from './blocks.js';
 import { type SignedContext, SlackHttpReceiver } from './http-receiver.js';
 import { postNotification } from './notify.js';
 import { replyData, SlackReply } from './reply.js';
@@ -306,7 +306,7 @@ export class SlackAdapter implements ChannelAdapter {
         bus,
         body as unknown as ClickBody,
         (action as { value?: string }).value ?? '',
-        true,
+        'confirm',
         evidenceOf(context),
       );
     });
@@ -316,7 +316,18 @@ export class SlackAdapter implements ChannelAdapter {
         bus,
         body as unknown as ClickBody,
         (action as { value?: string }).value ?? '',
-        false,
+        'cancel',
+        evidenceOf(context),
+      );
+    });
+    // Keep, in a confirmation window's notice: the engine decides who may (requester or admin).
+    app.action(KEEP_ACTION, async ({ ack, body, action, context }) => {
+      await ack();
+      await this.onClick(
+        bus,
+        body as unknown as ClickBody,
+        (action as { value?: string }).value ?? '',
+        'keep',
         evidenceOf(context),
       );
     });
@@ -357,7 +368,7 @@ export class SlackAdapter implements ChannelAdapter {
     bus: CommandBus,
     body: ClickBody,
     token: string,
-    confirm: boolean,
+    kind: 'confirm' | 'cancel' | 'keep',
     evidence: Evidence | undefined,
   ): Promise<void> {
     const channel = body.channel?.id ?? body.container?.channel_id ?? '';
@@ -379,10 +390,13 @@ export class SlackAdapter implements ChannelAdapter {
       responseUrl: body.response_url,
       promptTs: messageTs,
       promptText: body.message?.text ?? '',
-      settledNote: confirm ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
+      settledNote:
+        kind === 'confirm' ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
     });
-    if (confirm) await bus.confirm(token, actor, reply, evidence);
-    else await bus.cancel(token, actor, reply, evidence);
+    if (kind === 'confirm') await bus.confirm(token, actor, reply, evidence);
+    else if (kind === 'cancel') await bus.cancel(token, actor, reply, evidence);
+    else if (bus.keep) await bus.keep(token, actor, reply, evidence);
+    else await reply.refused('This hv cannot take Keep clicks.');
   }
 }
 

@@ -8,6 +8,7 @@ import type { AnyCommand, CommandResult } from '../ports/command.js';
 import { identityOf, isRunning } from '../process-identity.js';
 import type { Services } from '../services.js';
 import { actorKey } from './authorise.js';
+import type { Keeper } from './keep.js';
 import { type OperationRecord, type OperationStore, runRecorded } from './operations.js';
 import type { Reply, ReplyFactory } from './types.js';
 
@@ -98,6 +99,8 @@ export function createOperationRunner(
   services: Services,
   store: OperationStore,
   opts: RunnerOptions = {},
+  /** Shows a confirmation window of a followed operation in its thread (src/bus/keep.ts). */
+  keeper?: Pick<Keeper, 'poll'>,
 ): OperationRunner {
   const { now } = services;
   const pollMs = opts.pollMs ?? 250;
@@ -174,11 +177,15 @@ export function createOperationRunner(
         await safely('progress', rec.id, () => reply.progress(line.step, line.detail));
       if (p.lines.length) persistAddress(rec, reply);
     };
+    let offered: string | undefined;
     while (!stopped) {
       await forward();
+      if (keeper) offered = await keeper.poll(rec, reply, offered);
       const result = store.readResult(rec.id);
       if (result) {
         await forward();
+        // The window is closed by now (the operation waited for it): its button goes first.
+        if (keeper && offered) await keeper.poll(rec, reply, offered);
         await deliverResult(rec, reply, result);
         return;
       }

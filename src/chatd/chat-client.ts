@@ -150,7 +150,12 @@ export class ChatClient {
   /** Tell the engine a channel has a fresh platform connection (chat evidence for a window). */
   private connected(channel: string, detail: string): void {
     if (this.opts.link.closed) return;
-    this.opts.link.send({ t: 'connected', channel, at: new Date().toISOString(), detail: detail.slice(0, 500) });
+    this.opts.link.send({
+      t: 'connected',
+      channel,
+      at: new Date().toISOString(),
+      detail: detail.slice(0, 500),
+    });
   }
 
   /** A confirmation window opened: every intake adapter drops its connection and makes a new one. */
