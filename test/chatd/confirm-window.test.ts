@@ -48,7 +48,7 @@ const windowPath = (w: World) => join(w.paths.state, 'confirm-window.json');
 async function confirmWorld(confirm: string[], opts: { discord?: boolean; windowSec?: number } = {}) {
   slack = await SlackPeer.start();
   const s = slack;
-  const roles: Record<string, string> = {
+  const roles: Record<string, 'viewer' | 'admin'> = {
     [`slack:${s.workspace.teamId}:${s.workspace.userId}`]: 'admin',
     [`slack:${s.workspace.teamId}:${BOB}`]: 'viewer',
   };
