@@ -6,6 +6,7 @@ import {
   buttonsOf,
   click,
   messageText,
+  NOTIFY_CHANNEL,
   sendSlash,
   slackChannelConfig,
   threadsSince,
@@ -170,6 +171,13 @@ describe('confirmation window from chat (dead-man revert)', () => {
     const all = text(thread());
     expect(all).toMatch(/not confirmed within \d+ s/);
     expect(all).toContain('no chat reconnection from slack');
+    // The upgrade.failed notification, queued while Slack was unreachable, arrives too (once).
+    await until(
+      () => s.messages.some((m) => m.channel === NOTIFY_CHANNEL),
+      'the upgrade.failed notification',
+      180_000,
+    );
+    expect(text(s.messages.filter((m) => m.channel === NOTIFY_CHANNEL))).toMatch(/not confirmed within/);
   }, 420_000);
 
   it('acceptance 2: Slack and Discord reconnect after the switch: the upgrade stays, the result says "confirmed by chat reconnection"', async () => {
