@@ -1,6 +1,7 @@
 import type { AnyCommand, CommandRegistry } from '../src/ports/command.js';
 import { auditCommand } from './audit.js';
 import { checkUpdatesCommand } from './check-updates.js';
+import { confirmCommand } from './confirm.js';
 import { daemonCommand } from './daemon.js';
 import { diffCommand } from './diff.js';
 import { emailIntakeCommand } from './email-intake.js';
@@ -26,6 +27,7 @@ const all: AnyCommand[] = [
   notifyCommand,
   systemUpgradeCommand,
   rollbackCommand,
+  confirmCommand,
   emailIntakeCommand,
 ];
 for (const c of all) commands.set(c.name, c);

@@ -7,9 +7,19 @@ import { Exit, errorMessage } from '../src/errors.js';
 import type { Command, CommandResult } from '../src/ports/command.js';
 
 function summary(rec: RollbackRecord): string {
+  if (rec.notConfirmed)
+    return [
+      `Rollback to generation ${rec.generation} REVERTED: ${rec.notConfirmed.reason}.`,
+      rec.notConfirmed.ok
+        ? `Generation ${rec.fromGeneration ?? '?'} runs again, as before the rollback: ${rec.notConfirmed.detail}.`
+        : `WARNING: the revert did not finish cleanly: ${rec.notConfirmed.detail}.`,
+    ].join('\n');
   const lines =
     rec.status === 'rolled-back'
-      ? [`Rolled back to generation ${rec.generation} (${rec.system}); it is active now.`]
+      ? [
+          `Rolled back to generation ${rec.generation} (${rec.system}); it is active now.`,
+          ...(rec.confirmedBy ? [`Activation ${rec.confirmedBy}.`] : []),
+        ]
       : [
           `Rollback to generation ${rec.generation} did not finish cleanly:`,
           ...(rec.error ?? '').trim().split('\n').slice(0, 12),
@@ -53,12 +63,13 @@ export const rollbackCommand: Command<{ to?: number }> = {
   async run(ctx, args): Promise<CommandResult> {
     const { rollbackTo } = await import('../src/engine/rollback.js');
     const { config, services, progress } = ctx;
+    const { originOf } = await import('../src/engine/confirm-wait.js');
     const { paths, now } = services;
     const log = services.opLog('system-upgrade');
     let rec: RollbackRecord;
     try {
       rec = await rollbackTo(
-        { config, runner: services.runner, now, paths, log, progress },
+        { config, runner: services.runner, now, paths, log, progress, origin: originOf(ctx) },
         actorLabel(ctx.actor),
         args.to,
       );

@@ -8,6 +8,7 @@ import type { Command, CommandResult } from '../src/ports/command.js';
 import { removeFiles } from '../src/state.js';
 
 function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
+  if (rec.notConfirmed) return revertedSummary(rec, rec.notConfirmed);
   const lines =
     rec.status === 'applied'
       ? [
@@ -21,6 +22,7 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
                 `Release upgrade ${rec.release.from} -> ${rec.release.to}: flake.nix (${rec.input} follows ${rec.release.toRef}) and flake.lock installed; system.stateVersion unchanged.`,
               ]
             : []),
+          ...(rec.confirmedBy ? [`Activation ${rec.confirmedBy}.`] : []),
           `Backup: ${rec.backupDir}`,
           `To go back: ${HV} rollback   (returns to generation ${rec.previousGeneration})`,
         ]
@@ -37,6 +39,17 @@ function summary(rec: UpgradeRecord, downgrade: string | undefined): string {
   return lines.join('\n');
 }
 
+/** The dead-man revert: nobody confirmed the activation in time (apply.confirm). */
+function revertedSummary(rec: UpgradeRecord, nc: NonNullable<UpgradeRecord['notConfirmed']>): string {
+  return [
+    `System upgrade REVERTED: ${nc.reason}.`,
+    nc.ok
+      ? `Generation ${rec.previousGeneration ?? '?'} (${rec.previousSystem ?? '?'}) runs again with its flake.lock: ${nc.detail}.`
+      : `WARNING: the revert did not finish cleanly: ${nc.detail}.`,
+    `The PASSED upgrade test no longer approves ${rec.toplevel}; find out why it was not confirmed (network, probes, chat), then run "${HV} upgrade-test" again.`,
+  ].join('\n');
+}
+
 export const systemUpgradeCommand: Command<Record<string, never>> = {
   name: 'system-upgrade',
   summary: 'apply exactly the tested system permanently (new profile generation, switch or boot)',
@@ -51,12 +64,13 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
   async run(ctx): Promise<CommandResult> {
     const { applyTested } = await import('../src/engine/apply.js');
     const { config, services, progress } = ctx;
+    const { originOf } = await import('../src/engine/confirm-wait.js');
     const { paths, now } = services;
     const log = services.opLog('system-upgrade');
     let rec: UpgradeRecord;
     try {
       rec = await applyTested(
-        { config, runner: services.runner, now, paths, log, progress },
+        { config, runner: services.runner, now, paths, log, progress, origin: originOf(ctx) },
         actorLabel(ctx.actor),
       );
     } catch (e) {

@@ -16,6 +16,7 @@ function summary(r: TestResult, resultFile: string): string {
           ...(r.downgrade ? [`${downgradeLine(r.downgrade, r.input)}, allowed with --allow-downgrade`] : []),
           ...(r.release ? [releaseLine(r)] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
+          ...(r.confirmedBy ? [`Activation ${r.confirmedBy}.`] : []),
           `It stays active until the next reboot or switch. Next: ${HV} system-upgrade${r.release ? ' (installs the tested flake.nix and flake.lock)' : ''}`,
         ]
       : [
@@ -75,15 +76,25 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean; release?: st
   roleFor: (args) => (args.allowDowngrade ? { role: 'admin', what: '--allow-downgrade' } : undefined),
   async run(ctx, args): Promise<CommandResult> {
     // The engine loads here, not when any other command starts (hv status stays fast).
-    const [{ runUpgradeTest }, { resultSummary, testEvent }, { releaseOfArg }] = await Promise.all([
-      import('../src/engine/upgrade-test.js'),
-      import('../src/engine/test-result.js'),
-      import('../src/engine/release-upgrade.js'),
-    ]);
+    const [{ runUpgradeTest }, { resultSummary, testEvent }, { releaseOfArg }, { originOf }] =
+      await Promise.all([
+        import('../src/engine/upgrade-test.js'),
+        import('../src/engine/test-result.js'),
+        import('../src/engine/release-upgrade.js'),
+        import('../src/engine/confirm-wait.js'),
+      ]);
     const { config, services, progress } = ctx;
     const log = services.opLog('upgrade-test');
     const r = await runUpgradeTest(
-      { config, runner: services.runner, now: services.now, paths: services.paths, log, progress },
+      {
+        config,
+        runner: services.runner,
+        now: services.now,
+        paths: services.paths,
+        log,
+        progress,
+        origin: originOf(ctx),
+      },
       {
         allowDowngrade: args.allowDowngrade,
         by: actorLabel(ctx.actor),

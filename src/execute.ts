@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { actorLabel } from './audit.js';
+import { windowFile } from './engine/confirm-window.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { makeDir } from './fs/atomic.js';
 import { assertSecretsTrusted, assertStateTrusted } from './fs/trust.js';
@@ -35,10 +36,14 @@ export async function execute(
   }
   // Read-only commands (help, status) leave no trace on disk.
   if (cmd.exclusive) makeDir(services.paths.dir, 0o700);
-  // An operation that died mid-way is finished or undone before anything else runs. The check
-  // is two stats; the recovery code loads only when a marker exists.
+  // An operation that died mid-way (or inside its confirmation window) is finished or undone before
+  // anything else runs. The check is three stats; the recovery code loads only when a marker exists.
   let recovered: string[] = [];
-  if (existsSync(services.paths.journal) || existsSync(services.paths.testInProgress)) {
+  if (
+    existsSync(services.paths.journal) ||
+    existsSync(services.paths.testInProgress) ||
+    existsSync(windowFile(services.paths))
+  ) {
     try {
       const { recoverInterrupted } = await import('./engine/recover.js');
       recovered = await recoverInterrupted(ctx);

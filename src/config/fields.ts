@@ -44,5 +44,23 @@ export interface ChannelSettings {
  */
 export type ChannelSchemas = ReadonlyMap<
   string,
-  { readonly schema: z.ZodType<ChannelSettings, z.ZodTypeDef, unknown> }
+  {
+    readonly schema: z.ZodType<ChannelSettings, z.ZodTypeDef, unknown>;
+    /** Where its parts run (ChannelType.placement): `apply.confirm: ["chat"]` needs a chat channel. */
+    placement?(channel: ChannelSettings): { intake: boolean; notifier: string };
+  }
 >;
+
+/**
+ * The configured channels that keep a connection to a chat platform (their adapters run in the chat
+ * process and take commands: Slack, Discord): after an activation, each must reconnect for
+ * `apply.confirm: ["chat"]`. Unknown when the registry does not tell placements: none.
+ */
+export function reconnectingChannels(channels: readonly ChannelSettings[], types: ChannelSchemas): string[] {
+  return channels
+    .filter((c) => {
+      const p = types.get(c.type)?.placement?.(c);
+      return p !== undefined && p.intake && p.notifier === 'chat';
+    })
+    .map((c) => c.name ?? c.type);
+}

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { AbsPath, Argv, type ChannelSchemas, type ChannelSettings } from './fields.js';
+import { AbsPath, Argv, type ChannelSchemas, type ChannelSettings, reconnectingChannels } from './fields.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -53,6 +53,38 @@ const HealthCommand = z.strictObject({
   argv: Argv,
   timeoutSec: z.number().positive().max(3600).default(30),
 });
+
+/** The kinds of evidence `apply.confirm` names (src/engine/confirm-window.ts EvidenceKind). */
+export const CONFIRM_KINDS = ['chat', 'probes', 'human'] as const;
+
+/** `host:port`, with an IPv6 address in brackets: what a TCP probe connects to. */
+const HostPort = z
+  .string()
+  .regex(
+    /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/,
+    'must be "host:port" (an IPv6 address in brackets: "[fd00::1]:22")',
+  )
+  .refine((v) => {
+    const port = Number(v.slice(v.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65_535;
+  }, 'the port must be 1-65535');
+
+/**
+ * A reachability probe: a command run without a shell (`argv`, passes on exit 0) or a TCP connect
+ * (`tcp`), each with a timeout.
+ */
+const Probe = z
+  .strictObject({
+    name: z.string().min(1).max(100).optional(),
+    argv: Argv.optional(),
+    tcp: HostPort.optional(),
+    timeoutSec: z.number().positive().max(60).default(5),
+  })
+  .refine((p) => (p.argv === undefined) !== (p.tcp === undefined), {
+    message:
+      'a probe needs exactly one of "argv" (a command, e.g. ["ping", "-c1", "-W2", "10.0.0.1"]) or "tcp" ("host:port")',
+  });
+export type ProbeConfig = z.output<typeof Probe>;
 
 const defaultChannels = [
   { type: 'motd', name: 'motd' },
@@ -126,7 +158,39 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
             .default({}),
         })
         .default({}),
-      apply: z.strictObject({ operation: z.enum(['switch', 'boot']).default('switch') }).default({}),
+      apply: z
+        .strictObject({
+          operation: z.enum(['switch', 'boot']).default('switch'),
+          /**
+           * The dead-man confirmation window (SPEC "Engine rules"): which evidence from outside the
+           * host keeps an activation (any one of them); empty: no window, as before.
+           */
+          confirm: z
+            .array(
+              z.enum(CONFIRM_KINDS, {
+                errorMap: () => ({
+                  message: `must be one of ${CONFIRM_KINDS.map((k) => `"${k}"`).join(', ')}`,
+                }),
+              }),
+            )
+            .max(3)
+            .default([])
+            .refine((a) => new Set(a).size === a.length, 'lists a kind of evidence twice'),
+          /** Seconds the evidence may take after the activation before it is undone. */
+          confirmWithinSec: z.number().int('must be whole seconds').min(2).max(3600).default(120),
+          /** Reachability probes for `confirm: ["probes"]`: all must pass. */
+          probes: z.array(Probe).max(20).default([]),
+        })
+        .default({})
+        .superRefine((a, ctx) => {
+          if (a.confirm.includes('probes') && !a.probes.length)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['probes'],
+              message:
+                'apply.confirm lists "probes" but apply.probes is empty; add probes such as { "argv": ["ping", "-c1", "-W2", "10.0.0.1"] } or { "tcp": "10.0.0.1:22" }, or remove "probes" from apply.confirm',
+            });
+        }),
       backup: z
         .strictObject({
           paths: z.array(AbsPath).default(['/etc/nixos']),
@@ -207,6 +271,21 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
           supervise: z.enum(['daemon', 'systemd']).default('daemon'),
         })
         .default({}),
+    })
+    .superRefine((c, ctx) => {
+      // A window only chat could confirm, with no chat channel to reconnect, would undo every activation.
+      const canAsk = [...channelTypes.values()].some((t) => t.placement);
+      if (
+        canAsk &&
+        c.apply.confirm.includes('chat') &&
+        !reconnectingChannels(c.notify.channels, channelTypes).length
+      )
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apply', 'confirm'],
+          message:
+            'lists "chat" but no chat channel (slack or discord in notify.channels) is configured to reconnect; configure one, or use "probes" or "human"',
+        });
     })
     // The display name is always known; whether it was configured decides how strictly it must match
     // a configuration of the flake (engine/configurations.ts).

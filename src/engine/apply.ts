@@ -8,15 +8,18 @@ import { readRecord } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import type { OperationDeps } from './check.js';
+import { type NotConfirmed, switchBack } from './confirm-revert.js';
+import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
+import { closeWindow } from './confirm-window.js';
 import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
 import { sha256 } from './flake-lock.js';
 import { lastLines, storePathValid } from './nix.js';
-import { OperationJournal } from './op-journal.js';
+import { type JournalRecord, OperationJournal } from './op-journal.js';
 import { UpgradeRecordSchema } from './records.js';
 import { flakeDirChanges, testedFlakeNixIntact } from './release-upgrade.js';
 import { currentGeneration, rebootParts, systemPath } from './system.js';
 import { recordSystemLock } from './system-locks.js';
-import { readTestResult, type TestResult } from './test-result.js';
+import { invalidateTestResult, readTestResult, type TestResult } from './test-result.js';
 
 /** What system-upgrade (and rollback) run with. */
 export type ApplyDeps = OperationDeps;
@@ -52,6 +55,10 @@ export interface UpgradeRecord {
   interrupted?: Interruption;
   /** A release upgrade: flake.nix was installed with the lock (the input now follows `toRef`). */
   release?: { from: string; to: string; fromRef: string; toRef: string };
+  /** apply.confirm: what confirmed the activation, e.g. "confirmed by chat reconnection (slack)". */
+  confirmedBy?: string;
+  /** apply.confirm: nobody confirmed in time; the previous generation, system and lock came back. */
+  notConfirmed?: NotConfirmed;
 }
 
 /** What the reconciler found and did about an operation that never finished. */
@@ -270,7 +277,64 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
   writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
   journal.step('activate');
   await activateUpgrade(deps, rec);
+  // `boot` changes nothing that runs now: there is nothing to confirm until the next boot.
+  if (windowWanted(deps) && rec.operation === 'switch') await confirmUpgrade(deps, journal, rec);
   journal.close();
+  return rec;
+}
+
+/**
+ * The dead-man window after `switch` (apply.confirm): wait for evidence; confirmed, the upgrade
+ * stays; not confirmed, the previous generation, system and lock come back (`undoUnconfirmedUpgrade`).
+ * The journal stays open (steps `confirm`, `revert`) until the outcome is recorded, and the window
+ * until the journal is closed, so that a crash anywhere in here is finished by recovery.
+ */
+async function confirmUpgrade(deps: ApplyDeps, journal: OperationJournal, rec: UpgradeRecord): Promise<void> {
+  journal.step('confirm');
+  const w = openConfirmation(deps, {
+    operation: 'system-upgrade',
+    activated: rec.toplevel,
+    previousSystem: rec.previousSystem ?? '',
+    previousGeneration: rec.previousGeneration,
+  });
+  const outcome = await waitForConfirmation(deps, w);
+  if (outcome.confirmed) {
+    rec.confirmedBy = outcome.by;
+    writeJsonAtomic(deps.paths.lastUpgrade, rec, 0o600);
+  } else {
+    journal.step('revert', { notConfirmed: outcome.reason });
+    await undoUnconfirmedUpgrade(deps, journal.record, rec, outcome.reason);
+  }
+  journal.close();
+  closeWindow(deps.paths, w);
+}
+
+/**
+ * Undo an unconfirmed upgrade (`switchBack`) and record it: `last-upgrade.json` FAILED with the
+ * reason, and the PASSED test no longer approves that system (it cut the host off, or nobody could
+ * say it did not). Shared with the reconciler (a crash or reboot inside the window).
+ */
+export async function undoUnconfirmedUpgrade(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  rec: UpgradeRecord,
+  reason: string,
+): Promise<UpgradeRecord> {
+  const { paths, now } = deps;
+  const back = await switchBack(deps, j);
+  const at = now().toISOString();
+  rec.status = 'failed';
+  rec.notConfirmed = { reason, revertedAt: at, detail: back.detail, ok: back.ok };
+  rec.error = `${reason}; reverted: ${back.detail}`;
+  rec.finishedAt = at;
+  rec.rebootRequired = false;
+  rec.rebootParts = [];
+  writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
+  invalidateTestResult(paths, {
+    at,
+    by: rec.by,
+    reason: `${HV} system-upgrade to ${rec.toplevel} was undone: ${reason}`,
+  });
   return rec;
 }
 

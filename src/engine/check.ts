@@ -4,6 +4,7 @@ import type { OpLog } from '../log.js';
 import type { Progress } from '../ports/command.js';
 import type { Runner } from '../proc.js';
 import { type StatePaths, statePaths } from '../state.js';
+import type { ConfirmOrigin } from './confirm-window.js';
 import {
   type FlakeLock,
   flakeRefUrl,
@@ -85,6 +86,8 @@ export interface EngineDeps {
 export interface OperationDeps extends EngineDeps {
   paths: StatePaths;
   progress: Progress;
+  /** Who asked, for a confirmation window (`apply.confirm`); absent: the engine itself (reconciler). */
+  origin?: ConfirmOrigin;
 }
 
 export function dateOf(lastModified: number | undefined): string | undefined {

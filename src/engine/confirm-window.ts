@@ -197,3 +197,14 @@ export function missingEvidence(w: ConfirmWindow, evidence: readonly EvidenceRec
   });
   return parts.join('; ');
 }
+
+/**
+ * Who asked for the operation that opens a window, as the command layer knows it: the requester
+ * (actor label), the chat request (its thread gets the Keep button) and the chat channels that must
+ * reconnect for `chat` evidence (src/config/fields.ts reconnectingChannels).
+ */
+export interface ConfirmOrigin {
+  requester: string;
+  requestId?: string;
+  chatChannels: string[];
+}

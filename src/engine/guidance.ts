@@ -9,6 +9,8 @@ export type FailureKind =
   | 'activation'
   | 'health'
   | 'interrupted'
+  /** The activation got no confirmation from outside in time (apply.confirm): it was undone. */
+  | 'not-confirmed'
   | 'internal';
 
 const HARDWARE =
@@ -59,6 +61,8 @@ export function guidanceFor(
       return `The new system activated but health checks failed (${(ctx.checks ?? []).join(', ')}). The previous system was re-activated. Look at the check output above and \`journalctl -b\` for the time of the test; run \`${HV} upgrade-test\` again once resolved.`;
     case 'interrupted':
       return `The test was interrupted (the process was killed or the machine lost power) before it finished. The previous system is active again; run \`${HV} upgrade-test\` again.`;
+    case 'not-confirmed':
+      return `No confirmation from outside the host arrived within apply.confirmWithinSec, so the previous system was re-activated: the new system may cut the host off (network interfaces, bridges, firewall, routes) or the evidence did not get through (chat reconnection, reachability probes, Keep or \`${HV} confirm\`). Compare the network configuration of both systems, check the probes from the host itself, then run \`${HV} upgrade-test\` again. Full output: ${ctx.log}.`;
     default:
       return `An unexpected error stopped the test. See ${ctx.log} and run \`${HV} upgrade-test\` again.`;
   }

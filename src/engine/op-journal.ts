@@ -7,13 +7,19 @@ import { readRecord, removeFiles } from '../state.js';
 import { JournalRecordSchema } from './records.js';
 
 /**
+ * The steps after the activation when `apply.confirm` opens a window (confirm-window.ts): `confirm`
+ * while it waits for evidence, `revert` once the deadline passed and the `from` side is put back.
+ */
+export const WINDOW_STEPS = ['confirm', 'revert'] as const;
+
+/**
  * The steps of `system-upgrade`, in order. The tested lock is installed only once the profile
  * points at the new generation, so that at every step the host is either still entirely on the
  * old system (undo is trivial) or committed to the new one (finish is the way forward).
  */
-export const UPGRADE_STEPS = ['backup', 'set-profile', 'install-lock', 'activate'] as const;
+export const UPGRADE_STEPS = ['backup', 'set-profile', 'install-lock', 'activate', ...WINDOW_STEPS] as const;
 /** The steps of `rollback`, in order. */
-export const ROLLBACK_STEPS = ['switch-profile', 'activate', 'restore-lock'] as const;
+export const ROLLBACK_STEPS = ['switch-profile', 'activate', 'restore-lock', ...WINDOW_STEPS] as const;
 
 export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
 export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
@@ -53,6 +59,8 @@ export interface JournalRecord {
   to: JournalSide;
   /** The backup made before the operation (system-upgrade). */
   backupDir?: string;
+  /** Step `revert`: why the activation is being undone (`not confirmed within N s: …`). */
+  notConfirmed?: string;
 }
 
 /** Writes the journal of one running operation. */
@@ -87,7 +95,10 @@ export class OperationJournal {
   }
 
   /** Record that `step` begins (before doing it), with facts learnt so far. */
-  step(step: JournalRecord['step'], update: Partial<Pick<JournalRecord, 'to' | 'from'>> = {}): void {
+  step(
+    step: JournalRecord['step'],
+    update: Partial<Pick<JournalRecord, 'to' | 'from' | 'notConfirmed'>> = {},
+  ): void {
     Object.assign(this.record, update, { step });
     this.record.history.push({ step, at: this.now().toISOString() });
     writeJsonAtomic(this.paths.journal, this.record, 0o600);

@@ -19,19 +19,23 @@ export function upgradeEvent(config: Config, rec: UpgradeRecord, now: Date): HvE
       host: config.host,
       key: `${rec.toplevel}@${rec.startedAt}`,
       title: applied
-        ? `System upgrade applied on ${config.host}: ${rec.downgradeLine ?? rec.version ?? rec.toplevel} (generation ${rec.previousGeneration ?? '?'} → ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}${note}`
-        : rec.interrupted && rec.interrupted.outcome !== 'finished'
-          ? `System upgrade on ${config.host} was interrupted and undone: generation ${rec.previousGeneration ?? '?'} runs with its flake.lock${note}`
-          : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${rec.downgradeLine ? ` (${rec.downgradeLine})` : ''}${note}`,
+        ? `System upgrade applied on ${config.host}: ${rec.downgradeLine ?? rec.version ?? rec.toplevel} (generation ${rec.previousGeneration ?? '?'} → ${rec.newGeneration})${rec.rebootRequired ? '; reboot required' : ''}${rec.confirmedBy ? `; ${rec.confirmedBy}` : ''}${note}`
+        : rec.notConfirmed
+          ? `System upgrade on ${config.host} was reverted: ${rec.notConfirmed.reason}; generation ${rec.previousGeneration ?? '?'} runs again${rec.notConfirmed.ok ? ' with its flake.lock' : ` (revert incomplete: ${rec.notConfirmed.detail})`}`
+          : rec.interrupted && rec.interrupted.outcome !== 'finished'
+            ? `System upgrade on ${config.host} was interrupted and undone: generation ${rec.previousGeneration ?? '?'} runs with its flake.lock${note}`
+            : `System upgrade FAILED on ${config.host} activating generation ${rec.newGeneration}${rec.downgradeLine ? ` (${rec.downgradeLine})` : ''}${note}`,
       // The downgrade as one line, so that every channel's list of facts shows it.
       data: { ...rec, downgrade: rec.downgradeLine },
       next: applied
         ? rec.rebootRequired
           ? 'reboot'
           : undefined
-        : rec.interrupted && rec.interrupted.outcome !== 'finished'
-          ? `${HV} system-upgrade`
-          : `${HV} rollback`,
+        : rec.notConfirmed
+          ? `${HV} upgrade-test`
+          : rec.interrupted && rec.interrupted.outcome !== 'finished'
+            ? `${HV} system-upgrade`
+            : `${HV} rollback`,
     },
     now,
   );
@@ -47,8 +51,10 @@ export function rollbackEvent(config: Config, rec: RollbackRecord, now: Date): H
       host: config.host,
       key: `rollback:${rec.generation}@${rec.at}`,
       title: done
-        ? `Rolled back on ${config.host} to generation ${rec.generation}${note}`
-        : `Rollback on ${config.host} to generation ${rec.generation} failed to activate cleanly${note}`,
+        ? `Rolled back on ${config.host} to generation ${rec.generation}${rec.confirmedBy ? `; ${rec.confirmedBy}` : ''}${note}`
+        : rec.notConfirmed
+          ? `Rollback on ${config.host} to generation ${rec.generation} was reverted: ${rec.notConfirmed.reason}; generation ${rec.fromGeneration ?? '?'} runs again${rec.notConfirmed.ok ? '' : ` (revert incomplete: ${rec.notConfirmed.detail})`}`
+          : `Rollback on ${config.host} to generation ${rec.generation} failed to activate cleanly${note}`,
       data: { ...rec },
     },
     now,

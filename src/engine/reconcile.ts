@@ -1,24 +1,27 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { actorLabel } from '../audit.js';
 import { HV } from '../cli-name.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
-import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic.js';
+import { writeJsonAtomic } from '../fs/atomic.js';
 import type { CommandContext } from '../ports/command.js';
-import { removeFiles } from '../state.js';
+import { readRecord, removeFiles } from '../state.js';
 import {
   type ApplyDeps,
   activateUpgrade,
   type Interruption,
   readLastUpgrade,
   type UpgradeRecord,
+  undoUnconfirmedUpgrade,
 } from './apply.js';
-import { sha256 } from './flake-lock.js';
+import { windowVerdict } from './confirm-recovery.js';
+import { closeWindow } from './confirm-window.js';
+import { filesOf, restoreLock, setProfile } from './journal-restore.js';
 import { lastLines } from './nix.js';
-import { type JournalRecord, readJournal } from './op-journal.js';
+import { type JournalRecord, readJournal, WINDOW_STEPS } from './op-journal.js';
 import { rollbackEvent, upgradeEvent } from './operation-events.js';
-import { activateRollback } from './rollback.js';
+import { RollbackRecordSchema } from './records.js';
+import { activateRollback, type RollbackRecord, undoUnconfirmedRollback } from './rollback.js';
 import { currentGeneration, systemPath } from './system.js';
 import { recordSystemLock } from './system-locks.js';
 
@@ -29,14 +32,6 @@ export interface Reconciled {
   outcome: Interruption['outcome'];
   status: string;
   summary: string;
-}
-
-function readOrNull(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -120,6 +115,8 @@ export async function reconcileJournal(ctx: CommandContext): Promise<Reconciled 
     }
   }
   removeFiles(services.paths.journal, services.paths.journalFromLock, services.paths.journalToLock);
+  // The window (if one was open) is settled with the journal: kept or reverted, and recorded.
+  if (isWindowStep(j.step)) dropWindowOf(services.paths, j);
   log.info('interrupted operation reconciled', {
     operation: j.operation,
     step: j.step,
@@ -160,44 +157,6 @@ function reconciled(j: JournalRecord, i: Interruption, status: string): Reconcil
   };
 }
 
-async function setProfile(deps: ApplyDeps, argv: string[]): Promise<string | undefined> {
-  const r = await deps.runner.run([deps.config.tools.nixEnv, '-p', deps.config.paths.profile, ...argv], {
-    timeoutMs: 10 * 60_000,
-    onLine: (l) => deps.log.output(l),
-  });
-  return r.exitCode === 0 ? undefined : lastLines(r.spawnError ?? r.stderr, 5) || `exit ${r.exitCode}`;
-}
-
-/**
- * Make the live flake.lock (and, for a release upgrade, flake.nix) the one of `side`. flake.nix is
- * handled on its own: an operation killed between the two writes left one of them on each side.
- */
-function restoreLock(deps: ApplyDeps, side: JournalRecord['from']): 'restored' | 'already' | 'missing' {
-  const nix = restoreFlakeNix(deps, side);
-  const lockPath = join(deps.config.flake.dir, 'flake.lock');
-  const live = readOrNull(lockPath);
-  if (live !== null && sha256(live) === side.lockSha256) return nix;
-  if (!side.lockFile || !existsSync(side.lockFile)) return 'missing';
-  writeFileAtomic(lockPath, readFileSync(side.lockFile));
-  return 'restored';
-}
-
-function restoreFlakeNix(deps: ApplyDeps, side: JournalRecord['from']): 'restored' | 'already' | 'missing' {
-  if (!side.flakeNixFile) return 'already';
-  if (!existsSync(side.flakeNixFile)) return 'missing';
-  const path = join(deps.config.flake.dir, 'flake.nix');
-  const want = readFileSync(side.flakeNixFile);
-  const live = readOrNull(path);
-  if (live !== null && Buffer.from(live).equals(want)) return 'already';
-  writeFileAtomic(path, want);
-  deps.log.info('flake.nix restored', { from: side.flakeNixFile });
-  return 'restored';
-}
-
-/** "flake.lock" or "flake.lock and flake.nix", for what the reconciler says it did. */
-const filesOf = (side: JournalRecord['from']) =>
-  side.flakeNixFile ? 'flake.lock and flake.nix' : 'flake.lock';
-
 async function reconcileUpgrade(
   deps: ApplyDeps,
   j: JournalRecord,
@@ -228,6 +187,8 @@ async function reconcileUpgrade(
           rebootRequired: false,
           rebootParts: [],
         };
+
+  if (isWindowStep(j.step)) return reconcileUnconfirmedUpgrade(deps, j, base, rec);
 
   const running = systemPath(config.paths.currentSystem);
   if (j.step !== 'activate' && running !== j.to.system) {
@@ -305,6 +266,7 @@ async function reconcileRollback(
   base: Omit<Interruption, 'outcome' | 'detail'>,
 ) {
   const { config } = deps;
+  if (isWindowStep(j.step)) return reconcileUnconfirmedRollback(deps, j, base);
   const gen = currentGeneration(config.paths.profile);
   if (j.step === 'switch-profile' && gen !== j.to.generation) {
     // The profile never moved: the lock was not touched either, and nothing was activated.
@@ -319,5 +281,96 @@ async function reconcileRollback(
       ? `finished: generation ${rec.generation} is active${rec.lockRestored ? ' with its flake.lock' : ' (no backed-up flake.lock for it)'}`
       : `finished the profile switch to generation ${rec.generation}, but its activation failed: ${lastLines(rec.error ?? '', 3)}`;
   writeJsonAtomic(deps.paths.lastRollback, rec, 0o600);
+  return rec;
+}
+
+const isWindowStep = (step: string) => (WINDOW_STEPS as readonly string[]).includes(step);
+
+function dropWindowOf(paths: ApplyDeps['paths'], j: JournalRecord): void {
+  const v = windowVerdict(paths, j.operation, j.to.system);
+  if (v.window) closeWindow(paths, v.window);
+}
+
+/**
+ * A system-upgrade that died inside its confirmation window (steps `confirm`, `revert`; the engine
+ * was killed or the host rebooted, into either generation): confirmed in time, it is kept;
+ * otherwise it is undone as the waiting engine would have (apply.ts undoUnconfirmedUpgrade).
+ */
+async function reconcileUnconfirmedUpgrade(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  base: Omit<Interruption, 'outcome' | 'detail'>,
+  rec: UpgradeRecord,
+): Promise<UpgradeRecord> {
+  const v = windowVerdict(deps.paths, 'system-upgrade', j.to.system);
+  if (j.step === 'confirm' && v.confirmed) {
+    rec.confirmedBy = v.confirmed;
+    rec.interrupted = {
+      ...base,
+      outcome: 'finished',
+      detail: `the activation was ${v.confirmed} before the engine stopped; generation ${rec.newGeneration ?? '?'} stays`,
+    };
+    writeJsonAtomic(deps.paths.lastUpgrade, rec, 0o600);
+    return rec;
+  }
+  const reason = j.notConfirmed ?? v.reason;
+  await undoUnconfirmedUpgrade(deps, j, rec, reason);
+  rec.interrupted = {
+    ...base,
+    outcome: 'undone',
+    detail: `${reason}; reverted: ${rec.notConfirmed?.detail ?? '?'}`,
+  };
+  writeJsonAtomic(deps.paths.lastUpgrade, rec, 0o600);
+  return rec;
+}
+
+/** A rollback that died inside its confirmation window: kept if confirmed in time, else undone. */
+async function reconcileUnconfirmedRollback(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  base: Omit<Interruption, 'outcome' | 'detail'>,
+): Promise<RollbackRecord> {
+  const { paths } = deps;
+  const last = readRecord<RollbackRecord>(
+    paths.lastRollback,
+    RollbackRecordSchema,
+    'the last rollback record',
+  );
+  const rec: RollbackRecord =
+    last && last.generation === j.to.generation && last.system === j.to.system
+      ? last
+      : {
+          status: 'rolled-back',
+          at: j.startedAt,
+          by: j.by,
+          fromGeneration: j.from.generation,
+          generation: j.to.generation as number,
+          system: j.to.system as string,
+          lockRestoredFrom: undefined,
+          lockRestored: false,
+          activationExit: 0,
+          rebootRequired: false,
+          rebootParts: [],
+          testInvalidated: false,
+        };
+  const v = windowVerdict(paths, 'rollback', j.to.system);
+  if (j.step === 'confirm' && v.confirmed) {
+    rec.confirmedBy = v.confirmed;
+    rec.interrupted = {
+      ...base,
+      outcome: 'finished',
+      detail: `the activation was ${v.confirmed} before the engine stopped; generation ${rec.generation} stays`,
+    };
+    writeJsonAtomic(paths.lastRollback, rec, 0o600);
+    return rec;
+  }
+  const reason = j.notConfirmed ?? v.reason;
+  await undoUnconfirmedRollback(deps, j, rec, reason);
+  rec.interrupted = {
+    ...base,
+    outcome: 'undone',
+    detail: `${reason}; reverted: ${rec.notConfirmed?.detail ?? '?'}`,
+  };
+  writeJsonAtomic(paths.lastRollback, rec, 0o600);
   return rec;
 }

@@ -66,6 +66,7 @@ export const TestResultRecord = z
         'activation',
         'health',
         'interrupted',
+        'not-confirmed',
         'internal',
       ]),
     ),
@@ -118,6 +119,9 @@ const Interruption = z
   })
   .passthrough();
 
+/** A dead-man revert: the activation was not confirmed in time and was undone. */
+const NotConfirmed = z.object({ reason: str, revertedAt: str, detail: str, ok: z.boolean() }).passthrough();
+
 export const UpgradeRecordSchema = z
   .object({
     status: z.enum(['activating', 'applied', 'failed']),
@@ -144,6 +148,8 @@ export const UpgradeRecordSchema = z
     downgradeLine: optStr,
     release: opt(z.object({ from: str, to: str, fromRef: str, toRef: str }).passthrough()),
     interrupted: opt(Interruption),
+    confirmedBy: optStr,
+    notConfirmed: opt(NotConfirmed),
   })
   .passthrough();
 
@@ -163,6 +169,8 @@ export const RollbackRecordSchema = z
     testInvalidated: z.boolean(),
     error: optStr,
     interrupted: opt(Interruption),
+    confirmedBy: optStr,
+    notConfirmed: opt(NotConfirmed),
   })
   .passthrough();
 
@@ -185,11 +193,21 @@ export const JournalRecordSchema = z
     by: str,
     requestId: optStr,
     action: z.enum(['switch', 'boot']),
-    step: z.enum(['backup', 'set-profile', 'install-lock', 'activate', 'switch-profile', 'restore-lock']),
+    step: z.enum([
+      'backup',
+      'set-profile',
+      'install-lock',
+      'activate',
+      'switch-profile',
+      'restore-lock',
+      'confirm',
+      'revert',
+    ]),
     history: z.array(z.object({ step: str, at: str }).passthrough()),
     from: JournalSide,
     to: JournalSide,
     backupDir: optStr,
+    notConfirmed: optStr,
   })
   .passthrough();
 

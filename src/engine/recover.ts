@@ -3,6 +3,8 @@ import { actorLabel } from '../audit.js';
 import { isHvError } from '../errors.js';
 import { acquireLock } from '../lock.js';
 import type { CommandContext } from '../ports/command.js';
+import { dropStaleWindow } from './confirm-recovery.js';
+import { windowFile } from './confirm-window.js';
 import { type Reconciled, reconcileJournal } from './reconcile.js';
 import { recoverInterruptedTest } from './recovery.js';
 
@@ -37,8 +39,11 @@ export async function recoverInterrupted(ctx: CommandContext): Promise<string[]>
     const t = await recoverInterruptedTest(ctx);
     if (t)
       notes.push(
-        `Recovered: an upgrade test (started ${t.startedAt}) was interrupted; recorded FAILED${t.reverted ? ', the previous system is active again' : ''}`,
+        `Recovered: an upgrade test (started ${t.startedAt}) was interrupted${t.failureKind === 'not-confirmed' ? ` inside its confirmation window (${t.reason})` : ''}; recorded FAILED${t.reverted ? ', the previous system is active again' : ''}`,
       );
   }
+  // A window whose operation recorded its outcome, then died before removing it.
+  if (existsSync(windowFile(paths)) && dropStaleWindow(paths, actorLabel(ctx.actor)))
+    ctx.services.log('info', 'removed a stale confirmation window', {});
   return notes;
 }

@@ -6,6 +6,8 @@ import type { CommandContext } from '../ports/command.js';
 import { isRunning } from '../process-identity.js';
 import { readRecord, removeFiles } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
+import { windowVerdict } from './confirm-recovery.js';
+import { closeWindow } from './confirm-window.js';
 import { guidanceFor } from './guidance.js';
 import { InProgressRecord } from './records.js';
 import { systemPath } from './system.js';
@@ -94,25 +96,35 @@ export async function recoverInterruptedTest(ctx: CommandContext): Promise<TestR
         output: `not needed: the current system is ${current ?? '?'}`,
       });
     }
+    // Killed inside its confirmation window (apply.confirm): say so; the revert is the same.
+    const window = windowVerdict(paths, 'upgrade-test', marker.toplevel);
+    const unconfirmed = window.window && !window.confirmed;
     r.status = 'failed';
-    r.reason = 'interrupted';
-    r.failureKind = 'interrupted';
-    r.failedStep = r.failedStep ?? 'activate';
+    r.reason = unconfirmed ? window.reason : 'interrupted';
+    r.failureKind = unconfirmed ? 'not-confirmed' : 'interrupted';
+    r.failedStep = window.window ? 'confirm' : (r.failedStep ?? 'activate');
     r.reverted = reverted;
-    r.error = `the upgrade test (pid ${marker.pid}, started ${marker.startedAt} by ${marker.by}) was interrupted before it recorded a result; found by ${by}`;
-    r.guidance = guidanceFor('interrupted', { log: log.file });
+    r.error = `the upgrade test (pid ${marker.pid}, started ${marker.startedAt} by ${marker.by}) was interrupted before it recorded a result${unconfirmed ? `: ${window.reason}` : ''}; found by ${by}`;
+    r.guidance = guidanceFor(unconfirmed ? 'not-confirmed' : 'interrupted', { log: log.file });
+    if (window.window)
+      r.checks.push({
+        name: 'confirmation window',
+        ok: false,
+        output: window.confirmed ? `${window.confirmed}, but the test did not finish` : window.reason,
+      });
     r.finishedAt = services.now().toISOString();
     if (r.gcRoot) rmSync(r.gcRoot, { force: true });
     r.gcRoot = undefined;
     writeTestResult(paths, r);
     removeFiles(paths.testInProgress);
+    if (window.window) closeWindow(paths, window.window);
     log.info('upgrade test finished', { status: 'failed', reason: 'interrupted', reverted });
     await services.audit.append({
       actor: ctx.actor,
       operation: 'upgrade-test',
       result: 'failed',
       requestId: ctx.requestId,
-      details: { reason: 'interrupted', pid: marker.pid, startedAt: marker.startedAt, reverted },
+      details: { reason: r.reason, pid: marker.pid, startedAt: marker.startedAt, reverted },
     });
     try {
       const hub = await services.hub();

@@ -7,6 +7,9 @@ import type { StatePaths } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { type ApplyDeps, type Interruption, readLastUpgrade, type UpgradeRecord } from './apply.js';
 import { backedUpFlakeNix, findLockForSystem, type SavedFlake } from './backup.js';
+import { type NotConfirmed, switchBack } from './confirm-revert.js';
+import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
+import { closeWindow } from './confirm-window.js';
 import { type FlakeLock, flakeRefUrl, lockedInput, sha256 } from './flake-lock.js';
 import { lastLines } from './nix.js';
 import { type JournalRecord, OperationJournal } from './op-journal.js';
@@ -38,6 +41,10 @@ export interface RollbackRecord {
   testInvalidated: boolean;
   error?: string;
   interrupted?: Interruption;
+  /** apply.confirm: what confirmed the activation of the rollback target. */
+  confirmedBy?: string;
+  /** apply.confirm: nobody confirmed in time; what ran before the rollback came back. */
+  notConfirmed?: NotConfirmed;
 }
 
 /**
@@ -128,7 +135,66 @@ export async function rollbackTo(
   }
   journal.step('activate');
   const rec = await activateRollback(deps, journal.record, () => journal.step('restore-lock'));
+  if (windowWanted(deps)) await confirmRollback(deps, journal, rec);
   journal.close();
+  return rec;
+}
+
+/**
+ * The dead-man window after the rollback's `switch` (apply.confirm), as for system-upgrade
+ * (apply.ts confirmUpgrade): not confirmed in time, the system that ran before the rollback comes
+ * back with its lock. The journal (with the copies of both locks) stays until that is recorded.
+ */
+async function confirmRollback(
+  deps: ApplyDeps,
+  journal: OperationJournal,
+  rec: RollbackRecord,
+): Promise<void> {
+  const j = journal.record;
+  journal.step('confirm');
+  const w = openConfirmation(deps, {
+    operation: 'rollback',
+    activated: rec.system,
+    previousSystem: j.from.system ?? '',
+    previousGeneration: j.from.generation,
+  });
+  const outcome = await waitForConfirmation(deps, w);
+  if (outcome.confirmed) {
+    rec.confirmedBy = outcome.by;
+    writeJsonAtomic(deps.paths.lastRollback, rec, 0o600);
+  } else {
+    journal.step('revert', { notConfirmed: outcome.reason });
+    await undoUnconfirmedRollback(deps, j, rec, outcome.reason);
+  }
+  journal.close();
+  closeWindow(deps.paths, w);
+}
+
+/**
+ * Undo an unconfirmed rollback (`switchBack` to the journal's `from` side: what ran before it) and
+ * record it in `last-rollback.json` (FAILED, with the reason); the last upgrade is no longer marked
+ * rolled back. Shared with the reconciler (a crash or reboot inside the window).
+ */
+export async function undoUnconfirmedRollback(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  rec: RollbackRecord,
+  reason: string,
+): Promise<RollbackRecord> {
+  const { paths, now } = deps;
+  const back = await switchBack(deps, j);
+  const at = now().toISOString();
+  rec.status = 'failed';
+  rec.notConfirmed = { reason, revertedAt: at, detail: back.detail, ok: back.ok };
+  rec.error = `${reason}; reverted: ${back.detail}`;
+  rec.rebootRequired = false;
+  rec.rebootParts = [];
+  writeJsonAtomic(paths.lastRollback, rec, 0o600);
+  const last = readLastUpgrade(paths);
+  if (last?.rolledBackAt && last.rolledBackAt === rec.at) {
+    const { rolledBackAt: _, ...rest } = last;
+    writeJsonAtomic(paths.lastUpgrade, rest, 0o600);
+  }
   return rec;
 }
 

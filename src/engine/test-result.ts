@@ -64,6 +64,8 @@ export interface TestResult {
   log: string;
   /** A PASSED result that may no longer be applied: the system was rolled back or switched since. */
   invalidated?: { at: string; by: string; reason: string };
+  /** apply.confirm: what confirmed the test activation (it stays active until the next reboot or switch). */
+  confirmedBy?: string;
 }
 
 /**

@@ -2,6 +2,8 @@ import { errorMessage } from '../errors.js';
 import { writeJsonAtomic } from '../fs/atomic.js';
 import { selfIdentity } from '../process-identity.js';
 import { describeExit, switchTo } from './activation.js';
+import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
+import { type ConfirmWindow, closeWindow } from './confirm-window.js';
 import { classifyActivation } from './guidance.js';
 import { failedUnits, type HealthBaseline, healthBaseline, runHealthChecks } from './health.js';
 import { lastLines } from './nix.js';
@@ -116,21 +118,58 @@ export async function settleAndCheck(run: TestRun, baseline: HealthBaseline): Pr
 }
 
 /**
- * Activate, settle, health-check and record. Anything that goes wrong once the new system may be
- * active (even while recording) reverts to the previous system and is recorded as FAILED.
+ * The dead-man window (apply.confirm), opened right after the activation so that the health checks
+ * run inside it: wait for evidence from outside; none in time, re-activate the previous system.
+ */
+async function confirmActivation(run: TestRun, w: ConfirmWindow): Promise<Failure | undefined> {
+  const { r } = run;
+  const outcome = await waitForConfirmation(run.deps, w);
+  r.checks.push({
+    name: 'confirmation window',
+    ok: outcome.confirmed,
+    output: outcome.confirmed ? outcome.by : outcome.reason,
+  });
+  if (outcome.confirmed) {
+    r.confirmedBy = outcome.by;
+    return undefined;
+  }
+  r.reason = outcome.reason;
+  await revert(run);
+  return { failedStep: 'confirm', kind: 'not-confirmed', error: outcome.reason };
+}
+
+/**
+ * Activate, settle, health-check, wait for confirmation (when apply.confirm asks) and record.
+ * Anything that goes wrong once the new system may be active (even while recording) reverts to
+ * the previous system and is recorded as FAILED. A window is closed only once the result is
+ * recorded: until then, recovery would find it with the in-progress marker.
  */
 export async function activateAndCheck(
   run: TestRun,
   toplevel: string,
   baseline: HealthBaseline,
 ): Promise<TestResult> {
+  let w: ConfirmWindow | undefined;
+  const finish = (r: TestResult) => {
+    if (w) closeWindow(run.deps.paths, w);
+    return r;
+  };
   try {
-    const failure = (await activate(run, toplevel, baseline)) ?? (await settleAndCheck(run, baseline));
-    if (failure) return recordResult(run, failure);
+    let failure = await activate(run, toplevel, baseline);
+    if (!failure && windowWanted(run.deps))
+      w = openConfirmation(run.deps, {
+        operation: 'upgrade-test',
+        activated: toplevel,
+        previousSystem: run.previousSystem,
+        previousGeneration: run.previousGeneration,
+      });
+    failure ??= await settleAndCheck(run, baseline);
+    if (!failure && w) failure = await confirmActivation(run, w);
+    if (failure) return finish(recordResult(run, failure));
   } catch (e) {
     run.deps.log.error('test crashed after activation', { error: errorMessage(e) });
     await revert(run).catch((x) => run.deps.log.error('revert failed', { error: errorMessage(x) }));
-    return recordResult(run, { failedStep: 'activate', kind: 'internal', error: errorMessage(e) });
+    return finish(recordResult(run, { failedStep: 'activate', kind: 'internal', error: errorMessage(e) }));
   }
-  return recordResult(run, 'passed');
+  return finish(recordResult(run, 'passed'));
 }
