@@ -46,7 +46,10 @@ afterEach(async () => {
 const lockOf = (w: World) => readFileSync(join(w.flakeDir, 'flake.lock'), 'utf8');
 const windowPath = (w: World) => join(w.paths.state, 'confirm-window.json');
 
-async function confirmWorld(confirm: string[], opts: { discord?: boolean; windowSec?: number } = {}) {
+async function confirmWorld(
+  confirm: ('chat' | 'probes' | 'human')[],
+  opts: { discord?: boolean; windowSec?: number } = {},
+) {
   slack = await SlackPeer.start();
   const s = slack;
   const roles: Record<string, 'viewer' | 'admin'> = {
@@ -61,7 +64,6 @@ async function confirmWorld(confirm: string[], opts: { discord?: boolean; window
     branches: ['nixos-24.05'],
     config: {
       randomizedDelaySec: 0,
-      apply: { confirm, confirmWithinSec: opts.windowSec ?? WINDOW_SEC },
       chatops: { roles },
     },
   });
@@ -88,11 +90,16 @@ async function confirmWorld(confirm: string[], opts: { discord?: boolean; window
     });
   }
   w.writeConfig();
+  const previous = realpathSync(w.paths.currentSystem);
+  const oldLock = lockOf(w);
   // A tested update, so that system-upgrade has something to apply.
   w.upstream.advance('nixos-24.05');
   const t = w.hv(['upgrade-test', '--json']);
   expect(t.code, t.stderr + t.stdout).toBe(0);
   const tested = JSON.parse(w.read(w.paths.testJson)) as { toplevel: string };
+  // The window is configured after the test (which would open one of its own).
+  (w.config as Record<string, unknown>).apply = { confirm, confirmWithinSec: opts.windowSec ?? WINDOW_SEC };
+  w.writeConfig();
   const d = w.startHv(['daemon']);
   daemon = d;
   await s.waitForSocket(1, { timeoutMs: 30_000 }).catch((e) => {
@@ -104,8 +111,8 @@ async function confirmWorld(confirm: string[], opts: { discord?: boolean; window
     s,
     d,
     tested,
-    previous: realpathSync(w.paths.currentSystem),
-    oldLock: lockOf(w),
+    previous,
+    oldLock,
   };
 }
 
