@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { messageText as discordMessageText } from '../adapters/discord/harness.js';
 import {
   buttonsOf,
   click,
@@ -134,6 +135,8 @@ async function upgradeFromSlack(s: SlackPeer) {
 }
 
 const text = (ms: SlackPostedMessage[]) => ms.map(messageText).join('\n');
+const discordText = (m: { wire: Record<string, unknown> }) =>
+  discordMessageText(m as Parameters<typeof discordMessageText>[0]);
 
 describe('confirmation window from chat (dead-man revert)', () => {
   it('acceptance 1: the host is cut off from Slack after the switch: the previous system, generation and lock come back by themselves; FAILED with the reason reaches the thread once Slack is reachable', async () => {
@@ -245,5 +248,65 @@ describe('confirmation window from chat (dead-man revert)', () => {
     const audit = auditRecords(w.paths.audit);
     expect(audit.some((a) => a.result === 'kept' && a.actor.id.endsWith(s.workspace.userId))).toBe(true);
     expect(audit.some((a) => a.result === 'denied' && a.actor.id.endsWith(BOB))).toBe(true);
+  }, 420_000);
+
+  it('Keep in Discord: the notice with Keep is posted in the channel; an outsider is refused, an admin keeps the system', async () => {
+    const { w, d, tested } = await confirmWorld(['human'], { discord: true, windowSec: 60 });
+    const p = discord as DiscordPeer;
+    const explain = (e: unknown) => {
+      throw new Error(`${e}\n${d.output()}`);
+    };
+    const buttons = () =>
+      p.messages
+        .filter((m) => !m.deleted)
+        .flatMap((m) =>
+          ((m.wire.components ?? []) as { components?: { label?: string; custom_id?: string }[] }[]).flatMap(
+            (r) =>
+              (r.components ?? []).map((c) => ({ message: m, label: c.label ?? '', id: c.custom_id ?? '' })),
+          ),
+        );
+    const press = (b: { message: { id: string }; id: string }, user: string) => {
+      const member = p.guild.members.find((m) => m.user.id === user);
+      if (!member) throw new Error(`no member ${user}`);
+      p.sendInteraction({
+        type: 3,
+        data: { custom_id: b.id, component_type: 2 },
+        message: { id: b.message.id },
+        member: { user: member.user, roles: member.roles ?? [] },
+      });
+    };
+    const sent = p.sendInteraction({
+      type: 2,
+      data: { name: 'hv', options: [{ type: 1, name: 'system-upgrade', options: [] }] },
+    });
+    const confirm = await until(
+      () => buttons().find((b) => b.id.startsWith('hv:confirm:')),
+      'the Confirm button',
+      30_000,
+    ).catch(explain);
+    press(confirm, DISCORD_IDS.admin);
+    const keep = await until(
+      () => buttons().find((b) => b.id.startsWith('hv:keep:')),
+      'the Keep button',
+      120_000,
+    ).catch(explain);
+    expect(discordText(keep.message)).toMatch(/Confirmation window open/);
+    press(keep, DISCORD_IDS.outsider);
+    await until(
+      () => p.messages.some((m) => /only the requester or an admin/.test(discordText(m))),
+      "the refusal of the outsider's click",
+      15_000,
+    ).catch(explain);
+    expect(existsSync(windowPath(w))).toBe(true);
+    press(keep, DISCORD_IDS.admin);
+    const reply = () => p.messages.find((m) => m.interactionId === sent.id);
+    await until(
+      () => /APPLIED/.test(discordText(reply() ?? { wire: {} })),
+      'APPLIED in the reply',
+      60_000,
+    ).catch(explain);
+    expect(discordText(reply() ?? { wire: {} })).toMatch(/confirmed by .*Keep pressed in discord/);
+    expect(realpathSync(w.paths.currentSystem)).toBe(tested.toplevel);
+    await until(() => !buttons().some((b) => b.id.startsWith('hv:keep:')), 'the Keep button gone', 15_000);
   }, 420_000);
 });
