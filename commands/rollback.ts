@@ -58,7 +58,18 @@ export const rollbackCommand: Command<{ to?: number }> = {
   }),
   async preview({ config, services }, args) {
     const { rollbackPreview } = await import('../src/engine/preview.js');
-    return rollbackPreview(config, services.paths, args.to);
+    const preview = rollbackPreview(config, services.paths, args.to);
+    // apply.confirm: the prompt says that a dead-man window follows the switch.
+    const [{ confirmPromptLine }, { reconnectingChannels }] = await Promise.all([
+      import('../src/engine/confirm-text.js'),
+      import('../src/config/fields.js'),
+    ]);
+    const window = confirmPromptLine(
+      config,
+      reconnectingChannels(config.notify.channels, services.channels),
+      'the generation, system and flake.lock that run now',
+    );
+    return window ? `${preview}\n${window}` : preview;
   },
   async run(ctx, args): Promise<CommandResult> {
     const { rollbackTo } = await import('../src/engine/rollback.js');

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
 import type { CheckResult } from '../src/engine/check.js';
+import { wantsText } from '../src/engine/confirm-text.js';
+import { readWindow } from '../src/engine/confirm-window.js';
 import { type FlakeLock, lockedInput, readFlakeLock } from '../src/engine/flake-lock.js';
 import type { JournalRecord } from '../src/engine/op-journal.js';
 import {
@@ -67,6 +69,8 @@ function upgradeLine(u: UpgradeRecord): string {
   const parts = [`${what} ${u.finishedAt ?? u.startedAt} by ${u.by}`];
   if (u.interrupted) parts.push(`interrupted at "${u.interrupted.step}", ${u.interrupted.outcome}`);
   if (u.rolledBackAt) parts.push(`rolled back ${u.rolledBackAt}`);
+  if (u.confirmedBy) parts.push(u.confirmedBy);
+  if (u.notConfirmed) parts.push(`reverted: ${u.notConfirmed.reason}`);
   return parts.join('; ');
 }
 
@@ -75,6 +79,8 @@ function rollbackLine(r: RollbackRecord): string {
     `${r.status === 'rolled-back' ? 'to' : 'FAILED to'} generation ${r.generation} ${r.at} by ${r.by}`,
   ];
   if (r.interrupted) parts.push(`interrupted at "${r.interrupted.step}", ${r.interrupted.outcome}`);
+  if (r.confirmedBy) parts.push(r.confirmedBy);
+  if (r.notConfirmed) parts.push(`reverted: ${r.notConfirmed.reason}`);
   return parts.join('; ');
 }
 
@@ -184,6 +190,8 @@ export const statusCommand: Command<Record<string, never>> = {
     const unfinished = record(() =>
       readRecord<JournalRecord>(paths.journal, JournalRecordSchema, 'the operation journal'),
     );
+    // An open dead-man window (apply.confirm): the activation is undone unless confirmed in time.
+    const window = record(() => readWindow(paths));
     const generations = listGenerations(config.paths.profile);
     const reboot = rebootStatus(current, booted, systemPath(config.paths.profile));
     // Releases newer than what the live lock follows now (a release upgrade since the check moved it).
@@ -228,6 +236,15 @@ export const statusCommand: Command<Record<string, never>> = {
             by: unfinished.by,
           }
         : null,
+      confirmWindow: window
+        ? {
+            operation: window.operation,
+            activated: window.activated,
+            deadline: window.deadline,
+            wants: window.wants,
+            requester: window.requester,
+          }
+        : null,
       generations: generations.map((g) => ({ number: g.number, current: g.current, path: g.path })),
       rebootRequired: reboot.required,
       rebootReason: reboot.reason,
@@ -251,7 +268,11 @@ export const statusCommand: Command<Record<string, never>> = {
     );
     if (lastUpgrade) lines.push(`Last upgrade: ${upgradeLine(lastUpgrade)}`);
     if (lastRollback) lines.push(`Last rollback: ${rollbackLine(lastRollback)}`);
-    if (unfinished)
+    if (window)
+      lines.push(
+        `CONFIRM:     the ${window.operation} of ${window.activated} is undone at ${window.deadline} unless confirmed by ${wantsText(window)}`,
+      );
+    else if (unfinished)
       lines.push(
         `UNFINISHED:  ${unfinished.operation} started ${unfinished.startedAt} by ${unfinished.by}, stopped at "${unfinished.step}" (another operation is running, or reconciling it failed: see the system-upgrade log)`,
       );

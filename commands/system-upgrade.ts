@@ -59,7 +59,18 @@ export const systemUpgradeCommand: Command<Record<string, never>> = {
   args: z.strictObject({}),
   async preview({ config, services }) {
     const { upgradePreview } = await import('../src/engine/preview.js');
-    return upgradePreview(config, services.paths);
+    const preview = upgradePreview(config, services.paths);
+    // apply.confirm: the prompt says that a dead-man window follows the switch.
+    const [{ confirmPromptLine }, { reconnectingChannels }] = await Promise.all([
+      import('../src/engine/confirm-text.js'),
+      import('../src/config/fields.js'),
+    ]);
+    const window = confirmPromptLine(
+      config,
+      reconnectingChannels(config.notify.channels, services.channels),
+      'the previous generation, system and flake.lock',
+    );
+    return window ? `${preview}\n${window}` : preview;
   },
   async run(ctx): Promise<CommandResult> {
     const { applyTested } = await import('../src/engine/apply.js');

@@ -51,6 +51,29 @@ let
     };
   };
 
+  # A reachability probe of the dead-man window (apply.probes): a command or a TCP connect.
+  confirmProbe = types.submodule {
+    options = {
+      argv = mkOption {
+        type = types.nullOr (types.nonEmptyListOf types.str);
+        default = null;
+        description = "Command to run, as an argv list (no shell). It passes when it exits 0.";
+        example = [ "ping" "-c1" "-W2" "10.0.0.1" ];
+      };
+      tcp = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "`host:port` to connect to (an IPv6 address in brackets). Set exactly one of `argv` and `tcp`.";
+        example = "10.0.0.1:22";
+      };
+      timeoutSec = mkOption {
+        type = types.ints.between 1 60;
+        default = 5;
+        description = "Seconds the probe may take before it counts as failed.";
+      };
+    };
+  };
+
   healthChecksOptions = {
     options = {
       services = mkOption {
@@ -90,7 +113,11 @@ let
     flake = { dir = cfg.flakeDir; input = cfg.input; };
     paths = { state = stateDir; log = logDir; motd = "${motdDir}/updates-available"; gcRoots = gcRootsDir; };
     test = { inherit (cfg) maxAgeDays; inherit healthChecks; };
-    apply.operation = cfg.applyOperation;
+    apply = { operation = cfg.applyOperation; } // lib.optionalAttrs (cfg.confirm.require != [ ]) {
+      confirm = cfg.confirm.require;
+      confirmWithinSec = cfg.confirm.withinSec;
+      probes = map (p: lib.filterAttrs (_: v: v != null) { inherit (p) argv tcp timeoutSec; }) cfg.confirm.probes;
+    };
     inherit (cfg) schedule randomizedDelaySec;
     notify.channels = cfg.notify.channels;
     # Where the chat process runs (SPEC "Chat and email commands"); the admin's `chatops` keys
@@ -316,6 +343,31 @@ in
       type = types.enum [ "switch" "boot" ];
       default = "switch";
       description = "How `hv system-upgrade` applies the tested system: at once (`switch`) or at the next boot (`boot`).";
+    };
+
+    confirm = {
+      require = mkOption {
+        type = types.listOf (types.enum [ "chat" "probes" "human" ]);
+        default = [ ];
+        description = ''
+          Dead-man revert (`apply.confirm`): after `upgrade-test` activates a system, and after
+          `system-upgrade` or `rollback` switches, evidence from outside the host must arrive within
+          `withinSec`, else the previous system (and profile generation and flake.lock) comes back by
+          itself. Any one kind confirms: `chat` (every Slack/Discord channel reconnected), `probes`
+          (all of `probes` pass), `human` ("Keep" in the chat thread, or `hv confirm`). Empty: off.
+        '';
+        example = [ "chat" "human" ];
+      };
+      withinSec = mkOption {
+        type = types.ints.between 2 3600;
+        default = 120;
+        description = "Seconds the confirmation may take after the activation (`apply.confirmWithinSec`).";
+      };
+      probes = mkOption {
+        type = types.listOf confirmProbe;
+        default = [ ];
+        description = "Reachability probes for `require = [ \"probes\" ]` (`apply.probes`).";
+      };
     };
 
     healthChecks = mkOption {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectKnownState, lockOf } from './fixtures/crash.js';
+import { expectKnownState, killed, lockOf } from './fixtures/crash.js';
 import { hvBin, World } from './fixtures/world.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,7 +85,9 @@ describe('configuration', () => {
     w.writeConfig();
     const kind = w.hv(['status']);
     expect(kind.code).toBe(2);
-    expect(kind.stderr).toMatch(/apply\.confirm\[0\].*"chat", "probes", "human"/);
+    expect(kind.stderr).toMatch(
+      /apply\.confirm\[0\]: "ping" is not allowed; must be one of chat, probes, human/,
+    );
     w.config.apply = { confirm: ['probes'], probes: [{ tcp: '10.0.0.1' }] };
     w.writeConfig();
     const tcp = w.hv(['status']);
@@ -105,7 +107,9 @@ describe('upgrade-test with a confirmation window', () => {
     const t = w.hv(['upgrade-test']);
     expect(t.code, t.stderr).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
-    expect(t.stderr).toMatch(/FAILED at confirm \(not confirmed within 3 s: the reachability probes did not pass/);
+    expect(t.stderr).toMatch(
+      /FAILED at confirm \(not confirmed within 3 s: the reachability probes did not pass/,
+    );
     expect(t.stderr).toMatch(/gateway: exit 1: no route to 10\.0\.0\.1/);
     expect(t.stderr).toMatch(/previous system .* was re-activated/);
     expect(t.stderr).toMatch(/confirmation window open until \d{4}-\d\d-\d\dT/);
@@ -140,6 +144,10 @@ describe('system-upgrade with a confirmation window', () => {
     const { w, newSystem, newLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 30 });
     const run = w.hvAsync(['system-upgrade', '--yes']);
     await waitFor('the confirmation window', () => existsSync(windowFile(w)));
+    const st = await w.hvAsync(['status']);
+    expect(st.stdout).toMatch(
+      /CONFIRM: +the system-upgrade of \/nix\/store\/\S+ is undone at \S+ unless confirmed by "Keep" in chat or "hv confirm"/,
+    );
     const c = await w.hvAsync(['confirm']);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/Confirmed: root keeps the system-upgrade activation/);
@@ -156,14 +164,16 @@ describe('system-upgrade with a confirmation window', () => {
     const { w, oldSystem, oldLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 3 });
     const r = w.hv(['system-upgrade', '--yes']);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/System upgrade REVERTED: not confirmed within 3 s: nobody pressed Keep or ran "hv confirm"/);
+    expect(r.stderr).toMatch(
+      /System upgrade REVERTED: not confirmed within 3 s: nobody pressed Keep or ran "hv confirm"/,
+    );
     expectKnownState(w, oldSystem, oldLock);
     expect(w.activations().map((a) => a.action)).toEqual(['test', 'switch', 'switch']);
     const s = w.hv(['status', '--json']);
     expect(s.json.lastUpgrade).toMatchObject({ status: 'failed', notConfirmed: { ok: true } });
-    expect(w.wallMessages().some((m) => /System upgrade on hv01 was reverted: not confirmed within 3 s/.test(m))).toBe(
-      true,
-    );
+    expect(
+      w.wallMessages().some((m) => /System upgrade on hv01 was reverted: not confirmed within 3 s/.test(m)),
+    ).toBe(true);
     const again = w.hv(['system-upgrade', '--yes']);
     expect(again.code).toBe(3);
     expect(again.stderr).toMatch(/was undone: not confirmed/);
@@ -182,7 +192,9 @@ describe('system-upgrade with a confirmation window', () => {
       interrupted: { step: 'confirm', outcome: 'undone' },
       notConfirmed: { ok: true },
     });
-    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(/the engine \(pid \d+\) stopped inside the confirmation window/);
+    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(
+      /the engine \(pid \d+\) stopped inside the confirmation window/,
+    );
     expect(existsSync(windowFile(w))).toBe(false);
     expect(w.read(w.paths.audit)).toMatch(/stopped inside the confirmation window/);
   });
@@ -197,12 +209,64 @@ describe('upgrade-test killed inside the window', () => {
     await waitFor('the recovered test result', () => existsSync(w.paths.testJson), 60_000);
     await waitFor('the revert', () => realpathSync(w.paths.currentSystem) === oldSystem, 10_000);
     const r = JSON.parse(readFileSync(w.paths.testJson, 'utf8'));
-    expect(r).toMatchObject({ status: 'failed', failureKind: 'not-confirmed', reverted: true, failedStep: 'confirm' });
+    expect(r).toMatchObject({
+      status: 'failed',
+      failureKind: 'not-confirmed',
+      reverted: true,
+      failedStep: 'confirm',
+    });
     expect(r.reason).toMatch(/stopped inside the confirmation window/);
     await waitFor('the window to be removed', () => !existsSync(windowFile(w)), 10_000);
-    await waitFor('the daemon log', () => /recovered an interrupted operation at start/.test(daemon.output()), 10_000);
+    // `hv daemon` recovers before it starts, as every hv command does.
+    await waitFor('the daemon to start', () => /daemon started/.test(daemon.output()), 30_000);
+    expect(daemon.output()).toMatch(/recovering an interrupted upgrade test/);
     daemon.proc.kill('SIGTERM');
     await daemon.exited;
+  });
+});
+
+describe('crash-safe revert and rollback', () => {
+  it('killed while reverting: the next command finishes the revert with the recorded reason', async () => {
+    const { w, oldSystem, oldLock } = testedWorld({ confirm: ['human'], confirmWithinSec: 2 });
+    expect(await killed(w, ['system-upgrade'], { crashAt: 'system-upgrade:revert' })).toBe('SIGKILL');
+    const s = w.hv(['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.json.recovered?.[0]).toMatch(/interrupted at "revert"/);
+    expectKnownState(w, oldSystem, oldLock);
+    expect(s.json.lastUpgrade.notConfirmed.reason).toMatch(/^not confirmed within 2 s: nobody pressed Keep/);
+    expect(existsSync(windowFile(w))).toBe(false);
+  });
+
+  it('a rollback that is not confirmed is undone: the upgraded generation, system and lock run again; the prompt says so', () => {
+    const { w, newSystem, newLock } = testedWorld({});
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+    w.config.apply = { confirm: ['human'], confirmWithinSec: 2 };
+    w.writeConfig();
+    const r = w.hv(['rollback', '--yes']);
+    expect(r.code, r.stderr).toBe(1);
+    // The terminal prompt (--yes prints it) says that a window follows the switch.
+    expect(r.stderr).toMatch(
+      /Confirmation window: 2 s after the switch; unless confirmed by "Keep" in chat or "hv confirm", the generation, system and flake.lock that run now come back/,
+    );
+    expect(r.stderr).toMatch(/Rollback to generation 1 REVERTED: not confirmed within 2 s/);
+    expectKnownState(w, newSystem, newLock);
+    expect(w.activations().map((a) => a.action)).toEqual(['test', 'switch', 'switch', 'switch']);
+    const s = w.hv(['status', '--json']);
+    expect(s.json.lastRollback).toMatchObject({ status: 'failed', notConfirmed: { ok: true } });
+    expect(s.json.lastUpgrade.rolledBackAt).toBeUndefined();
+    expect(w.wallMessages().some((m) => /Rollback on hv01 to generation 1 was reverted/.test(m))).toBe(true);
+  });
+
+  it('a rollback killed inside its window: the next command goes back to what ran before it', async () => {
+    const { w, newSystem, newLock } = testedWorld({});
+    expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+    w.config.apply = { confirm: ['human'], confirmWithinSec: 60 };
+    w.writeConfig();
+    expect(await killedInWindow(w, ['rollback'])).toBe('SIGKILL');
+    const s = w.hv(['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.json.recovered?.[0]).toMatch(/rollback .*stopped inside the confirmation window/);
+    expectKnownState(w, newSystem, newLock);
   });
 });
 

@@ -166,13 +166,7 @@ export const configSchema = (channelTypes: ChannelSchemas) =>
            * host keeps an activation (any one of them); empty: no window, as before.
            */
           confirm: z
-            .array(
-              z.enum(CONFIRM_KINDS, {
-                errorMap: () => ({
-                  message: `must be one of ${CONFIRM_KINDS.map((k) => `"${k}"`).join(', ')}`,
-                }),
-              }),
-            )
+            .array(z.enum(CONFIRM_KINDS))
             .max(3)
             .default([])
             .refine((a) => new Set(a).size === a.length, 'lists a kind of evidence twice'),

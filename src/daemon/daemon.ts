@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
 import type { Actor } from '../audit.js';
 import { HV } from '../cli-name.js';
 import { checkSchedule, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { windowFile } from '../engine/confirm-window.js';
 import { errorMessage } from '../errors.js';
 import { execute } from '../execute.js';
 import { acquireLock, type Lock } from '../lock.js';
@@ -42,7 +40,6 @@ export interface DaemonOptions {
 }
 
 const DAEMON_ACTOR: Actor = { channel: 'daemon', id: 'scheduler', display: `${HV} daemon (schedule)` };
-const RECOVERY_ACTOR: Actor = { channel: 'daemon', id: 'recovery', display: `${HV} daemon (start)` };
 
 interface LastCheck {
   at: string;
@@ -95,7 +92,6 @@ export class Daemon {
     this.services = this.createServices(this.config);
     this.lock = acquireLock(this.services.paths.dir, 'daemon', `pid ${process.pid}`, 'daemon.lock');
     await this.startParts();
-    void this.recoverAtStart();
     this.log('info', 'daemon started', {
       host: this.config.host,
       schedule: this.config.schedule,
@@ -138,29 +134,6 @@ export class Daemon {
         lastSuccess: last?.toISOString() ?? 'never',
       });
       void this.scheduledCheck('catch-up');
-    }
-  }
-
-  /**
-   * After a crash or a reboot inside an operation (or its confirmation window, apply.confirm), the
-   * host is brought back to a known state at start, not only at the next command: an unconfirmed
-   * activation is undone by itself. In the background, so that the daemon answers meanwhile.
-   */
-  private async recoverAtStart(): Promise<void> {
-    const { paths } = this.services;
-    if (![paths.journal, paths.testInProgress, windowFile(paths)].some((f) => existsSync(f))) return;
-    try {
-      const { recoverInterrupted } = await import('../engine/recover.js');
-      const notes = await recoverInterrupted({
-        config: this.config,
-        actor: RECOVERY_ACTOR,
-        services: this.services,
-        progress: { step: (name, detail) => this.log('info', 'recovery step', { step: name, detail }) },
-        confirmed: false,
-      });
-      for (const note of notes) this.log('warn', 'recovered an interrupted operation at start', { note });
-    } catch (e) {
-      this.log('error', 'startup recovery failed', { error: errorMessage(e) });
     }
   }
 

@@ -9,6 +9,7 @@ import type { CommandContext } from '../ports/command.js';
 import type { Runner } from '../proc.js';
 import { selfIdentity } from '../process-identity.js';
 import type { OperationDeps } from './check.js';
+import { wantsText } from './confirm-text.js';
 import {
   type ConfirmOrigin,
   type ConfirmWindow,
@@ -196,19 +197,6 @@ export async function waitForConfirmation(deps: OperationDeps, w: ConfirmWindow)
   log.warn('activation not confirmed', { id: w.id, reason });
   progress.step('not confirmed in time: undoing the activation', reason);
   return { confirmed: false, reason, window: w };
-}
-
-/** "chat reconnection (slack) or reachability probes or Keep / hv confirm", for the progress line. */
-export function wantsText(w: Pick<ConfirmWindow, 'wants' | 'chatChannels'>): string {
-  return w.wants
-    .map((k) =>
-      k === 'chat'
-        ? `chat reconnection (${w.chatChannels.join(', ') || 'no channel'})`
-        : k === 'probes'
-          ? 'reachability probes'
-          : `"Keep" in chat or "${HV} confirm"`,
-    )
-    .join(' or ');
 }
 
 /**

@@ -50,6 +50,32 @@ describe('NixOS module config JSON against the TypeScript schema', () => {
     expect(config.chatops.approvals['system-upgrade']).toBe(2);
   });
 
+  it('the dead-man window (confirm.*) renders apply.confirm, confirmWithinSec and probes without nulls', async () => {
+    const json = await evalModuleConfigJson(`{
+      hypervisor.updateChecker = {
+        enable = true;
+        confirm = {
+          require = [ "probes" "human" ];
+          withinSec = 90;
+          probes = [ { argv = [ "ping" "-c1" "-W2" "10.0.0.1" ]; } { tcp = "10.0.0.1:22"; timeoutSec = 3; } ];
+        };
+      };
+    }`);
+    const config = parseConfig(JSON.parse(json), channelTypes);
+    expect(config.apply).toEqual({
+      operation: 'switch',
+      confirm: ['probes', 'human'],
+      confirmWithinSec: 90,
+      probes: [
+        { argv: ['ping', '-c1', '-W2', '10.0.0.1'], timeoutSec: 5 },
+        { tcp: '10.0.0.1:22', timeoutSec: 3 },
+      ],
+    });
+    // Off by default: nothing rendered, hv's defaults apply.
+    const off = JSON.parse(await evalModuleConfigJson('{ hypervisor.updateChecker.enable = true; }'));
+    expect(off.apply).toEqual({ operation: 'switch' });
+  });
+
   it('a module setting hv does not know is caught by the same validation', async () => {
     const json = await evalModuleConfigJson(
       '{ hypervisor.updateChecker = { enable = true; settings.colour = "blue"; }; }',
