@@ -1,4 +1,5 @@
 import type { Actor } from '../audit.js';
+import { wantsText } from '../engine/confirm-text.js';
 import { type ConfirmWindow, readWindow, recordEvidence } from '../engine/confirm-window.js';
 import { errorMessage } from '../errors.js';
 import type { Services } from '../services.js';
@@ -17,19 +18,12 @@ const tokenFields = (k: KeepOffer) => ({
 
 const base = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
-/** What confirms the window, in words, for the thread. */
+/** The window as its thread shows it: until when, what confirms it, what happens otherwise. */
 export function windowText(w: ConfirmWindow, now: Date): string {
   const left = Math.max(0, Math.round((Date.parse(w.deadline) - now.getTime()) / 1000));
-  const ways = w.wants.map((k) =>
-    k === 'chat'
-      ? `every chat channel reconnecting (${w.chatChannels.join(', ') || 'none configured'})`
-      : k === 'probes'
-        ? 'the reachability probes passing'
-        : 'Keep below (requester or an admin) or `hv confirm` on the host',
-  );
   return [
-    `Confirmation window open until ${w.deadline} (${left} s left): ${base(w.activated)} stays only if confirmed by ${ways.join(' or ')}.`,
-    `Otherwise hv goes back to ${base(w.previousSystem)} by itself.`,
+    `Confirmation window open until ${w.deadline} (${left} s left): ${base(w.activated)} stays only if confirmed by ${wantsText(w)}.`,
+    `Otherwise ${base(w.previousSystem)} comes back by itself.`,
   ].join(' ');
 }
 
