@@ -28,13 +28,18 @@ export const diffCommand: Command<{ from?: string; to?: string }> = {
     const { defaultSystems, resolveSystem, systemDiff } = await import('../src/engine/closure.js');
     const { diffLines } = await import('../src/engine/closure-diff-text.js');
     const defaults = defaultSystems(config, services.paths);
-    const from = args.from === undefined ? defaults.from() : resolveSystem(config, args.from, '--from');
+    const from =
+      args.from === undefined ? defaults.from() : { path: resolveSystem(config, args.from, '--from') };
     const to = args.to === undefined ? defaults.to() : resolveSystem(config, args.to, '--to');
-    const diff = await systemDiff(services.runner, config, from, to);
+    const diff = await systemDiff(services.runner, config, from.path, to);
     return {
       status: 'ok',
       exitCode: Exit.ok,
-      message: [`From: ${from}`, `To:   ${to}`, ...diffLines(diff, config.test.watch)].join('\n'),
+      message: [
+        `From: ${from.path}${from.note ? ` (${from.note})` : ''}`,
+        `To:   ${to}${args.to === undefined ? ' (the last tested system)' : ''}`,
+        ...diffLines(diff, config.test.watch),
+      ].join('\n'),
       data: diff as unknown as Record<string, unknown>,
     };
   },

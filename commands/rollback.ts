@@ -58,7 +58,7 @@ export const rollbackCommand: Command<{ to?: number }> = {
   }),
   async preview({ config, services }, args) {
     const { rollbackPreview } = await import('../src/engine/preview.js');
-    const preview = rollbackPreview(config, services.paths, args.to);
+    const preview = await rollbackPreview(config, services.paths, services.runner, args.to);
     // apply.confirm: the prompt says that a dead-man window follows the switch.
     const [{ confirmPromptLine }, { reconnectingChannels }] = await Promise.all([
       import('../src/engine/confirm-text.js'),

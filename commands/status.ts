@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { HV } from '../src/cli-name.js';
 import type { UpgradeRecord } from '../src/engine/apply.js';
+import { changesLine, type WithChanges } from '../src/engine/changes-text.js';
 import type { CheckResult } from '../src/engine/check.js';
 import { wantsText } from '../src/engine/confirm-text.js';
 import { readWindow } from '../src/engine/confirm-window.js';
@@ -82,6 +83,16 @@ function rollbackLine(r: RollbackRecord): string {
   if (r.confirmedBy) parts.push(r.confirmedBy);
   if (r.notConfirmed) parts.push(`reverted: ${r.notConfirmed.reason}`);
   return parts.join('; ');
+}
+
+/** A record with its closure diff replaced by the one-line summary. */
+function shortChanges<T extends { changes?: unknown }>(
+  rec: T,
+  watch: readonly string[],
+): Omit<T, 'changes'> & { changes?: string } {
+  const { changes, ...rest } = rec;
+  const line = changesLine(rec as WithChanges, watch, Number.POSITIVE_INFINITY);
+  return line ? { ...rest, changes: line.replace(/^Changes: /, '') } : rest;
 }
 
 interface LastCheck {
@@ -200,6 +211,10 @@ export const statusCommand: Command<Record<string, never>> = {
       releaseOfRef(typeof tracked.ref === 'string' ? tracked.ref : undefined),
     ).map((r) => r.branch);
     const liveLock = liveLockStatus(paths, config.flake.input, live, current, lastCheck);
+    // What the tested system would change: only while it may still be applied.
+    const applicable = lastTest?.status === 'passed' && !lastTest.invalidated ? lastTest : undefined;
+    const testChanges = applicable && changesLine(applicable, config.test.watch, Number.POSITIVE_INFINITY);
+    const testChangesShort = applicable && changesLine(applicable, config.test.watch, 300);
     const nv = await version;
     const data = {
       host: config.host,
@@ -224,9 +239,11 @@ export const statusCommand: Command<Record<string, never>> = {
             toplevel: lastTest.toplevel,
             reason: lastTest.reason,
             invalidated: lastTest.invalidated,
+            ...(testChanges ? { changes: testChanges.replace(/^Changes: /, '') } : {}),
           }
         : null,
-      lastUpgrade,
+      // The upgrade's full diff stays in its record (and hv diff); status carries the short form.
+      lastUpgrade: lastUpgrade && shortChanges(lastUpgrade, config.test.watch),
       lastRollback,
       unfinishedOperation: unfinished
         ? {
@@ -266,6 +283,7 @@ export const statusCommand: Command<Record<string, never>> = {
     lines.push(
       `Last test:   ${lastTest ? `${String(lastTest.status).toUpperCase()} ${lastTest.finishedAt ?? ''}${lastTest.invalidated ? ` (no longer valid: ${lastTest.invalidated.reason})` : ''}` : 'none'}`,
     );
+    if (testChangesShort) lines.push(`  ${testChangesShort}`);
     if (lastUpgrade) lines.push(`Last upgrade: ${upgradeLine(lastUpgrade)}`);
     if (lastRollback) lines.push(`Last rollback: ${rollbackLine(lastRollback)}`);
     if (window)

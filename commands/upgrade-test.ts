@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { actorLabel } from '../src/audit.js';
 import { HV } from '../src/cli-name.js';
+import { changesLine, changesSection } from '../src/engine/changes-text.js';
 import { downgradeLine } from '../src/engine/downgrade.js';
 import type { TestResult } from '../src/engine/test-result.js';
 import { Exit, errorMessage } from '../src/errors.js';
@@ -8,7 +9,7 @@ import type { Command, CommandResult } from '../src/ports/command.js';
 
 const short = (rev: string | undefined) => (rev ? rev.slice(0, 12) : '?');
 
-function summary(r: TestResult, resultFile: string): string {
+function summary(r: TestResult, resultFile: string, watch: readonly string[]): string {
   const lines =
     r.status === 'passed'
       ? [
@@ -17,6 +18,7 @@ function summary(r: TestResult, resultFile: string): string {
           ...(r.release ? [releaseLine(r)] : []),
           `Tested system: ${r.toplevel}${r.version ? ` (${r.version})` : ''}`,
           ...(r.confirmedBy ? [`Activation ${r.confirmedBy}.`] : []),
+          ...(r.changes || r.changesError ? [changesLine(r, watch) as string] : []),
           `It stays active until the next reboot or switch. Next: ${HV} system-upgrade${r.release ? ' (installs the tested flake.nix and flake.lock)' : ''}`,
         ]
       : [
@@ -31,6 +33,8 @@ function summary(r: TestResult, resultFile: string): string {
           `What to do: ${r.guidance ?? ''}`,
         ];
   if (r.rebootRequired) lines.push(rebootNote(r.rebootParts));
+  // The full list after the verdict and the advice, so that those stay on the first screen.
+  if (r.status === 'passed' && r.changes) lines.push('', ...changesSection(r, watch), '');
   lines.push(`Details: ${resultFile}`);
   return lines.join('\n');
 }
@@ -120,7 +124,7 @@ export const upgradeTestCommand: Command<{ allowDowngrade: boolean; release?: st
     return {
       status: r.status,
       exitCode: r.status === 'passed' ? Exit.ok : Exit.failed,
-      message: summary(r, services.paths.testText),
+      message: summary(r, services.paths.testText, config.test.watch),
       data: { ...resultSummary(r), resultFile: services.paths.testText, notifications },
     };
   },

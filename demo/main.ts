@@ -57,7 +57,13 @@ async function main(): Promise<void> {
   const smtp = await startSmtp();
   const slack = await SlackPeer.start();
   const discord = await DiscordPeer.start();
-  const world = new World({ branches: ['nixos-24.05', 'nixos-24.11', 'nixos-unstable'] });
+  // The sandbox systems carry versioned packages, so that "what changes" has something to say.
+  const world = new World({
+    branches: ['nixos-24.05', 'nixos-24.11', 'nixos-unstable'],
+    initial: {
+      packages: ['qemu-9.0.1', 'libvirt-10.5.0', 'spice-0.15.1', 'OVMF-202402-fd', 'systemd-255.6'],
+    },
+  });
   const secret = (name: string, value: string) => {
     const p = join(world.root, `${name}.secret`);
     writeFileSync(p, value, { mode: 0o600 });
@@ -142,7 +148,12 @@ async function main(): Promise<void> {
     await hv(['status']);
 
     say('2. Upstream nixos-24.05 moves on; the check notices and tells everyone once');
-    world.upstream.advance('nixos-24.05');
+    // QEMU and the kernel move, swtpm comes, spice goes, libvirt is rebuilt at the same version.
+    world.upstream.advance('nixos-24.05', {
+      kernel: '6.6.2',
+      packages: ['qemu-9.1.0', 'libvirt-10.5.0', 'swtpm-0.9.0', 'OVMF-202402-fd', 'systemd-255.6'],
+      rebuild: ['libvirt-10.5.0'],
+    });
     await hv(['check-updates']);
     showChannels();
     await hv(['check-updates']);
@@ -158,6 +169,7 @@ async function main(): Promise<void> {
         .map((a) => `${a.action} ${a.path.slice(11, 23)}…`)
         .join(', ')}`,
     );
+    await hv(['diff']);
 
     say('4. Apply exactly what was tested');
     await hv(['system-upgrade', '--yes']);

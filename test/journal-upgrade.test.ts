@@ -1,5 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { poll } from './adapters/chat-contract.js';
 import { expectKnownState, journalFile, killed, lockOf } from './fixtures/crash.js';
 import { World } from './fixtures/world.js';
 
@@ -93,6 +94,24 @@ describe('system-upgrade killed at each step', () => {
       expect(realpathSync(w.paths.currentSystem)).toBe(newSystem);
     },
   );
+
+  it('the daemon, at start, reconciles an interrupted system-upgrade before it serves anything', async () => {
+    const { w, oldSystem, oldLock } = testedWorld();
+    w.link(w.paths.currentSystem, oldSystem); // a reboot since the test
+    expect(await killed(w, ['system-upgrade'], { crashAt: 'system-upgrade:install-lock' })).toBe('SIGKILL');
+    expect(existsSync(journalFile(w))).toBe(true);
+    w.config.schedule = 'monthly';
+    w.writeConfig();
+    const d = w.startHv(['daemon']);
+    await poll(() => d.output().includes('schedule armed'), 'daemon start', 30_000);
+    expectKnownState(w, oldSystem, oldLock);
+    expect(w.wallMessages().some((m) => /interrupted and undone/.test(m))).toBe(true);
+    d.proc.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+    const s = w.hv(['status', '--json']);
+    expect(s.json.recovered ?? []).toEqual([]); // already done by the daemon
+    expect(s.json.lastUpgrade).toMatchObject({ status: 'failed' });
+  });
 
   it('killed during switch-to-configuration switch: the next command finishes the switch', async () => {
     const { w, newSystem, newLock } = testedWorld({ sleepSec: 6 });

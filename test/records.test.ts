@@ -51,6 +51,11 @@ describe('persisted records are read through their schemas', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(file);
     expect(r.stderr).toMatch(/previousGeneration/);
+    // The prompt's preview names the damaged record too, instead of reading it as "nothing recorded".
+    expect(r.stderr).toMatch(
+      /could not tell what will change: the last upgrade record \S*last-upgrade\.json/,
+    );
+    expect(r.stderr).not.toMatch(/Nothing is recorded to roll back to/);
     expect(w.activations()).toHaveLength(before);
   });
 

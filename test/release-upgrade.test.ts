@@ -229,3 +229,20 @@ describe('a release system-upgrade killed mid-way (old system running after a re
     expect(s.json.tracked.ref).toBe('nixos-24.11');
   });
 });
+
+describe('a release system-upgrade that is not confirmed (apply.confirm, issue 16)', () => {
+  it('is switched back: the old system, generation, flake.lock and flake.nix (following the old branch) come back', () => {
+    const w = hostOn2411();
+    const old = { system: realpathSync(w.paths.currentSystem), lock: lockOf(w), nix: nixOf(w) };
+    const t = w.hv(['upgrade-test', '--release', '25.05']);
+    expect(t.code, t.stderr + t.stdout).toBe(0);
+    w.config.apply = { confirm: ['human'], confirmWithinSec: 2 };
+    w.writeConfig();
+    const r = w.hv(['system-upgrade', '--yes']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/System upgrade REVERTED: not confirmed within 2 s/);
+    expectKnownState(w, old.system, old.lock);
+    expect(nixOf(w)).toBe(old.nix);
+    expect(w.hv(['status', '--json']).json.tracked.ref).toBe('nixos-24.11');
+  });
+});

@@ -60,7 +60,7 @@ export function reconnectingChannels(channels: readonly ChannelSettings[], types
   return channels
     .filter((c) => {
       const p = types.get(c.type)?.placement?.(c);
-      return p !== undefined && p.intake && p.notifier === 'chat';
+      return p?.intake === true && p.notifier === 'chat';
     })
     .map((c) => c.name ?? c.type);
 }

@@ -8,6 +8,7 @@ import { readRecord } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import type { OperationDeps } from './check.js';
+import type { ClosureDiff } from './closure-diff.js';
 import { type NotConfirmed, switchBack } from './confirm-revert.js';
 import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
 import { closeWindow } from './confirm-window.js';
@@ -59,6 +60,8 @@ export interface UpgradeRecord {
   confirmedBy?: string;
   /** apply.confirm: nobody confirmed in time; the previous generation, system and lock came back. */
   notConfirmed?: NotConfirmed;
+  /** What the tested system changes (from the test result, running → tested), when it was known. */
+  changes?: ClosureDiff;
 }
 
 /** What the reconciler found and did about an operation that never finished. */
@@ -264,6 +267,7 @@ export async function applyTested(deps: ApplyDeps, by: string): Promise<UpgradeR
     rebootRequired: false,
     rebootParts: [],
   };
+  if (r.changes) rec.changes = r.changes;
   if (r.release) {
     const { from, to, fromRef, toRef } = r.release;
     rec.release = { from, to, fromRef, toRef };

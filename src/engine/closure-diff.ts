@@ -70,8 +70,7 @@ export const ALWAYS_WATCHED: Readonly<Record<string, string>> = {
 };
 
 const STORE_NAME = /^[0-9a-df-np-sv-z]{32}-(.+)$/;
-// The output-name suffix Nix strips before parsing (diff-closures.cc): ambiguous by design.
-const OUTPUT_SUFFIX = /^(.*)-([a-z]+|lib32|lib64)$/s;
+const LOWER = /^[a-z]+$/;
 
 /** `/nix/store/<hash>-qemu-9.1.0` → `qemu-9.1.0`; a path that is not a store path: its base name. */
 export function storeName(path: string): string {
@@ -81,10 +80,17 @@ export function storeName(path: string): string {
 
 /** Nix's DrvName split of a store path name, after the output name is stripped. */
 export function parseStoreName(storePathName: string): { name: string; version: string } {
-  const stripped = OUTPUT_SUFFIX.exec(storePathName)?.[1] ?? storePathName;
-  for (let i = 0; i < stripped.length - 1; i++) {
-    if (stripped[i] === '-' && !/[A-Za-z]/.test(stripped[i + 1] as string))
-      return { name: stripped.slice(0, i), version: stripped.slice(i + 1) };
+  // The output-name suffix Nix strips first (diff-closures.cc: `(.*)-([a-z]+|lib32|lib64)`), by hand:
+  // this runs for every path of two closures.
+  const dash = storePathName.lastIndexOf('-');
+  const suffix = dash >= 0 ? storePathName.slice(dash + 1) : '';
+  const stripped =
+    suffix && (suffix === 'lib32' || suffix === 'lib64' || LOWER.test(suffix))
+      ? storePathName.slice(0, dash)
+      : storePathName;
+  for (let i = stripped.indexOf('-'); i >= 0 && i < stripped.length - 1; i = stripped.indexOf('-', i + 1)) {
+    const c = stripped.charCodeAt(i + 1) | 0x20; // ASCII lower case
+    if (c < 0x61 || c > 0x7a) return { name: stripped.slice(0, i), version: stripped.slice(i + 1) };
   }
   return { name: stripped, version: '' };
 }

@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HV } from '../cli-name.js';
 import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import type { Runner } from '../proc.js';
 import type { StatePaths } from '../state.js';
-import { readJson } from '../state.js';
-import type { UpgradeRecord } from './apply.js';
+import { readLastUpgrade } from './apply.js';
 import { findLockForSystem } from './backup.js';
+import { changesLine } from './changes-text.js';
+import { systemDiff } from './closure.js';
 import { downgradeLine, downgradeOf } from './downgrade.js';
 import { type FlakeLock, lockedInput, sha256 } from './flake-lock.js';
 import { flakeNixToRestore, lockForRollbackTarget } from './rollback.js';
@@ -58,6 +61,9 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
   const downgrade = downgradeOf(r);
   const lines: string[] = [];
   if (downgrade) lines.push(`${downgradeLine(downgrade, r.input)}.`);
+  // What the tested system changes, right after any DOWNGRADE: no cut for a chat limit hides it.
+  const changes = changesLine(r, config.test.watch, PREVIEW_CHANGES);
+  if (changes) lines.push(changes);
   lines.push(
     `Will change: generation ${gen ?? '?'} → ${target}; ${fromVersion ?? '?'} → ${r.version ?? '?'}; ${r.input} ${short(r.oldRev)} → ${short(r.newRev)}.`,
     `Tested system: ${r.toplevel} (PASSED ${r.finishedAt}); ${config.apply.operation === 'boot' ? 'active from the next boot' : 'active at once (switch)'}.`,
@@ -74,9 +80,33 @@ export function upgradePreview(config: Config, paths: StatePaths): string {
   return lines.join('\n');
 }
 
-/** `rollback [--to N]`: the current generation → the target (from `--to` or last-upgrade.json). */
-export function rollbackPreview(config: Config, paths: StatePaths, to: number | undefined): string {
-  const last = readJson<UpgradeRecord>(paths.lastUpgrade);
+/** A prompt's `Changes:` line at most this long (with the rest it fits the bus's preview limit). */
+const PREVIEW_CHANGES = 600;
+
+/** `Changes: …` from the running system to `target`, or `Changes: unknown (<why>)`. */
+async function rollbackChanges(config: Config, runner: Runner, target: string): Promise<string> {
+  const running = systemPath(config.paths.currentSystem);
+  if (!running) return `Changes: unknown (no running system at ${config.paths.currentSystem})`;
+  try {
+    const changes = await systemDiff(runner, config, running, target);
+    return changesLine({ changes }, config.test.watch, PREVIEW_CHANGES) as string;
+  } catch (e) {
+    return changesLine({ changesError: errorMessage(e) }, config.test.watch) as string;
+  }
+}
+
+/**
+ * `rollback [--to N]`: the current generation → the target (from `--to` or last-upgrade.json), and
+ * what that changes from the running system (best effort: a failing store query says so).
+ */
+export async function rollbackPreview(
+  config: Config,
+  paths: StatePaths,
+  runner: Runner,
+  to: number | undefined,
+): Promise<string> {
+  // Read through its schema: a damaged record is named (the caller says so), never read as "nothing".
+  const last = readLastUpgrade(paths);
   const profile = config.paths.profile;
   const generations = listGenerations(profile);
   const target = to ?? last?.previousGeneration;
@@ -102,6 +132,7 @@ export function rollbackPreview(config: Config, paths: StatePaths, to: number | 
   const current = currentGeneration(profile);
   const currentSystem = systemPath(profile);
   const lines = [`Will change: ${describe(current, currentSystem)} → ${describe(target, gen.path)}.`];
+  lines.push(await rollbackChanges(config, runner, gen.path));
   if (target === current) lines.push(`Generation ${target} is already the current one: it is re-activated.`);
   // The same choice the rollback makes (lockForRollbackTarget), so the prompt tells the truth.
   const saved = lockForRollbackTarget(paths, last, target, gen.path);

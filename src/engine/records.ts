@@ -26,6 +26,30 @@ const Downgrade = z
   })
   .passthrough();
 
+const Versions = z.array(str);
+const PackageChange = z
+  .object({ name: str, from: Versions, to: Versions, sizeDelta: z.number() })
+  .passthrough();
+const ClosureSide = z.object({ path: str, paths: int, size: z.number(), kernel: optStr }).passthrough();
+
+/** A ClosureDiff (closure-diff.ts): what the tested system changes against the running one. */
+const ClosureDiffRecord = z
+  .object({
+    from: ClosureSide,
+    to: ClosureSide,
+    changed: z.array(PackageChange),
+    added: z.array(PackageChange),
+    removed: z.array(PackageChange),
+    rebuilt: z.array(str),
+    kernel: opt(z.object({ from: optStr, to: optStr }).passthrough()),
+    highlights: z.array(
+      z
+        .object({ name: str, kind: z.enum(['changed', 'added', 'removed']), from: Versions, to: Versions })
+        .passthrough(),
+    ),
+  })
+  .passthrough();
+
 export const TestResultRecord = z
   .object({
     status: z.enum(['passed', 'failed']),
@@ -75,6 +99,8 @@ export const TestResultRecord = z
     guidance: optStr,
     log: str,
     invalidated: opt(z.object({ at: str, by: str, reason: str }).passthrough()),
+    changes: opt(ClosureDiffRecord),
+    changesError: optStr,
     release: opt(
       z
         .object({
@@ -150,6 +176,7 @@ export const UpgradeRecordSchema = z
     interrupted: opt(Interruption),
     confirmedBy: optStr,
     notConfirmed: opt(NotConfirmed),
+    changes: opt(ClosureDiffRecord),
   })
   .passthrough();
 

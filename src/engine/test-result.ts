@@ -7,6 +7,9 @@ import { makeEvent } from '../notify/events.js';
 import type { ProcessIdentity } from '../process-identity.js';
 import type { StatePaths } from '../state.js';
 import { readRecord } from '../state.js';
+import { changesLine, changesSection, fitSummary } from './changes-text.js';
+import type { ClosureDiff } from './closure-diff.js';
+import { diffLines } from './closure-diff-text.js';
 import { type Downgrade, downgradeLine } from './downgrade.js';
 import type { FailureKind } from './guidance.js';
 import { TestResultRecord } from './records.js';
@@ -62,6 +65,10 @@ export interface TestResult {
   error?: string;
   guidance?: string;
   log: string;
+  /** What the built system changes against the one running when the test started. */
+  changes?: ClosureDiff;
+  /** Why `changes` could not be computed (the test went on without it). */
+  changesError?: string;
   /** A PASSED result that may no longer be applied: the system was rolled back or switched since. */
   invalidated?: { at: string; by: string; reason: string };
   /** apply.confirm: what confirmed the test activation (it stays active until the next reboot or switch). */
@@ -124,6 +131,8 @@ export function resultText(r: TestResult): string {
       ...r.downgrade.reasons.map((why) => `  ${why}`),
     );
   else if (r.downgradeAllowed) lines.push('Downgrade:        allowed with --allow-downgrade');
+  const changes = changesSection(r, []);
+  if (changes.length) lines.push('', ...changes);
   if (r.checks.length) {
     lines.push('', 'Checks:');
     for (const c of r.checks) {
@@ -180,13 +189,16 @@ export function writeTestResult(paths: StatePaths, r: TestResult): void {
 /** test.passed / test.failed for a result. */
 export function testEvent(config: Config, r: TestResult, paths: StatePaths, now: Date): HvEvent {
   const passed = r.status === 'passed';
+  const watch = config.test.watch;
+  // Subjects and chat titles carry the short form; the email body and the details file the list.
+  const short = passed ? changesLine(r, watch, 300) : undefined;
   return makeEvent(
     passed ? 'test.passed' : 'test.failed',
     {
       host: config.host,
       key: `${r.toplevel ?? r.newRev ?? '?'}@${r.startedAt}`,
       title: passed
-        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}${r.release ? ` (release ${r.release.from} -> ${r.release.to})` : ''}`
+        ? `Upgrade test PASSED on ${config.host}: ${r.downgrade ? downgradeLine(r.downgrade, r.input) : (r.version ?? r.toplevel)}${r.release ? ` (release ${r.release.from} -> ${r.release.to})` : ''}${short ? ` — ${short}` : ''}`
         : `Upgrade test FAILED on ${config.host} at ${r.failedStep ?? '?'}${r.reason ? ` (${r.reason})` : ''}${r.reverted ? '; previous system re-activated' : ''}`,
       data: {
         status: r.status,
@@ -203,6 +215,14 @@ export function testEvent(config: Config, r: TestResult, paths: StatePaths, now:
         rebootRequired: r.rebootRequired,
         ...(r.downgrade ? { downgrade: downgradeLine(r.downgrade, r.input) } : {}),
         ...(r.release ? { release: `${r.release.fromRef} -> ${r.release.toRef}` } : {}),
+        ...(r.changes
+          ? {
+              changes: fitSummary(r.changes, watch, 1000),
+              changesList: diffLines(r.changes, watch).join('\n'),
+            }
+          : r.changesError
+            ? { changes: `unknown (${r.changesError})` }
+            : {}),
       },
       next: passed ? `${HV} system-upgrade` : `${HV} upgrade-test`,
       detailsFile: paths.testText,

@@ -9,6 +9,7 @@ import {
   resolveHostConfiguration,
   updateInput,
 } from './upgrade-test-build.js';
+import { recordChanges } from './upgrade-test-changes.js';
 import { planRelease, readStart, stage } from './upgrade-test-prepare.js';
 import {
   isFailure,
@@ -52,6 +53,7 @@ async function testSteps(run: TestRun): Promise<TestResult> {
   if (isFailure(built)) return recordResult(run, built);
   guardBuildDowngrade(run);
   await addTestedRoot(run, built.toplevel);
+  await recordChanges(run, built.toplevel);
   const baseline = await recordBaseline(run);
   if (isFailure(baseline)) return recordResult(run, baseline);
   markInProgress(run, built.toplevel);

@@ -61,11 +61,14 @@ export function facts(event: HvEvent): [string, string][] {
       // Other events: show their scalar facts (toplevel, generation, reason…) without guessing.
       for (const [k, v] of Object.entries(d)) {
         if (k === 'error' || k === 'output' || k === 'guidance') continue;
+        if (k === 'changes' || k === 'changesList') continue;
         if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
           const s = String(v);
           if (s.length <= 200 && !s.includes('\n')) out.push([label(k), s]);
         }
       }
+      // What an upgrade changes (highlights first), however long: the admin decides on it.
+      add('Changes', d.changes);
   }
   out.push(['When', event.at]);
   return out;
@@ -80,10 +83,12 @@ function label(key: string): string {
 function longText(event: HvEvent): string | undefined {
   const g = event.data.guidance;
   const guidance = Array.isArray(g) ? g.filter((x) => typeof x === 'string').join('\n') : str(g);
+  const list = str(event.data.changesList);
   const parts = [
     str(event.data.error),
     str(event.data.output),
     guidance ? `What to do:\n${guidance}` : undefined,
+    list ? `Changes:\n${list}` : undefined,
   ].filter(Boolean) as string[];
   return parts.length ? parts.join('\n\n') : undefined;
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const benches = ['startup', 'daemon-rss', 'slack-ack', 'discord-ack', 'slack-flood'];
+const benches = ['startup', 'daemon-rss', 'slack-ack', 'discord-ack', 'slack-flood', 'closure-diff'];
 const outcomes: string[] = [];
 let failed = 0;
 for (const name of benches) {

@@ -241,14 +241,22 @@ describe('command bus: confirmation prompts say what will change', () => {
     mkdirSync(join(dir, 'state'), { recursive: true });
     writeFileSync(
       join(dir, 'state', 'last-upgrade.json'),
+      // A complete record, as system-upgrade writes it: the preview reads it through its schema.
       JSON.stringify({
         status: 'applied',
+        startedAt: '2026-01-01T00:00:00.000Z',
+        by: 'root',
+        operation: 'switch',
         previousGeneration: 2,
         newGeneration: 3,
+        toplevel: g3,
+        input: 'nixpkgs',
         oldRev: REV_OLD,
         newRev: REV_NEW,
-        input: 'nixpkgs',
+        testStartedAt: '2026-01-01T00:00:00.000Z',
         backupDir: join(dir, 'state', 'backups', 'none'),
+        rebootRequired: false,
+        rebootParts: [],
       }),
     );
     const { bus } = setup();

@@ -57,6 +57,10 @@ describe('discord adapter: registration and identity', () => {
     expect(options('upgrade-test')).toContainEqual(
       expect.objectContaining({ name: 'allow-downgrade', type: 5, required: false }),
     );
+    // Release upgrades from chat: /hv upgrade-test release:25.05 (a string option).
+    expect(options('upgrade-test')).toContainEqual(
+      expect.objectContaining({ name: 'release', type: 3, required: false }),
+    );
     expect(options('notify')).toEqual([
       expect.objectContaining({
         name: 'action',
