@@ -31,6 +31,7 @@ export class DiscordAdapter implements ChannelAdapter {
   readonly name: string;
   private client: Client | undefined;
   private bus: CommandBus | undefined;
+  private host: AdapterHost | undefined;
   private tokenValue: string | undefined;
   /** Notifications: a 429 throws at once (the outbox owns the backoff), no internal retries. */
   private readonly notifyRest: REST;
@@ -89,6 +90,7 @@ export class DiscordAdapter implements ChannelAdapter {
   async start(host: AdapterHost): Promise<void> {
     if (!host?.bus) throw new Error('discord adapter started without a command bus');
     this.bus = host.bus;
+    this.host = host;
     this.stopped = false;
     try {
       await this.connect();
@@ -149,9 +151,14 @@ export class DiscordAdapter implements ChannelAdapter {
     client.on(Events.ShardDisconnect, (event) =>
       this.ctx.log('warn', 'discord gateway disconnected', { channel: this.name, code: event.code }),
     );
-    client.on(Events.ShardResume, () =>
-      this.ctx.log('info', 'discord gateway resumed', { channel: this.name }),
-    );
+    client.on(Events.ShardResume, () => {
+      this.ctx.log('info', 'discord gateway resumed', { channel: this.name });
+      if (this.client === client) this.host?.connected?.('Discord gateway RESUMED');
+    });
+    // READY of a new session: the first login, a re-identify, or a reconnect asked for below.
+    client.on(Events.ShardReady, () => {
+      if (this.client === client) this.host?.connected?.('Discord gateway READY');
+    });
     client.on(Events.Error, (e) =>
       this.ctx.log('error', 'discord client error', { channel: this.name, error: errorMessage(e) }),
     );
@@ -182,6 +189,27 @@ export class DiscordAdapter implements ChannelAdapter {
       );
     }
     this.ctx.log('info', 'discord adapter started', { channel: this.name, guild: guildId });
+  }
+
+  /**
+   * Drop the gateway connection and log in again (a confirmation window opened): the new session's
+   * READY is reported as a fresh connection. Unreachable: retried with backoff, as at start.
+   */
+  async reconnect(): Promise<void> {
+    if (this.stopped || !this.bus) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const old = this.client;
+    this.client = undefined;
+    await old?.destroy().catch(() => undefined);
+    this.ctx.log('info', 'discord reconnecting', { channel: this.name });
+    this.connect().catch((e: unknown) => {
+      this.ctx.log('warn', 'discord reconnect failed; retrying', {
+        channel: this.name,
+        error: errorMessage(e),
+      });
+      this.retryLater(Math.min(this.retryMs, 2000));
+    });
   }
 
   private registrationHint(e: unknown): string {

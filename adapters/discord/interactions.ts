@@ -8,7 +8,7 @@ import {
 import type { CommandBus } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
 import type { AdapterContext } from '../../src/ports/channel.js';
-import { CANCEL_PREFIX, CONFIRM_PREFIX } from './render.js';
+import { CANCEL_PREFIX, CONFIRM_PREFIX, KEEP_PREFIX } from './render.js';
 import type { DiscordReply, DiscordReplyData } from './reply.js';
 import { actorOf, argvOf } from './slash.js';
 
@@ -104,9 +104,22 @@ export class InteractionHandler {
     }
   }
 
+  /** Keep in a confirmation window's notice: the engine decides who may (requester or admin). */
+  private async onKeep(interaction: ButtonInteraction, token: string): Promise<void> {
+    const reply = this.d.makeReply(this.replyData(interaction, 'component', 'keep'));
+    const keep = this.d.bus.keep?.bind(this.d.bus);
+    if (!keep) return reply.refused('This hv cannot take Keep clicks.');
+    try {
+      await keep(token, actorOf(interaction), reply);
+    } catch (e) {
+      await reply.refused(`hv could not take the click (${errorMessage(e)}); see the hv daemon log.`);
+    }
+  }
+
   private async onButton(interaction: ButtonInteraction): Promise<void> {
     await interaction.deferUpdate();
     const id = interaction.customId;
+    if (id.startsWith(KEEP_PREFIX)) return this.onKeep(interaction, id.slice(KEEP_PREFIX.length));
     const confirm = id.startsWith(CONFIRM_PREFIX);
     const rest = id.slice((confirm ? CONFIRM_PREFIX : CANCEL_PREFIX).length);
     const sep = rest.indexOf(':');

@@ -196,6 +196,25 @@ export function progressMessage(
 
 export const CONFIRM_PREFIX = 'hv:confirm:';
 export const CANCEL_PREFIX = 'hv:cancel:';
+export const KEEP_PREFIX = 'hv:keep:';
+
+/**
+ * A confirmation window (dead-man revert): until when, what confirms it, and a Keep button
+ * (`hv:keep:<token>`) when a human may confirm.
+ */
+export function windowMessage(text: string, deadline: string, token?: string): MessageBody {
+  const at = Math.floor(Date.parse(deadline) / 1000);
+  return noteMessage(
+    'Confirmation window open',
+    Number.isFinite(at)
+      ? `${text}
+Ends <t:${at}:R>.`
+      : text,
+    token
+      ? [{ type: 1, components: [{ type: 2, style: 3, label: 'Keep', custom_id: `${KEEP_PREFIX}${token}` }] }]
+      : [],
+  );
+}
 
 /**
  * A confirmation with Confirm / Cancel buttons; the custom_id (`hv:confirm:<command>:<token>`, at

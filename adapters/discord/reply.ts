@@ -1,5 +1,5 @@
 import { DiscordAPIError, type REST, Routes } from 'discord.js';
-import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import type { ConfirmationPrompt, Reply, ReplyAddress, WindowNotice } from '../../src/bus/types.js';
 import { errorMessage } from '../../src/errors.js';
 import type { AdapterContext } from '../../src/ports/channel.js';
 import type { CommandResult } from '../../src/ports/command.js';
@@ -11,6 +11,7 @@ import {
   promptMessage,
   refusalMessage,
   resultMessage,
+  windowMessage,
 } from './render.js';
 
 /**
@@ -33,6 +34,8 @@ export interface DiscordReplyData {
   messageId?: string;
   /** Shown above the steps while the command runs, e.g. "Requested by <@123>." */
   byline?: string;
+  /** The confirmation window's notice (a channel message with Keep), once posted. */
+  windowMessageId?: string;
 }
 
 /** Discord interaction tokens last 15 minutes; switch to the channel a minute before. */
@@ -156,6 +159,33 @@ export class DiscordReply implements Reply {
         Math.max(0, Date.parse(prompt.expiresAt) - this.ctx.now().getTime()),
       );
       timer.unref?.();
+    });
+  }
+
+  /**
+   * A confirmation window: `open` posts its notice with Keep as a channel message (the operation may
+   * outlive the interaction token); `closed` edits it, button gone; `kept` answers a Keep click on
+   * the notice itself.
+   */
+  window(notice: WindowNotice): Promise<void> {
+    return this.enqueue(async () => {
+      if (notice.state === 'kept') {
+        await this.showPublic(
+          noteMessage('Confirmation window: kept', `${notice.text} (<@${this.data.userId}>)`),
+        );
+        return;
+      }
+      if (notice.state === 'closed') {
+        const id = this.data.windowMessageId;
+        if (!id) return;
+        this.data.windowMessageId = undefined;
+        await this.rest.patch(Routes.channelMessage(this.data.channelId, id), {
+          body: noteMessage('Confirmation window closed', notice.text),
+        });
+        return;
+      }
+      const created = await this.postChannel(windowMessage(notice.text, notice.deadline, notice.token));
+      this.data.windowMessageId = created.id;
     });
   }
 

@@ -14,7 +14,7 @@ import {
   type Delivery,
   DeliveryError,
 } from '../../src/ports/channel.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, esc, unesc } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, esc, KEEP_ACTION, unesc } from './blocks.js';
 import { type SignedContext, SlackHttpReceiver } from './http-receiver.js';
 import { postNotification } from './notify.js';
 import { replyData, SlackReply } from './reply.js';
@@ -85,6 +85,10 @@ export class SlackAdapter implements ChannelAdapter {
   readonly type = 'slack';
   readonly name: string;
   private app: App | undefined;
+  private socket: SocketModeReceiver['client'] | undefined;
+  private host: AdapterHost | undefined;
+  /** Bumped by each reconnect and by stop: an older reconnect loop gives up. */
+  private generation = 0;
   private notifier: WebClient | undefined;
   private replier: WebClient | undefined;
 
@@ -160,7 +164,10 @@ export class SlackAdapter implements ChannelAdapter {
     }
   }
 
-  async start({ bus }: AdapterHost): Promise<void> {
+  async start(host: AdapterHost): Promise<void> {
+    const { bus } = host;
+    this.host = host;
+    this.generation++;
     // bolt calls auth.test on every event unless it is given the bot's ids (or verifies the token
     // itself at construction, which we do here with a clear error instead).
     const ids = await this.check();
@@ -202,6 +209,9 @@ export class SlackAdapter implements ChannelAdapter {
         installerOptions: { clientOptions: this.clientOptions() },
         customPropertiesExtractor: (args) => ({ envelopeId: (args as { envelope_id?: string }).envelope_id }),
       });
+      // Every Socket Mode `hello` (the first, bolt's own reconnects, ours) is a fresh connection.
+      this.socket = receiver.client;
+      receiver.client.on('connected', () => this.host?.connected?.('Slack Socket Mode hello'));
       this.app = new App({
         token,
         receiver,
@@ -228,9 +238,52 @@ export class SlackAdapter implements ChannelAdapter {
   }
 
   async stop(): Promise<void> {
+    this.generation++;
     const app = this.app;
     this.app = undefined;
+    this.socket = undefined;
     await app?.stop();
+  }
+
+  /**
+   * Drop the Socket Mode connection and open a new one (its `hello` is reported by the listener in
+   * `start`); retried with backoff until it connects or the adapter stops. HTTP mode has no
+   * connection to renew: a successful auth.test with the bot token shows the host reaches Slack.
+   */
+  async reconnect(): Promise<void> {
+    const generation = ++this.generation;
+    const current = () => generation === this.generation && this.app !== undefined;
+    const retry = async (attempt: () => Promise<void>, what: string) => {
+      for (let delay = 1000; current(); delay = Math.min(delay * 2, 30_000)) {
+        try {
+          await attempt();
+          return;
+        } catch (e) {
+          this.ctx.log('warn', 'slack reconnect failed; retrying', {
+            channel: this.name,
+            what,
+            error: errorText(e),
+            retryInMs: delay,
+          });
+          await sleep(delay);
+        }
+      }
+    };
+    if (this.cfg.mode === 'http') {
+      void retry(async () => {
+        await this.check();
+        if (current()) this.host?.connected?.('Slack Web API auth.test (HTTP mode)');
+      }, 'auth.test');
+      return;
+    }
+    const client = this.socket;
+    if (!client) return;
+    this.ctx.log('info', 'slack reconnecting', { channel: this.name });
+    // A peer that no longer answers cannot complete the close handshake: do not wait for it long.
+    await Promise.race([client.disconnect().catch(() => undefined), sleep(5000)]);
+    void retry(async () => {
+      await client.start();
+    }, 'socket mode');
   }
 
   private route(app: App, bus: CommandBus): void {
@@ -253,7 +306,7 @@ export class SlackAdapter implements ChannelAdapter {
         bus,
         body as unknown as ClickBody,
         (action as { value?: string }).value ?? '',
-        true,
+        'confirm',
         evidenceOf(context),
       );
     });
@@ -263,7 +316,18 @@ export class SlackAdapter implements ChannelAdapter {
         bus,
         body as unknown as ClickBody,
         (action as { value?: string }).value ?? '',
-        false,
+        'cancel',
+        evidenceOf(context),
+      );
+    });
+    // Keep, in a confirmation window's notice: the engine decides who may (requester or admin).
+    app.action(KEEP_ACTION, async ({ ack, body, action, context }) => {
+      await ack();
+      await this.onClick(
+        bus,
+        body as unknown as ClickBody,
+        (action as { value?: string }).value ?? '',
+        'keep',
         evidenceOf(context),
       );
     });
@@ -304,7 +368,7 @@ export class SlackAdapter implements ChannelAdapter {
     bus: CommandBus,
     body: ClickBody,
     token: string,
-    confirm: boolean,
+    kind: 'confirm' | 'cancel' | 'keep',
     evidence: Evidence | undefined,
   ): Promise<void> {
     const channel = body.channel?.id ?? body.container?.channel_id ?? '';
@@ -326,12 +390,18 @@ export class SlackAdapter implements ChannelAdapter {
       responseUrl: body.response_url,
       promptTs: messageTs,
       promptText: body.message?.text ?? '',
-      settledNote: confirm ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
+      settledNote:
+        kind === 'confirm' ? `Confirmed by <@${esc(user)}>; running.` : `Cancelled by <@${esc(user)}>.`,
     });
-    if (confirm) await bus.confirm(token, actor, reply, evidence);
-    else await bus.cancel(token, actor, reply, evidence);
+    if (kind === 'confirm') await bus.confirm(token, actor, reply, evidence);
+    else if (kind === 'cancel') await bus.cancel(token, actor, reply, evidence);
+    else if (bus.keep) await bus.keep(token, actor, reply, evidence);
+    else await reply.refused('This hv cannot take Keep clicks.');
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 interface ClickBody {
   response_url?: string;

@@ -1,4 +1,4 @@
-import type { ConfirmationPrompt } from '../../src/bus/types.js';
+import type { ConfirmationPrompt, WindowNotice } from '../../src/bus/types.js';
 import type { HvEvent } from '../../src/events.js';
 import { facts, splitMessage, truncate } from '../../src/notify/templates.js';
 import type { CommandResult } from '../../src/ports/command.js';
@@ -12,6 +12,7 @@ const MAX_SECTIONS = 30;
 
 export const CONFIRM_ACTION = 'hv_confirm';
 export const CANCEL_ACTION = 'hv_cancel';
+export const KEEP_ACTION = 'hv_keep';
 
 /**
  * Escape text for Slack (`&`, `<`, `>` are control characters in mrkdwn and in a message's plain
@@ -176,4 +177,21 @@ export function settledPrompt(text: string, outcome: string): { text: string; bl
       { type: 'context', elements: [{ type: 'mrkdwn', text: outcome }] },
     ],
   };
+}
+
+/**
+ * A confirmation window (dead-man revert) in a request's thread: until when, what confirms it, and
+ * a Keep button when a human may confirm.
+ */
+export function windowMessage(n: WindowNotice): { text: string; blocks: Block[] } {
+  const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: `:stopwatch: ${esc(n.text)}` } }];
+  if (n.token)
+    blocks.push({
+      type: 'actions',
+      block_id: 'hv_window',
+      elements: [
+        { type: 'button', action_id: KEEP_ACTION, style: 'primary', text: plain('Keep'), value: n.token },
+      ],
+    });
+  return { text: esc(n.text), blocks };
 }

@@ -1,7 +1,7 @@
 import type { webApi } from '@slack/bolt';
-import type { ConfirmationPrompt, Reply, ReplyAddress } from '../../src/bus/types.js';
+import type { ConfirmationPrompt, Reply, ReplyAddress, WindowNotice } from '../../src/bus/types.js';
 import type { CommandResult } from '../../src/ports/command.js';
-import { confirmMessage, esc, headline, resultMessage, settledPrompt } from './blocks.js';
+import { confirmMessage, esc, headline, resultMessage, settledPrompt, windowMessage } from './blocks.js';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 
@@ -27,6 +27,9 @@ export interface SlackReplyData {
   promptText?: string;
   /** What the closed prompt says, e.g. "Confirmed by <@U1>; running." */
   settledNote?: string;
+  /** The confirmation window's notice (with its Keep button), once posted, and its text. */
+  windowTs?: string;
+  windowText?: string;
 }
 
 export function replyData(data: Record<string, unknown>): SlackReplyData {
@@ -42,6 +45,8 @@ export function replyData(data: Record<string, unknown>): SlackReplyData {
     promptTs: s('promptTs'),
     promptText: s('promptText'),
     settledNote: s('settledNote'),
+    windowTs: s('windowTs'),
+    windowText: s('windowText'),
   };
 }
 
@@ -214,6 +219,39 @@ export class SlackReply implements Reply {
           text,
         });
       }
+    });
+  }
+
+  /**
+   * A confirmation window: `open` posts its notice (with Keep) in the thread; `closed` shows it
+   * again without the button; `kept` answers a Keep click on the notice it came from.
+   */
+  window(notice: WindowNotice): Promise<void> {
+    return this.serial(async () => {
+      if (notice.state === 'kept') {
+        this.data.settledNote = `:white_check_mark: Kept by <@${esc(this.data.user ?? '?')}>; the activation stays once hv sees it.`;
+        await this.settlePrompt();
+        return;
+      }
+      if (notice.state === 'closed') {
+        const ts = this.data.windowTs;
+        if (!ts) return;
+        this.data.windowTs = undefined;
+        await this.client.chat.update({
+          channel: this.data.channel,
+          ts,
+          ...settledPrompt(this.data.windowText ?? '', esc(notice.text)),
+        });
+        return;
+      }
+      const msg = windowMessage(notice);
+      const res = await this.client.chat.postMessage({
+        channel: this.data.channel,
+        thread_ts: await this.thread(),
+        ...msg,
+      });
+      this.data.windowTs = res.ts as string;
+      this.data.windowText = msg.text;
     });
   }
 

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Evidence } from '../../src/bus/types.js';
 import type { ChannelSettings, EvidenceVerifier, ProvenRequest } from '../../src/ports/channel.js';
-import { CANCEL_ACTION, CONFIRM_ACTION } from './blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, KEEP_ACTION } from './blocks.js';
 import { clickTeam, commandOfText, slackActorId, slashRequestId } from './request.js';
 import { SlackChannel } from './schema.js';
 
@@ -81,8 +81,12 @@ function provenClick(payload: string): ProvenRequest {
   const action = actions[0];
   const actionId = str(action?.action_id);
   const token = str(action?.value);
-  if (actions.length !== 1 || !token || (actionId !== CONFIRM_ACTION && actionId !== CANCEL_ACTION))
-    throw new Error('not a click on an hv Confirm or Cancel button');
+  if (
+    actions.length !== 1 ||
+    !token ||
+    (actionId !== CONFIRM_ACTION && actionId !== CANCEL_ACTION && actionId !== KEEP_ACTION)
+  )
+    throw new Error('not a click on an hv Confirm, Cancel or Keep button');
   const u = p.user as { id?: unknown; team_id?: unknown } | undefined;
   const userId = str(u?.id);
   const team = clickTeam({
@@ -93,6 +97,6 @@ function provenClick(payload: string): ProvenRequest {
   return {
     actor: { channel: 'slack', id: slackActorId(team, userId) },
     token,
-    action: actionId === CONFIRM_ACTION ? 'confirm' : 'cancel',
+    action: actionId === CONFIRM_ACTION ? 'confirm' : actionId === KEEP_ACTION ? 'keep' : 'cancel',
   };
 }

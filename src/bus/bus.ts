@@ -7,6 +7,7 @@ import type { AnyCommand, CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import { actorKey, atLeast, roleOf } from './authorise.js';
 import { ConfirmTokens } from './confirm-token.js';
+import { createKeeper, type Keeper } from './keep.js';
 import { OperationStore, type PendingConfirmation } from './operations.js';
 import { RateLimiter } from './rate-limit.js';
 import { createOperationRunner, type RunnerOptions } from './runner.js';
@@ -62,7 +63,7 @@ interface Claimed {
   command?: string;
   argv?: string[];
   token?: string;
-  action?: 'confirm' | 'cancel';
+  action?: 'confirm' | 'cancel' | 'keep';
 }
 
 /** Create the bus the daemon hosts; chat and email adapters submit to it. */
@@ -166,8 +167,14 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
   };
 
   const find = opts.findCommand;
-  const runner = createOperationRunner(services, store, opts);
+  // The runner shows confirmation windows through the keeper, which needs the runner's `safely`.
+  let keeper: Keeper | undefined;
+  const runner = createOperationRunner(services, store, opts, {
+    poll: (rec, reply, offered) => keeper?.poll(rec, reply, offered) ?? Promise.resolve(offered),
+  });
   const { safely } = runner;
+  keeper = createKeeper(services, store, tokens, safely);
+  const keep = keeper;
   const start = runner.start;
 
   let lane: Promise<void> = Promise.resolve();
@@ -567,6 +574,16 @@ export function createCommandBus(services: Services, opts: CommandBusOptions): H
             data: { cancelled: true, command: c.command },
           }),
         );
+    },
+
+    async keep(token: string, actor: Actor, reply: Reply, evidence?: Evidence): Promise<SubmitOutcome> {
+      const channel = reply.address?.().channel;
+      if (channel !== undefined) {
+        const inadmissible = await admit(channel, evidence, { actor, token, action: 'keep' });
+        if (inadmissible)
+          return unproven('keep', { actor, id: token.slice(0, 8), command: 'keep', argv: [] }, inadmissible);
+      }
+      return keep.press(token, actor, reply);
     },
 
     async verify(channel: string, evidence: Evidence): Promise<boolean> {

@@ -42,6 +42,17 @@ export interface OperationRecord {
   startTime?: number;
 }
 
+/** A Keep button offered in a request's thread, persisted so that a click after a restart counts. */
+export interface KeepOffer {
+  token: string;
+  windowId: string;
+  operationId: string;
+  requestId: string;
+  command: string;
+  requester: Actor;
+  deadline: string;
+}
+
 /** A progress line the operation wrote. */
 export interface ProgressLine {
   step: string;
@@ -167,13 +178,16 @@ export class OperationStore {
   readonly dir: string;
   private readonly requests: string;
   private readonly confirms: string;
+  private readonly keeps: string;
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'operations');
     this.requests = join(this.dir, 'requests');
     this.confirms = join(this.dir, 'confirm');
+    this.keeps = join(this.dir, 'keep');
     makeDir(this.requests, 0o700);
     makeDir(this.confirms, 0o700);
+    makeDir(this.keeps, 0o700);
   }
 
   /**
@@ -228,7 +242,7 @@ export class OperationStore {
   /** Remove request claims and finished operation files older than `days`. */
   prune(now: Date, days = 14): void {
     const cutoff = now.getTime() - days * 86_400_000;
-    for (const dir of [this.requests, this.confirms, this.dir]) {
+    for (const dir of [this.requests, this.confirms, this.keeps, this.dir]) {
       for (const name of safeList(dir)) {
         const path = join(dir, name);
         try {
@@ -375,6 +389,20 @@ export class OperationStore {
       PendingConfirmationSchema,
       'the pending confirmation',
     );
+  }
+
+  // Keep buttons of confirmation windows -----------------------------------------------------------
+
+  saveKeep(k: KeepOffer): void {
+    writeJsonAtomic(join(this.keeps, `${hash(k.token)}.json`), k, 0o600);
+  }
+
+  loadKeep(token: string): KeepOffer | null {
+    try {
+      return JSON.parse(readFileSync(join(this.keeps, `${hash(token)}.json`), 'utf8')) as KeepOffer;
+    } catch {
+      return null;
+    }
   }
 
   /** Consume a confirmation: exactly one caller wins (rename is atomic). */

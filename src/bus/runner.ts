@@ -8,6 +8,7 @@ import type { AnyCommand, CommandResult } from '../ports/command.js';
 import { identityOf, isRunning } from '../process-identity.js';
 import type { Services } from '../services.js';
 import { actorKey } from './authorise.js';
+import type { Keeper } from './keep.js';
 import { type OperationRecord, type OperationStore, runRecorded } from './operations.js';
 import type { Reply, ReplyFactory } from './types.js';
 
@@ -44,7 +45,19 @@ export interface RunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** How often the progress and result files of a running operation are read. */
   pollMs?: number;
+  /** First pause before a result's delivery is tried again (doubles, at most 60 s). Default 1 s. */
+  resultRetryMs?: number;
 }
+
+/**
+ * A reply that failed because the platform could not be reached (the host is cut off, the chat
+ * process is not connected), not because the platform refused it: such a result is retried for
+ * up to UNREACHABLE_RETRY_MS, so that a FAILED after a dead-man revert reaches its thread once the
+ * host is reachable again.
+ */
+const UNREACHABLE =
+  /fetch failed|request error|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up|not connected|disconnected|no answer within/i;
+const UNREACHABLE_RETRY_MS = 24 * 60 * 60 * 1000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 
@@ -98,6 +111,8 @@ export function createOperationRunner(
   services: Services,
   store: OperationStore,
   opts: RunnerOptions = {},
+  /** Shows a confirmation window of a followed operation in its thread (src/bus/keep.ts). */
+  keeper?: Pick<Keeper, 'poll'>,
 ): OperationRunner {
   const { now } = services;
   const pollMs = opts.pollMs ?? 250;
@@ -129,13 +144,21 @@ export function createOperationRunner(
   };
 
   const deliverResult = async (rec: OperationRecord, reply: Reply, result: CommandResult) => {
+    const since = now().getTime();
+    const base = opts.resultRetryMs ?? 1000;
     for (let attempt = 0; !stopped; attempt++) {
-      if (await safely('result', rec.id, () => reply.result(result))) {
+      let error = '';
+      try {
+        await reply.result(result);
         store.markReported(rec.id, now());
         services.log('info', 'operation reported', { operation: rec.id, status: result.status });
         return;
+      } catch (e) {
+        error = errorMessage(e);
+        services.log('warn', 'reply failed', { what: 'result', operation: rec.id, error });
       }
-      if (attempt >= 9) {
+      const unreachable = UNREACHABLE.test(error) && now().getTime() - since < UNREACHABLE_RETRY_MS;
+      if (attempt >= 9 && !unreachable) {
         // About 10 minutes of trying: the platform refuses this reply for good (channel gone, bot
         // removed). The outcome stays in the audit log and the operation's files.
         store.markReported(rec.id, now());
@@ -146,7 +169,7 @@ export function createOperationRunner(
         });
         return;
       }
-      await sleep(Math.min(60_000, 1000 * 2 ** attempt));
+      await sleep(Math.min(60_000, base * 2 ** Math.min(attempt, 16)));
     }
   };
 
@@ -174,11 +197,15 @@ export function createOperationRunner(
         await safely('progress', rec.id, () => reply.progress(line.step, line.detail));
       if (p.lines.length) persistAddress(rec, reply);
     };
+    let offered: string | undefined;
     while (!stopped) {
       await forward();
+      if (keeper) offered = await keeper.poll(rec, reply, offered);
       const result = store.readResult(rec.id);
       if (result) {
         await forward();
+        // The window is closed by now (the operation waited for it): its button goes first.
+        if (keeper && offered) await keeper.poll(rec, reply, offered);
         await deliverResult(rec, reply, result);
         return;
       }

@@ -69,10 +69,29 @@ export interface Reply {
   /** Ask for an explicit confirmation (system-upgrade, rollback). */
   confirm(prompt: ConfirmationPrompt): Promise<void>;
   /**
+   * Optional: a confirmation window (dead-man revert) in this request's thread: `open` shows until
+   * when and, when a human may confirm, a Keep button carrying `notice.token`; `kept` answers a
+   * click; `closed` takes the button away. Front ends without buttons may leave it out.
+   */
+  window?(notice: WindowNotice): Promise<void>;
+  /**
    * Optional: the address as the reply knows it now (e.g. once it created the Slack thread), so
    * that a daemon restart resumes into the same thread. The bus persists it after each call.
    */
   address?(): ReplyAddress;
+}
+
+/** A confirmation window as a request's thread shows it (see Reply.window). */
+export interface WindowNotice {
+  state: 'open' | 'kept' | 'closed';
+  windowId: string;
+  deadline: string;
+  /** Human text: what is open until when, what confirms it; or who kept it, how it ended. */
+  text: string;
+  /** The Keep button's value (state `open`, when a human may confirm). */
+  token?: string;
+  /** Who pressed Keep (state `kept`). */
+  by?: string;
 }
 
 export type SubmitOutcome =
@@ -115,6 +134,12 @@ export interface CommandBus {
    * again, with the request's fields, on submit/confirm/cancel.
    */
   verify(channel: string, evidence: Evidence): Promise<boolean>;
+  /**
+   * A Keep button click in a confirmation window's notice: the requester or any admin may keep the
+   * activated system (recorded as `human` evidence, audited); anyone else is refused through
+   * `reply.refused`. Optional: a bus without confirmation windows has none.
+   */
+  keep?(token: string, actor: Actor, reply: Reply, evidence?: Evidence): Promise<SubmitOutcome>;
 }
 
 /**
@@ -126,4 +151,9 @@ export type ReplyFactory = (address: ReplyAddress) => Reply | undefined;
 /** What the daemon gives a chat adapter when it starts it. */
 export interface AdapterHost {
   bus: CommandBus;
+  /**
+   * Optional: report each fresh connection to the platform (`detail`: what happened, e.g. "Slack
+   * Socket Mode hello"), chat evidence for a confirmation window (src/engine/confirm-window.ts).
+   */
+  connected?(detail: string): void;
 }

@@ -96,7 +96,7 @@ export class ChatClient {
         const adapter = await type.open(settings, ctx);
         this.adapters.push({ adapter, intake: c.intake, notifier: c.notifier });
         if (c.intake && adapter.start) {
-          await adapter.start({ bus });
+          await adapter.start({ bus, connected: (detail) => this.connected(name, detail) });
           this.opts.log('info', 'chat adapter connected', { channel: name, type: settings.type });
         }
       } catch (e) {
@@ -147,6 +147,37 @@ export class ChatClient {
     };
   }
 
+  /** Tell the engine a channel has a fresh platform connection (chat evidence for a window). */
+  private connected(channel: string, detail: string): void {
+    if (this.opts.link.closed) return;
+    this.opts.link.send({
+      t: 'connected',
+      channel,
+      at: new Date().toISOString(),
+      detail: detail.slice(0, 500),
+    });
+  }
+
+  /** A confirmation window opened: every intake adapter drops its connection and makes a new one. */
+  private async onReconnect(window: string): Promise<void> {
+    await this.ready;
+    this.opts.log('info', 'reconnecting chat adapters for a confirmation window', { window });
+    await Promise.all(
+      this.adapters
+        .filter((a) => a.intake && a.adapter.reconnect)
+        .map(async ({ adapter }) => {
+          try {
+            await adapter.reconnect?.();
+          } catch (e) {
+            this.opts.log('warn', 'chat adapter reconnect failed', {
+              channel: adapter.name,
+              error: errorMessage(e),
+            });
+          }
+        }),
+    );
+  }
+
   private prune(): void {
     const cutoff = Date.now() - LIVE_REPLY_MS;
     for (const [id, l] of this.live) if (l.at < cutoff) this.live.delete(id);
@@ -172,6 +203,9 @@ export class ChatClient {
         return;
       case 'deliver':
         void this.onDeliver(msg);
+        return;
+      case 'reconnect':
+        void this.onReconnect(msg.window);
         return;
     }
   }
@@ -201,6 +235,7 @@ export class ChatClient {
       if (d.method === 'progress') await reply.progress(d.step, d.detail);
       else if (d.method === 'result') await reply.result(d.result as never);
       else if (d.method === 'refused') await reply.refused(d.reason);
+      else if (d.method === 'window') await reply.window?.(d.notice);
       else await reply.confirm(d.prompt);
       const address = reply.address?.();
       link.send({ t: 'reply-done', call: msg.call, ok: true, ...(address ? { address } : {}) });
@@ -238,7 +273,7 @@ export class ChatClient {
 
   /** The bus the adapters see: each call goes to the engine, which decides. */
   private remoteBus(): CommandBus {
-    const keep = (reply: Reply): string => {
+    const hold = (reply: Reply): string => {
       const id = randomBytes(9).toString('base64url');
       this.live.set(id, { reply, at: Date.now() });
       return id;
@@ -258,11 +293,11 @@ export class ChatClient {
     return {
       commands: (): readonly ServedCommand[] => commands.listCommands().filter((c) => !c.cliOnly),
       submit: (req: CommandRequest, reply: Reply) =>
-        outcomeOf({ t: 'submit', replyId: keep(reply), request: req }),
+        outcomeOf({ t: 'submit', replyId: hold(reply), request: req }),
       confirm: (token: string, actor: Actor, reply: Reply, evidence?: Evidence) =>
         outcomeOf({
           t: 'confirm',
-          replyId: keep(reply),
+          replyId: hold(reply),
           token,
           actor,
           replyTo: addressOf(reply),
@@ -272,13 +307,22 @@ export class ChatClient {
         if (!reply) throw new Error('a cancel needs a reply');
         await outcomeOf({
           t: 'cancel',
-          replyId: keep(reply),
+          replyId: hold(reply),
           token,
           actor,
           replyTo: addressOf(reply),
           ...(evidence ? { evidence } : {}),
         });
       },
+      keep: (token: string, actor: Actor, reply: Reply, evidence?: Evidence) =>
+        outcomeOf({
+          t: 'keep',
+          replyId: hold(reply),
+          token,
+          actor,
+          replyTo: addressOf(reply),
+          ...(evidence ? { evidence } : {}),
+        }),
       verify: async (channel: string, evidence: Evidence) => {
         const a = await this.calls.call({ t: 'verify', channel, evidence }, CALL_TIMEOUT_MS);
         return a.t === 'verified' && a.ok;

@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import type { Actor } from '../audit.js';
 import type { HostedCommandBus } from '../bus/bus.js';
 import type { Reply, ReplyAddress } from '../bus/types.js';
+import { recordEvidence } from '../engine/confirm-window.js';
 import { errorMessage } from '../errors.js';
 import type { HvEvent } from '../events.js';
 import { type ChannelAdapter, type ChannelSettings, DeliveryError } from '../ports/channel.js';
@@ -218,6 +219,19 @@ export class EngineServer {
         case 'delivered':
           this.calls.answer(msg);
           return;
+        case 'connected':
+          this.onConnected(msg);
+          return;
+        case 'keep': {
+          const wrong = this.misrouted(msg.replyTo, msg.actor);
+          if (wrong) return this.refuseMisrouted(link, msg.call, wrong, msg.actor, 'keep');
+          const reply = this.reply(msg.replyTo, msg.replyId);
+          const outcome = bus.keep
+            ? await bus.keep(msg.token, msg.actor, reply, msg.evidence)
+            : ({ kind: 'refused', reason: 'this engine has no confirmation windows' } as const);
+          answer({ t: 'outcome', call: msg.call, outcome });
+          return;
+        }
         case 'verify': {
           const ok = await bus.verify(msg.channel, msg.evidence);
           answer({ t: 'verified', call: msg.call, ok });
@@ -255,6 +269,49 @@ export class EngineServer {
       this.log('error', 'chat request failed in the engine', { t: msg.t, error: errorMessage(e) });
       if ('call' in msg) answer({ t: 'outcome', call: msg.call, error: errorMessage(e) });
     }
+  }
+
+  /**
+   * A chat channel (re)connected to its platform: chat evidence for the open confirmation window, if
+   * any. Only a configured chat channel counts, and only at a time not after now (a connection made
+   * before the window opened is filtered by the window's openedAt).
+   */
+  private onConnected(msg: Extract<ChatMessage, { t: 'connected' }>): void {
+    const { services } = this.opts;
+    const settings = services.config.notify.channels.find((c) => (c.name ?? c.type) === msg.channel);
+    if (!settings || services.channels.get(settings.type)?.placement(settings).notifier !== 'chat') {
+      this.log('warn', 'chat connection report for an unknown channel ignored', { channel: msg.channel });
+      return;
+    }
+    const now = services.now();
+    const told = Date.parse(msg.at);
+    const at = Number.isFinite(told) && told <= now.getTime() ? new Date(told) : now;
+    try {
+      const w = recordEvidence(services.paths, {
+        kind: 'chat',
+        channel: msg.channel,
+        at: at.toISOString(),
+        detail: msg.detail,
+      });
+      this.log('info', 'chat channel connected', {
+        channel: msg.channel,
+        detail: msg.detail,
+        ...(w ? { window: w.id } : {}),
+      });
+    } catch (e) {
+      this.log('error', 'cannot record chat evidence', { channel: msg.channel, error: errorMessage(e) });
+    }
+  }
+
+  /**
+   * Ask the chat process to drop and re-establish every platform connection (a confirmation window
+   * `window` opened). False when no chat process is connected: one that connects later opens fresh
+   * connections anyway and reports them.
+   */
+  requestReconnect(window: string): boolean {
+    if (!this.connected || !this.current) return false;
+    this.current.send({ t: 'reconnect', window } satisfies EngineMessage);
+    return true;
   }
 
   private async refuseMisrouted(
@@ -297,6 +354,7 @@ export class EngineServer {
       result: (result) => call({ method: 'result', result: result as never }),
       refused: (reason) => call({ method: 'refused', reason }),
       confirm: (prompt) => call({ method: 'confirm', prompt }),
+      window: (notice) => call({ method: 'window', notice }),
       address: () => addr,
     };
   }

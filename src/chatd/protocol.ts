@@ -66,12 +66,23 @@ const SubmitOutcome = z.union([
   z.strictObject({ kind: z.literal('refused'), reason: Text }),
 ]);
 
+/** A confirmation window's notice in a request's thread (src/bus/types.ts WindowNotice). */
+const WindowNotice = z.strictObject({
+  state: z.enum(['open', 'kept', 'closed']),
+  windowId: z.string().min(1).max(100),
+  deadline: z.string().max(64),
+  text: Text,
+  token: z.string().min(1).max(200).optional(),
+  by: z.string().max(400).optional(),
+});
+
 /** A reply address, its Reply method and that method's argument, as the engine calls it. */
 const ReplyCall = z.discriminatedUnion('method', [
   z.strictObject({ method: z.literal('progress'), step: Text, detail: Text.optional() }),
   z.strictObject({ method: z.literal('result'), result: CommandResult }),
   z.strictObject({ method: z.literal('refused'), reason: Text }),
   z.strictObject({ method: z.literal('confirm'), prompt: ConfirmationPrompt }),
+  z.strictObject({ method: z.literal('window'), notice: WindowNotice }),
 ]);
 export type ReplyCall = z.infer<typeof ReplyCall>;
 
@@ -111,7 +122,27 @@ export const ChatMessage = z.discriminatedUnion('t', [
     replyTo: ReplyAddress,
     evidence: Evidence.optional(),
   }),
+  /** A Keep button click in a confirmation window's notice (answered with `outcome`). */
+  z.strictObject({
+    t: z.literal('keep'),
+    call: Call,
+    replyId: Id,
+    token: z.string().min(1).max(200),
+    actor: Actor,
+    replyTo: ReplyAddress,
+    evidence: Evidence.optional(),
+  }),
   z.strictObject({ t: z.literal('verify'), call: Call, channel: z.string().max(100), evidence: Evidence }),
+  /**
+   * A fresh connection of a channel to its platform (Slack Socket Mode hello, Discord READY or
+   * RESUMED, Slack HTTP mode's authenticated API call): chat evidence for a confirmation window.
+   */
+  z.strictObject({
+    t: z.literal('connected'),
+    channel: z.string().min(1).max(100),
+    at: z.string().max(64),
+    detail: z.string().max(500),
+  }),
   /** The answer to the engine's `reply`: done, the reply's address now, or why it failed. */
   z.strictObject({
     t: z.literal('reply-done'),
@@ -165,6 +196,11 @@ export const EngineMessage = z.discriminatedUnion('t', [
     address: ReplyAddress,
     do: ReplyCall,
   }),
+  /**
+   * A confirmation window opened: drop and re-establish every platform connection, and report each
+   * fresh one (`connected`), so that only a connection made after the activation counts.
+   */
+  z.strictObject({ t: z.literal('reconnect'), window: z.string().min(1).max(100) }),
   z.strictObject({
     t: z.literal('deliver'),
     call: Call,

@@ -6,6 +6,8 @@ import { chatUser } from '../chatd/chat-user.js';
 import type { EngineServer } from '../chatd/engine-server.js';
 import { chatChannels } from '../chatd/secrets.js';
 import { ChatSupervisor } from '../chatd/supervisor.js';
+import { readWindow, windowFile } from '../engine/confirm-window.js';
+import { errorMessage } from '../errors.js';
 import type { CommandRegistry } from '../ports/command.js';
 import type { Services } from '../services.js';
 import type { ComponentFactory, DaemonComponent } from './daemon.js';
@@ -37,6 +39,53 @@ const deliveryLoop: ComponentFactory = async (services) => {
   return [component];
 };
 
+/**
+ * Watch for a confirmation window opening (`<state>/confirm-window.json`, written by the operation
+ * that activated): calls `opened` once per window. fs.watch sees it at once; a slow poll covers a
+ * missed event.
+ */
+function watchWindows(
+  services: Services,
+  opened: (w: NonNullable<ReturnType<typeof readWindow>>) => void,
+): () => void {
+  const { paths } = services;
+  const name = windowFile(paths).slice(paths.dir.length + 1);
+  let seen: string | undefined;
+  const look = () => {
+    try {
+      const w = readWindow(paths);
+      if (w && w.id !== seen) {
+        seen = w.id;
+        opened(w);
+      }
+    } catch (e) {
+      services.log('warn', 'confirmation window unreadable', { error: errorMessage(e) });
+    }
+  };
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(paths.dir, (_event, file) => {
+      if (file === null || file === name) look();
+    });
+    watcher.on('error', () => undefined);
+  } catch {
+    // no inotify: the poll below still sees it
+  }
+  const timer = setInterval(look, 1000);
+  timer.unref();
+  // A window opened before the daemon started: its chat channels reconnect when the chat process
+  // starts anyway; the first look only remembers it.
+  try {
+    seen = readWindow(paths)?.id;
+  } catch {
+    // reported by look()
+  }
+  return () => {
+    watcher?.close();
+    clearInterval(timer);
+  };
+}
+
 /** chown a dir and everything under it (not following symlinks). */
 function chownTree(path: string, uid: number, gid: number): void {
   lchownSync(path, uid, gid);
@@ -58,6 +107,7 @@ const chatProcess =
     if (chats.length === 0) return [];
     let bus: HostedCommandBus | undefined;
     let supervisor: ChatSupervisor | undefined;
+    let unwatch: (() => void) | undefined;
     const component: DaemonComponent = {
       name: 'chat-process',
       async start() {
@@ -93,6 +143,17 @@ const chatProcess =
           });
           supervisor.start();
         }
+        // Dead-man confirmation: a window that chat reconnections may confirm makes every chat
+        // connection start afresh, so that only a connection made after the activation counts.
+        unwatch = watchWindows(services, (w) => {
+          if (!w.wants.includes('chat') || !w.chatChannels.length) return;
+          const asked = server.requestReconnect(w.id);
+          log('info', 'confirmation window opened; chat reconnect requested', {
+            window: w.id,
+            deadline: w.deadline,
+            chatProcess: asked ? 'asked' : 'not connected (its next start connects afresh)',
+          });
+        });
         const names = new Set(chats.filter((c) => c.intake).map((c) => c.settings.name ?? c.settings.type));
         const b = bus;
         // Results are handed over once a chat process is connected (the bus retries until then).
@@ -104,6 +165,7 @@ const chatProcess =
         });
       },
       async stop() {
+        unwatch?.();
         await supervisor?.stop();
         await server.stop();
         await bus?.stop();

@@ -79,6 +79,13 @@ export interface CommandIntake {
    * operation's result after a daemon restart (undefined: not this adapter's address).
    */
   replyFor?(address: ReplyAddress): Reply | undefined;
+  /**
+   * Drop the platform connection and establish a new one (a confirmation window opened after an
+   * activation), reporting it through `AdapterHost.connected` once it is up; keeps trying until it
+   * is or the adapter stops. A channel without a persistent connection makes an authenticated call
+   * instead (Slack HTTP mode: auth.test). Resolves when the attempt started, not when it succeeded.
+   */
+  reconnect?(): Promise<void>;
 }
 
 /**
@@ -114,7 +121,7 @@ export interface ProvenRequest {
   /** A confirmation token the signed request carries (a button's value, a `[hv:…]` Subject tag). */
   token?: string;
   /** For a button click: which button. */
-  action?: 'confirm' | 'cancel';
+  action?: 'confirm' | 'cancel' | 'keep';
 }
 
 /** Checks a channel's `Evidence` in the engine; throws an Error whose message is the reason. */

@@ -22,7 +22,10 @@ let dir: string;
 let t: number;
 let buses: HostedCommandBus[] = [];
 
-function setup(chatops: ConfigInput['chatops'] = {}, busOpts: { spawnPrefix?: string[] } = {}) {
+function setup(
+  chatops: ConfigInput['chatops'] = {},
+  busOpts: { spawnPrefix?: string[]; resultRetryMs?: number } = {},
+) {
   const raw = {
     host: 'hv01',
     allowNonRoot: true,
@@ -276,6 +279,61 @@ describe('command bus: restart', () => {
     expect(resumed[0]?.results).toHaveLength(1);
     // Reported once: a further restart has nothing left to deliver.
     expect(setup().bus.resumePending(() => new RecordingReply())).toBe(0);
+  });
+});
+
+describe('command bus: results while the platform is unreachable', () => {
+  /** A rollback that finished while no daemon listened; its result waits to be delivered. */
+  async function finishedUnreported() {
+    const first = setup();
+    const reply = new RecordingReply({ channel: 'test', data: { thread: 'T-2' } });
+    const a = await first.bus.submit(req(ADMIN, 'rollback --to 1'), reply);
+    const ok = await first.bus.confirm((a as { prompt: { token: string } }).prompt.token, ADMIN, reply);
+    await first.bus.stop();
+    const id = (ok as { operationId: string }).operationId;
+    const deadline = Date.now() + 20_000;
+    while (!first.bus.store.readResult(id) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(first.bus.store.readResult(id)).not.toBeNull();
+    return id;
+  }
+
+  /** A reply whose result fails `failures` times with `error`, then goes through. */
+  class FlakyReply extends RecordingReply {
+    attempts = 0;
+    constructor(
+      private readonly failures: number,
+      private readonly error: string,
+    ) {
+      super();
+    }
+    override async result(result: Parameters<RecordingReply['result']>[0]): Promise<void> {
+      this.attempts += 1;
+      if (this.attempts <= this.failures) throw new Error(this.error);
+      await super.result(result);
+    }
+  }
+
+  it('a host cut off from its chat platform: the result is retried past the usual 10 attempts and arrives once it is reachable', async () => {
+    const id = await finishedUnreported();
+    const { bus } = setup({}, { resultRetryMs: 2 });
+    const reply = new FlakyReply(11, 'A request error occurred: fetch failed');
+    expect(bus.resumePending(() => reply)).toBe(1);
+    await bus.idle();
+    expect(reply.attempts).toBe(12);
+    expect(reply.results).toHaveLength(1);
+    expect(bus.store.isReported(id)).toBe(true);
+  });
+
+  it('a platform that refuses the reply for good: given up after 10 attempts, marked reported', async () => {
+    const id = await finishedUnreported();
+    const { bus } = setup({}, { resultRetryMs: 2 });
+    const reply = new FlakyReply(100, 'An API error occurred: channel_not_found');
+    expect(bus.resumePending(() => reply)).toBe(1);
+    await bus.idle();
+    expect(reply.attempts).toBe(10);
+    expect(reply.results).toEqual([]);
+    expect(bus.store.isReported(id)).toBe(true);
   });
 });
 

@@ -76,4 +76,43 @@ describe('engine ⇄ chat process protocol', () => {
     raw.destroy();
     close();
   });
+
+  it('confirmation windows: reconnect (engine), connected and keep (chat process), the window notice of a reply', () => {
+    expect(decode(EngineMessage, JSON.stringify({ t: 'reconnect', window: 'w1' }))).toEqual({
+      t: 'reconnect',
+      window: 'w1',
+    });
+    const connected = { t: 'connected', channel: 'slack', at: new Date().toISOString(), detail: 'hello' };
+    expect(typeof decode(ChatMessage, JSON.stringify(connected))).toBe('object');
+    expect(decode(ChatMessage, JSON.stringify({ ...connected, detail: 'x'.repeat(501) }))).toMatch(/detail/);
+    expect(decode(ChatMessage, JSON.stringify({ ...connected, window: 'w1' }))).toMatch(/^invalid message/);
+    const keep = {
+      t: 'keep',
+      call: 3,
+      replyId: 'r',
+      token: 'tok',
+      actor: { channel: 'slack', id: 'T:U' },
+      replyTo: { channel: 'slack', data: {} },
+    };
+    expect(typeof decode(ChatMessage, JSON.stringify(keep))).toBe('object');
+    const reply = (notice: Record<string, unknown>) =>
+      decode(
+        EngineMessage,
+        JSON.stringify({
+          t: 'reply',
+          call: 4,
+          address: { channel: 'slack', data: {} },
+          do: { method: 'window', notice },
+        }),
+      );
+    const notice = {
+      state: 'open',
+      windowId: 'w1',
+      deadline: '2026-01-01T00:00:00Z',
+      text: 'open',
+      token: 'k',
+    };
+    expect(typeof reply(notice)).toBe('object');
+    expect(reply({ ...notice, state: 'gone' })).toMatch(/^invalid message/);
+  });
 });

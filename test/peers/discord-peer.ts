@@ -31,6 +31,7 @@ import {
   listenLoopback,
   loseResponse,
   parseMultipart,
+  Reachability,
   readBody,
   routeMatches,
   sendJson,
@@ -77,6 +78,8 @@ export class DiscordPeer {
   readonly dmChannels = new Map<string, string>();
   readonly interactionDeadlineMs: number;
   readonly gateway: DiscordGateway;
+  /** Cut the peer off (`peer.reachability.set(true | condition)`), as a host that lost its network. */
+  readonly reachability: Reachability;
 
   private readonly server: Server;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -104,6 +107,7 @@ export class DiscordPeer {
       );
     });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.reachability = new Reachability(this.server, () => this.gateway.drop());
   }
 
   /** Starts a peer on a random loopback port. */
@@ -237,6 +241,7 @@ export class DiscordPeer {
   }
 
   async stop(): Promise<void> {
+    this.reachability.dispose();
     this.gateway.close();
     this.wss.close();
     await closeServer(this.server);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** Reads a whole request body. */
 export async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -121,4 +122,62 @@ export function loseResponse(res: ServerResponse, lost: LostResponse, send: () =
     if (!res.socket?.destroyed) send();
   }, lost.delayMs);
   res.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * Makes a peer's server unreachable on demand, as a host cut off from the platform sees it: while
+ * `unreachable` says so, every new TCP connection (Web API, REST, WebSocket alike) is closed at once
+ * and the open ones are dropped. `when` is a flag or a condition looked at on every connection and
+ * every 50 ms (e.g. "a confirmation window is open"), so a reconnection made the moment it becomes
+ * true is refused too.
+ */
+export class Reachability {
+  /** TCP connections refused so far. */
+  refused = 0;
+  private readonly open = new Set<Socket>();
+  private when: () => boolean = () => false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    server: Server,
+    /** Also drop the peer's own sockets (WebSocket servers hold theirs). */
+    private readonly dropOthers: () => void = () => {},
+  ) {
+    server.on('connection', (socket) => {
+      if (this.when()) {
+        this.refused += 1;
+        socket.destroy();
+        return;
+      }
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+    });
+  }
+
+  get unreachable(): boolean {
+    return this.when();
+  }
+
+  /** `true`/a condition: unreachable (while it holds); `false`: reachable again. */
+  set(when: boolean | (() => boolean)): void {
+    this.when = typeof when === 'function' ? when : () => when;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (when === false) return;
+    const cut = () => {
+      if (!this.when()) return;
+      for (const socket of this.open) socket.destroy();
+      this.open.clear();
+      this.dropOthers();
+    };
+    cut();
+    if (typeof when === 'function') {
+      this.timer = setInterval(cut, 50);
+      this.timer.unref();
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
 }

@@ -7,6 +7,7 @@ import {
   type LostResponse,
   listenLoopback,
   loseResponse,
+  Reachability,
   readBody,
   sendJson,
   type WaitOptions,
@@ -87,6 +88,8 @@ export class SlackPeer {
   readonly socketFramesIn: Record<string, unknown>[] = [];
   /** How many Socket Mode connections were ever opened. */
   connectionsOpened = 0;
+  /** Cut the peer off (`peer.reachability.set(true | condition)`), as a host that lost its network. */
+  readonly reachability: Reachability;
 
   private readonly server: Server;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -118,6 +121,7 @@ export class SlackPeer {
     });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.wss.on('connection', (ws) => this.onSocket(ws));
+    this.reachability = new Reachability(this.server, () => this.dropConnections());
   }
 
   /** Starts a peer on a random loopback port. */
@@ -270,6 +274,7 @@ export class SlackPeer {
   }
 
   async stop(): Promise<void> {
+    this.reachability.dispose();
     for (const list of this.pending.values()) for (const waiter of list) clearTimeout(waiter.timer);
     this.pending.clear();
     for (const { ws } of this.sockets.values()) ws.terminate();

@@ -15,7 +15,7 @@ import { type MailSource, spoolSource } from './spool.js';
 export function emailIntake(
   c: EmailChannel & { intake: EmailIntake },
   ctx: AdapterContext,
-): Required<CommandIntake> {
+): Required<Omit<CommandIntake, 'reconnect'>> {
   const name = c.name ?? 'email';
   const chatState = ctx.config.chatops.stateDir;
   const sources: MailSource[] = [];
