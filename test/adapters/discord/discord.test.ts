@@ -40,6 +40,7 @@ describe('discord adapter: registration and identity', () => {
     expect(hv.options.map((o) => o.name).sort()).toEqual(
       [
         'check-updates',
+        'confirm',
         'diff',
         'help',
         'notify',
