@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { actorLabel } from './audit.js';
+import { HV } from './cli-name.js';
 import { windowFile } from './engine/confirm-window.js';
 import { Exit, errorMessage, isHvError } from './errors.js';
 import { makeDir } from './fs/atomic.js';
@@ -39,6 +40,7 @@ export async function execute(
   // An operation that died mid-way (or inside its confirmation window) is finished or undone before
   // anything else runs. The check is three stats; the recovery code loads only when a marker exists.
   let recovered: string[] = [];
+  let recoveryError: unknown;
   if (
     existsSync(services.paths.journal) ||
     existsSync(services.paths.testInProgress) ||
@@ -49,7 +51,29 @@ export async function execute(
       recovered = await recoverInterrupted(ctx);
     } catch (e) {
       services.log('error', 'startup recovery failed', { error: errorMessage(e) });
+      // Another hv holding the lock is finishing its own operation: that is not a failure here.
+      if (!(isHvError(e) && e.code === 'busy')) recoveryError = e;
     }
+  }
+  // A command that changes the system must not run over an operation nobody could finish or undo
+  // (e.g. a damaged journal): the host's state is unknown. Read-only commands run and say so.
+  if (recoveryError !== undefined && (cmd.exclusive || cmd.confirm)) {
+    const e = recoveryError;
+    const result: CommandResult = {
+      status: isHvError(e) && e.exitCode === Exit.refused ? 'refused' : 'error',
+      exitCode: isHvError(e) ? e.exitCode : Exit.failed,
+      message: `An interrupted operation could not be finished or undone: ${errorMessage(e)}\n${cmd.name} did not run; fix that first ("${HV} status" shows the state).`,
+      data: { code: isHvError(e) ? e.code : 'internal', recoveryFailed: true },
+    };
+    await services.audit.append({
+      actor: ctx.actor,
+      operation: cmd.name,
+      args,
+      result: result.status,
+      requestId: ctx.requestId,
+      details: { exitCode: result.exitCode, recoveryFailed: errorMessage(e) },
+    });
+    return result;
   }
   let lock: Lock | undefined;
   let result: CommandResult;
@@ -72,6 +96,12 @@ export async function execute(
   } finally {
     lock?.release();
   }
+  if (recoveryError !== undefined)
+    result = {
+      ...result,
+      message: `Warning: an interrupted operation could not be finished or undone: ${errorMessage(recoveryError)}\n\n${result.message}`,
+      data: { ...result.data, recoveryFailed: errorMessage(recoveryError) },
+    };
   if (recovered.length) {
     result = {
       ...result,

@@ -4,6 +4,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -140,6 +141,31 @@ describe('persisted records are read through their schemas', () => {
     }
     rmSync(lock);
     expect(w.hv(['system-upgrade', '--yes']).code).toBe(0);
+  });
+
+  it('a damaged operation journal: system-upgrade and rollback do not run over it (exit 3, naming it); status runs and warns', () => {
+    const w = upgraded();
+    const journal = join(w.paths.state, 'operation-journal.json');
+    writeFileSync(journal, '{"operation":"system-upgrade","step":', { mode: 0o600 });
+    const before = w.activations().length;
+    const profile = readlinkSync(w.paths.profile);
+    for (const args of [
+      ['system-upgrade', '--yes'],
+      ['rollback', '--yes'],
+    ]) {
+      const r = w.hv([...args, '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      expect(r.json.message).toContain('An interrupted operation could not be finished or undone');
+      expect(r.json.message).toContain(journal);
+      expect(r.json.message).toContain(`${args[0]} did not run`);
+    }
+    expect(w.activations()).toHaveLength(before);
+    expect(readlinkSync(w.paths.profile)).toBe(profile);
+    const s = w.hv(['status']);
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(
+      /^Warning: an interrupted operation could not be finished or undone: .*operation-journal\.json/,
+    );
   });
 
   it('a damaged last-check.json, update-available.json or notification record: status names each (exit 0); check-updates replaces last-check.json', () => {
