@@ -82,7 +82,8 @@ process.stdout.write(
 process.stdout.write(`hv diff, cold             ${f(cold)}  n=${runs}\n`);
 process.stdout.write(`hv diff, warm (cached)    ${f(warm)}  n=${runs}\n`);
 process.stdout.write(`nix store diff-closures   ${f(nix)}  n=${runs}\n`);
+const verdict = (r: number) => (r <= 1 ? 'met' : 'MISSED');
 process.stdout.write(
-  `ratio hv / nix: cold ${ratio.toFixed(2)}, warm ${warmRatio.toFixed(2)} (goal: cold at most 1.00) ${ratio <= 1 ? 'met' : 'MISSED'}\n`,
+  `ratio hv / nix (goal: at most 1.00): warm ${warmRatio.toFixed(2)} ${verdict(warmRatio)}, cold ${ratio.toFixed(2)} ${verdict(ratio)}\n`,
 );
 process.exitCode = ratio <= 1 ? 0 : 1;
