@@ -57,46 +57,9 @@ export async function execute(
   }
   // A command that changes the system must not run over an operation nobody could finish or undo
   // (e.g. a damaged journal): the host's state is unknown. Read-only commands run and say so.
-  if (recoveryError !== undefined && (cmd.exclusive || cmd.confirm)) {
-    const e = recoveryError;
-    const result: CommandResult = {
-      status: isHvError(e) && e.exitCode === Exit.refused ? 'refused' : 'error',
-      exitCode: isHvError(e) ? e.exitCode : Exit.failed,
-      message: `An interrupted operation could not be finished or undone: ${errorMessage(e)}\n${cmd.name} did not run; fix that first ("${HV} status" shows the state).`,
-      data: { code: isHvError(e) ? e.code : 'internal', recoveryFailed: true },
-    };
-    await services.audit.append({
-      actor: ctx.actor,
-      operation: cmd.name,
-      args,
-      result: result.status,
-      requestId: ctx.requestId,
-      details: { exitCode: result.exitCode, recoveryFailed: errorMessage(e) },
-    });
-    return result;
-  }
-  let lock: Lock | undefined;
-  let result: CommandResult;
-  try {
-    if (cmd.exclusive) lock = acquireLock(services.paths.dir, cmd.name, actorLabel(ctx.actor));
-    result = await cmd.run(ctx, args);
-  } catch (e) {
-    if (!isHvError(e)) {
-      services.log('error', 'command crashed', { command: cmd.name, error: errorMessage(e) });
-      result = {
-        status: 'error',
-        exitCode: Exit.failed,
-        message: `${cmd.name} failed: ${errorMessage(e)}`,
-        data: {},
-      };
-    } else {
-      const status = e.code === 'busy' ? 'busy' : e.exitCode === Exit.refused ? 'refused' : 'error';
-      result = { status, exitCode: e.exitCode, message: e.message, data: { code: e.code, ...e.details } };
-    }
-  } finally {
-    lock?.release();
-  }
-  if (recoveryError !== undefined)
+  const refuse = recoveryError !== undefined && (cmd.exclusive || cmd.confirm);
+  let result = refuse ? notRun(cmd.name, recoveryError) : await runLocked(cmd, ctx, args);
+  if (recoveryError !== undefined && !refuse)
     result = {
       ...result,
       message: `Warning: an interrupted operation could not be finished or undone: ${errorMessage(recoveryError)}\n\n${result.message}`,
@@ -120,4 +83,38 @@ export async function execute(
     });
   }
   return result;
+}
+
+/** The result of a command that did not run because recovery failed. */
+function notRun(name: string, e: unknown): CommandResult {
+  return {
+    status: isHvError(e) && e.exitCode === Exit.refused ? 'refused' : 'error',
+    exitCode: isHvError(e) ? e.exitCode : Exit.failed,
+    message: `An interrupted operation could not be finished or undone: ${errorMessage(e)}\n${name} did not run; fix that first ("${HV} status" shows the state).`,
+    data: { code: isHvError(e) ? e.code : 'internal', recoveryFailed: true },
+    audit: { recoveryFailed: errorMessage(e) },
+  };
+}
+
+/** Run the command under the host lock when it is exclusive; errors become results. */
+async function runLocked(cmd: AnyCommand, ctx: CommandContext, args: unknown): Promise<CommandResult> {
+  let lock: Lock | undefined;
+  try {
+    if (cmd.exclusive) lock = acquireLock(ctx.services.paths.dir, cmd.name, actorLabel(ctx.actor));
+    return await cmd.run(ctx, args);
+  } catch (e) {
+    if (!isHvError(e)) {
+      ctx.services.log('error', 'command crashed', { command: cmd.name, error: errorMessage(e) });
+      return {
+        status: 'error',
+        exitCode: Exit.failed,
+        message: `${cmd.name} failed: ${errorMessage(e)}`,
+        data: {},
+      };
+    }
+    const status = e.code === 'busy' ? 'busy' : e.exitCode === Exit.refused ? 'refused' : 'error';
+    return { status, exitCode: e.exitCode, message: e.message, data: { code: e.code, ...e.details } };
+  } finally {
+    lock?.release();
+  }
 }

@@ -9,7 +9,7 @@ import { describeExit, switchTo } from './activation.js';
 import { makeBackup } from './backup.js';
 import type { OperationDeps } from './check.js';
 import type { ClosureDiff } from './closure-diff.js';
-import { type NotConfirmed, switchBack } from './confirm-revert.js';
+import { markNotConfirmed, type NotConfirmed, switchBack } from './confirm-revert.js';
 import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
 import { closeWindow } from './confirm-window.js';
 import { type Downgrade, downgradeLine, downgradeOf } from './downgrade.js';
@@ -338,12 +338,8 @@ export async function undoUnconfirmedUpgrade(
   const { paths, now } = deps;
   const back = await switchBack(deps, j);
   const at = now().toISOString();
-  rec.status = 'failed';
-  rec.notConfirmed = { reason, revertedAt: at, detail: back.detail, ok: back.ok };
-  rec.error = `${reason}; reverted: ${back.detail}`;
+  markNotConfirmed(rec, reason, back, at);
   rec.finishedAt = at;
-  rec.rebootRequired = false;
-  rec.rebootParts = [];
   writeJsonAtomic(paths.lastUpgrade, rec, 0o600);
   invalidateTestResult(paths, {
     at,

@@ -69,3 +69,21 @@ export interface NotConfirmed {
   /** Whether the host is entirely back (system, profile generation, lock). */
   ok: boolean;
 }
+
+/** The fields an upgrade or rollback record gets when its unconfirmed activation was switched back. */
+interface RevertedFields {
+  status: string;
+  notConfirmed?: NotConfirmed;
+  error?: string;
+  rebootRequired: boolean;
+  rebootParts: string[];
+}
+
+/** Mark `rec` FAILED: not confirmed for `reason`, switched back as `back` says, at `at`. */
+export function markNotConfirmed(rec: RevertedFields, reason: string, back: SwitchBack, at: string): void {
+  rec.status = 'failed';
+  rec.notConfirmed = { reason, revertedAt: at, detail: back.detail, ok: back.ok };
+  rec.error = `${reason}; reverted: ${back.detail}`;
+  rec.rebootRequired = false;
+  rec.rebootParts = [];
+}

@@ -7,7 +7,7 @@ import type { StatePaths } from '../state.js';
 import { describeExit, switchTo } from './activation.js';
 import { type ApplyDeps, type Interruption, readLastUpgrade, type UpgradeRecord } from './apply.js';
 import { backedUpFlakeNix, findLockForSystem, type SavedFlake } from './backup.js';
-import { type NotConfirmed, switchBack } from './confirm-revert.js';
+import { markNotConfirmed, type NotConfirmed, switchBack } from './confirm-revert.js';
 import { openConfirmation, waitForConfirmation, windowWanted } from './confirm-wait.js';
 import { closeWindow } from './confirm-window.js';
 import { type FlakeLock, flakeRefUrl, lockedInput, sha256 } from './flake-lock.js';
@@ -184,11 +184,7 @@ export async function undoUnconfirmedRollback(
   const { paths, now } = deps;
   const back = await switchBack(deps, j);
   const at = now().toISOString();
-  rec.status = 'failed';
-  rec.notConfirmed = { reason, revertedAt: at, detail: back.detail, ok: back.ok };
-  rec.error = `${reason}; reverted: ${back.detail}`;
-  rec.rebootRequired = false;
-  rec.rebootParts = [];
+  markNotConfirmed(rec, reason, back, at);
   writeJsonAtomic(paths.lastRollback, rec, 0o600);
   const last = readLastUpgrade(paths);
   if (last?.rolledBackAt && last.rolledBackAt === rec.at) {
