@@ -302,25 +302,44 @@ async function reconcileUnconfirmedUpgrade(
   base: Omit<Interruption, 'outcome' | 'detail'>,
   rec: UpgradeRecord,
 ): Promise<UpgradeRecord> {
-  const v = windowVerdict(deps.paths, 'system-upgrade', j.to.system);
+  return settleWindow(deps, j, base, rec, deps.paths.lastUpgrade, rec.newGeneration, (reason) =>
+    undoUnconfirmedUpgrade(deps, j, rec, reason),
+  );
+}
+
+/**
+ * The shared end of both: a window confirmed before the engine stopped keeps its activation;
+ * otherwise `undo` switches back. Either way the record (in `file`) says what reconciliation did.
+ */
+async function settleWindow<
+  R extends { confirmedBy?: string; interrupted?: Interruption; notConfirmed?: { detail: string } },
+>(
+  deps: ApplyDeps,
+  j: JournalRecord,
+  base: Omit<Interruption, 'outcome' | 'detail'>,
+  rec: R,
+  file: string,
+  generation: number | undefined,
+  undo: (reason: string) => Promise<unknown>,
+): Promise<R> {
+  const v = windowVerdict(deps.paths, j.operation, j.to.system);
   if (j.step === 'confirm' && v.confirmed) {
     rec.confirmedBy = v.confirmed;
     rec.interrupted = {
       ...base,
       outcome: 'finished',
-      detail: `the activation was ${v.confirmed} before the engine stopped; generation ${rec.newGeneration ?? '?'} stays`,
+      detail: `the activation was ${v.confirmed} before the engine stopped; generation ${generation ?? '?'} stays`,
     };
-    writeJsonAtomic(deps.paths.lastUpgrade, rec, 0o600);
-    return rec;
+  } else {
+    const reason = j.notConfirmed ?? v.reason;
+    await undo(reason);
+    rec.interrupted = {
+      ...base,
+      outcome: 'undone',
+      detail: `${reason}; reverted: ${rec.notConfirmed?.detail ?? '?'}`,
+    };
   }
-  const reason = j.notConfirmed ?? v.reason;
-  await undoUnconfirmedUpgrade(deps, j, rec, reason);
-  rec.interrupted = {
-    ...base,
-    outcome: 'undone',
-    detail: `${reason}; reverted: ${rec.notConfirmed?.detail ?? '?'}`,
-  };
-  writeJsonAtomic(deps.paths.lastUpgrade, rec, 0o600);
+  writeJsonAtomic(file, rec, 0o600);
   return rec;
 }
 
@@ -353,24 +372,7 @@ async function reconcileUnconfirmedRollback(
           rebootParts: [],
           testInvalidated: false,
         };
-  const v = windowVerdict(paths, 'rollback', j.to.system);
-  if (j.step === 'confirm' && v.confirmed) {
-    rec.confirmedBy = v.confirmed;
-    rec.interrupted = {
-      ...base,
-      outcome: 'finished',
-      detail: `the activation was ${v.confirmed} before the engine stopped; generation ${rec.generation} stays`,
-    };
-    writeJsonAtomic(paths.lastRollback, rec, 0o600);
-    return rec;
-  }
-  const reason = j.notConfirmed ?? v.reason;
-  await undoUnconfirmedRollback(deps, j, rec, reason);
-  rec.interrupted = {
-    ...base,
-    outcome: 'undone',
-    detail: `${reason}; reverted: ${rec.notConfirmed?.detail ?? '?'}`,
-  };
-  writeJsonAtomic(paths.lastRollback, rec, 0o600);
-  return rec;
+  return settleWindow(deps, j, base, rec, paths.lastRollback, rec.generation, (reason) =>
+    undoUnconfirmedRollback(deps, j, rec, reason),
+  );
 }

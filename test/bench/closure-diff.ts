@@ -9,26 +9,15 @@
  *   npm run build && node dist/test/bench/closure-diff.js [--paths 3000] [--runs 7]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClosurePair } from '../fixtures/closures.js';
 import { hvBin } from '../fixtures/world.js';
-import { numArg } from './util.js';
+import { benchConfig, numArg } from './util.js';
 
 const paths = numArg('paths', 3000);
 const runs = numArg('runs', 7);
-const dir = mkdtempSync(join(tmpdir(), 'hv-bench-diff-'));
-const config = join(dir, 'config.json');
-writeFileSync(
-  config,
-  JSON.stringify({
-    allowNonRoot: true,
-    host: 'bench',
-    flake: { dir: join(dir, 'flake') },
-    paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-  }),
-);
+const { dir, config } = benchConfig('hv-bench-diff-');
 
 const made = Date.now();
 const pair = makeClosurePair({ n: paths, changes: Math.round(paths / 10), tag: 'bench' });

@@ -4,23 +4,11 @@
  * Run: npm run build && node dist/test/bench/startup.js [runs]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { hvBin } from '../fixtures/world.js';
+import { benchConfig } from './util.js';
 
 const runs = Number(process.argv[2] ?? 30);
-const dir = mkdtempSync(join(tmpdir(), 'hv-bench-'));
-const config = join(dir, 'config.json');
-writeFileSync(
-  config,
-  JSON.stringify({
-    allowNonRoot: true,
-    host: 'bench',
-    flake: { dir: join(dir, 'flake') },
-    paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
-  }),
-);
+const { config } = benchConfig('hv-bench-');
 
 function time(argv: string[]): number {
   const t = process.hrtime.bigint();

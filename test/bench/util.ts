@@ -1,7 +1,8 @@
 /** Small helpers the benchmark scripts share: arguments, percentiles, process-tree memory. */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, processTree } from '../fixtures/processes.js';
 import { hvBin } from '../fixtures/world.js';
@@ -141,4 +142,27 @@ export async function waitListening(port: number, daemon: RunningDaemon, timeout
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`hv daemon did not listen on ${port} within ${timeoutMs} ms:\n${daemon.output()}`);
+}
+
+/**
+ * A temp dir with a sandbox config (no root needed, state/log/motd inside it): what a benchmark
+ * runs hv against. `extra` is merged over the base config.
+ */
+export function benchConfig(
+  prefix: string,
+  extra: Record<string, unknown> = {},
+): { dir: string; config: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      allowNonRoot: true,
+      host: 'bench',
+      flake: { dir: join(dir, 'flake') },
+      paths: { state: join(dir, 'state'), log: join(dir, 'log'), motd: join(dir, 'motd') },
+      ...extra,
+    }),
+  );
+  return { dir, config };
 }
